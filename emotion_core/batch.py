@@ -1,0 +1,133 @@
+"""Score a CSV file of any size: stream it in chunks, add predictions, write atomically."""
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .errors import EmotionCoreError
+from .predict import Classifier
+
+logger = logging.getLogger(__name__)
+
+CHUNK_ROWS = 5_000
+
+
+@dataclass
+class ScoreSummary:
+    """What a scoring run did, for the closing line of the CLI and the apps."""
+
+    output: Path
+    text_column: str
+    rows: int = 0
+    skipped: int = 0
+    label_counts: Counter = field(default_factory=Counter)
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{label} {n}" for label, n in self.label_counts.most_common())
+        return (f"Scored {self.rows - self.skipped} of {self.rows} rows into {self.output} "
+                f"(column '{self.text_column}'; {self.skipped} skipped as empty). Labels: {counts or 'none'}.")
+
+
+def find_text_column(frame: pd.DataFrame, requested: str | None = None) -> str:
+    """The column to score: the one asked for, else `text`, else the only non-numeric column."""
+    columns = [str(c) for c in frame.columns]
+    listing = ", ".join(columns)
+    if requested:
+        if requested not in columns:
+            raise EmotionCoreError(f"CSV has no column '{requested}' (found: {listing}). Pass --text-column with one of them.")
+        return requested
+    named = [c for c in columns if c.strip().lower() == "text"]
+    if len(named) == 1:
+        return named[0]
+    textual = [c for c in columns if not pd.to_numeric(frame[c].replace("", np.nan).dropna(), errors="coerce").notna().all()]
+    if len(textual) == 1:
+        return textual[0]
+    raise EmotionCoreError(f"CSV has no column 'text' and no single text column (found: {listing}). "
+                           "Pass --text-column NAME.")
+
+
+def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier) -> pd.DataFrame:
+    """Add `emotion`, `confidence` and `prob_<label>` to one chunk; empty texts get empty cells."""
+    texts = frame[column].fillna("").astype(str)
+    valid = (texts.str.strip() != "").to_numpy()
+    probs = np.full((len(frame), len(classifier.labels)), np.nan, dtype=np.float32)
+    emotion = np.full(len(frame), None, dtype=object)
+    if valid.any():
+        probs[valid] = classifier.predict_proba(texts[valid].tolist())
+        emotion[valid] = np.asarray(classifier.labels, dtype=object)[probs[valid].argmax(axis=1)]
+    out = frame.copy()
+    out["emotion"] = emotion
+    out["confidence"] = probs.max(axis=1)  # NaN (an empty cell) where the text was empty
+    for i, label in enumerate(classifier.labels):
+        out[f"prob_{label}"] = probs[:, i]
+    return out
+
+
+def open_chunks(path: Path, encoding: str, chunk_rows: int, raw):
+    """A chunked reader that keeps every cell as the string it was (no NaN guessing, no type casts)."""
+    try:
+        return pd.read_csv(raw, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=encoding)
+    except pd.errors.EmptyDataError:
+        raise EmotionCoreError(f"{path.name} is empty: expected a header row and one text per row.") from None
+
+
+def score_csv(
+    input_path: str | Path,
+    output_path: str | Path,
+    classifier: Classifier | None = None,
+    text_column: str | None = None,
+    encoding: str = "utf-8-sig",
+    chunk_rows: int = CHUNK_ROWS,
+    progress: bool = True,
+) -> ScoreSummary:
+    """Score every row of a CSV into a new CSV: input columns, then emotion, confidence, prob_<label>.
+
+    Memory stays flat however long the file is; the output appears only when complete.
+    """
+    src, dst = Path(input_path), Path(output_path)
+    if not src.is_file():
+        raise EmotionCoreError(f"File not found: {src}")
+    if src.resolve() == dst.resolve():
+        raise EmotionCoreError("The output file must differ from the input file.")
+    classifier = classifier or Classifier.from_pretrained()
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    try:
+        summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress)
+        os.replace(tmp, dst)
+    except UnicodeDecodeError as exc:
+        raise EmotionCoreError(f"{src.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+                               f"{exc.start}). Pass --encoding with the file's encoding, e.g. --encoding latin-1.") from None
+    except pd.errors.ParserError as exc:
+        raise EmotionCoreError(f"{src.name} is not a valid CSV file: {str(exc).strip()}") from None
+    except LookupError:
+        raise EmotionCoreError(f"Unknown encoding {encoding!r}: use a Python codec name such as utf-8 or latin-1.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    summary.output = dst
+    logger.info("%s", summary)
+    return summary
+
+
+def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str | None,
+                  encoding: str, chunk_rows: int, progress: bool) -> ScoreSummary:
+    """Read, score and append chunk by chunk, with a progress bar measured in bytes read."""
+    with open(src, "rb") as raw, tqdm.wrapattr(raw, "read", total=src.stat().st_size, desc=f"Scoring {src.name}",
+                                               unit="B", unit_scale=True, disable=not progress) as wrapped:
+        summary = None
+        for chunk in open_chunks(src, encoding, chunk_rows, wrapped):
+            if summary is None:
+                summary = ScoreSummary(tmp, find_text_column(chunk, text_column))
+            scored = score_frame(chunk, summary.text_column, classifier)
+            scored.to_csv(tmp, mode="a" if summary.rows else "w", header=not summary.rows, index=False, float_format="%.4f")
+            summary.rows += len(chunk)
+            summary.skipped += int(scored["emotion"].isna().sum())
+            summary.label_counts.update(scored["emotion"].dropna())
+    if summary is None or summary.rows == 0:
+        raise EmotionCoreError(f"{src.name} has a header but no rows to score.")
+    return summary

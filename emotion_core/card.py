@@ -1,0 +1,93 @@
+"""The model card: a `huggingface_hub.ModelCard` whose model-index lets the Hub show the metrics."""
+
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+Reads the emotion in a piece of English text: one of {{ labels | join(", ") }}.
+Fine-tuned from [{{ base_model }}](https://huggingface.co/{{ base_model }}) on `{{ dataset }}`
+with the emotion toolkit's `train.py` (command below).
+
+## Results
+
+| split | texts | accuracy | macro-F1 | weighted-F1 |
+| --- | ---: | ---: | ---: | ---: |
+{% for split, m in splits.items() -%}
+| {{ split }} | {{ m.n }} | {{ "%.4f" | format(m.accuracy) }} | {{ "%.4f" | format(m.macro_f1) }} | {{ "%.4f" | format(m.weighted_f1) }} |
+{% endfor %}
+Per class on the {{ report_split }} split:
+
+| label | precision | recall | F1 | support |
+| --- | ---: | ---: | ---: | ---: |
+{% for name, c in per_class.items() -%}
+| {{ name }} | {{ "%.3f" | format(c.precision) }} | {{ "%.3f" | format(c.recall) }} | {{ "%.3f" | format(c.f1) }} | {{ c.support }} |
+{% endfor %}
+![Confusion matrix on the {{ report_split }} split](confusion_matrix.png)
+
+## Use
+
+```python
+from emotion_core import Classifier
+
+classifier = Classifier.from_pretrained("path/or/hub-id")
+classifier.predict("i feel like a new person today")  # every label's probability, highest first
+```
+
+or, with transformers alone: `pipeline("text-classification", model="path/or/hub-id", top_k=None)`.
+
+## Training
+
+```
+{{ command }}
+```
+
+{% for key, value in settings.items() -%}
+- `{{ key }}`: {{ value }}
+{% endfor %}
+Training took {{ "%.0f" | format(train_runtime_s) }} s.
+
+## Data and licence
+
+{{ dataset_note }}
+"""
+
+EMOTION_NOTE = (
+    "The emotion data set (CARER: Saravia et al., EMNLP 2018) is for educational and research use "
+    "only; cite the CARER paper when you use this model's results."
+)
+
+
+def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelCard:
+    """Fill the card from `metrics.json` and `run_config.json` so the three never disagree."""
+    splits = {name: metrics[name] for name in ("validation", "test") if name in metrics}
+    report_split = "test" if "test" in splits else "validation"
+    report = splits[report_split]
+    dataset = run_config["dataset"]
+    eval_results = [
+        EvalResult(
+            task_type="text-classification", task_name="Text Classification",
+            dataset_type=dataset, dataset_name=dataset, dataset_split=split,
+            metric_type=metric, metric_name=metric.replace("_", "-"), metric_value=round(m[metric], 4),
+            metric_config="macro" if metric == "macro_f1" else None,
+        )
+        for split, m in splits.items() for metric in ("accuracy", "macro_f1")
+    ]
+    card_data = ModelCardData(
+        model_name=model_name, base_model=run_config["base_model"], language="en", license="apache-2.0",
+        library_name="transformers", pipeline_tag="text-classification", tags=["emotion", "text-classification"],
+        datasets=[dataset] if "/" in dataset and not Path(dataset).exists() else None,
+        metrics=["accuracy", "f1"], eval_results=eval_results,
+    )
+    return ModelCard.from_template(
+        card_data, template_str=TEMPLATE, model_name=model_name, labels=report["labels"],
+        base_model=run_config["base_model"], dataset=dataset, splits=splits, report_split=report_split,
+        per_class=report["per_class"], settings=run_config["training"],
+        train_runtime_s=metrics.get("train_runtime_s", 0.0), command=run_config.get("command", "python train.py"),
+        dataset_note=EMOTION_NOTE if "emotion" in dataset else "See the training data's own licence.",
+    )

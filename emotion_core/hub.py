@@ -1,0 +1,70 @@
+"""Everything that talks to the Hugging Face Hub, with timeouts and one-line errors when it can't.
+
+The Hub client has no timeout of its own, so a dead endpoint would hang a run; the variables
+below are read by `huggingface_hub` at import, which is why `emotion_core/__init__` imports
+this module first.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from .errors import EmotionCoreError
+
+HUB_TIMEOUT_S = 10
+os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(HUB_TIMEOUT_S))
+os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(HUB_TIMEOUT_S))
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_TRAINING_HINT = (
+    "To train offline, use local data and the bundled backbone: "
+    "python train.py --base-model minilm --data ../shared/data/emotion"
+)
+
+
+def hub_is_offline() -> bool:
+    """True when the user asked the Hub libraries to stay offline (HF_HUB_OFFLINE=1)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def describe_hub_error(exc: BaseException) -> str:
+    """Say in a few words why a Hub call failed, without echoing headers or tokens."""
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    if isinstance(exc, GatedRepoError):
+        return "the repository is gated: accept its terms on the Hub and log in"
+    if isinstance(exc, RepositoryNotFoundError):
+        return "not found on the Hub (or private and you are not logged in)"
+    if isinstance(exc, HfHubHTTPError):
+        status = getattr(exc.response, "status_code", None)
+        if status in (401, 403):
+            return f"the Hub refused the request (HTTP {status}): check HF_TOKEN or run `hf auth login`"
+        return f"the Hub answered HTTP {status}"
+    if hub_is_offline():
+        return "HF_HUB_OFFLINE=1 is set and it is not in the local cache"
+    return f"the Hub could not be reached ({type(exc).__name__})"
+
+
+def hub_failure(what: str, exc: BaseException, hint: str = OFFLINE_TRAINING_HINT) -> EmotionCoreError:
+    """Wrap a failed Hub call in an error that names what was wanted and what to do instead."""
+    return EmotionCoreError(f"Could not load {what}: {describe_hub_error(exc)}. {hint}")
+
+
+def push_model(folder: str | Path, repo_id: str, private: bool = False) -> str:
+    """Upload a finished model folder to the Hub and return its URL.
+
+    The token comes from HF_TOKEN or the saved `hf auth login`; it is never printed.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Upload emotion model")
+    except Exception as exc:  # every failure becomes one clear line; the traceback may carry headers
+        raise EmotionCoreError(f"Could not push to {repo_id}: {describe_hub_error(exc)}.") from None
+    url = f"https://huggingface.co/{repo_id}"
+    logger.info("pushed %s to %s", folder, url)
+    return url

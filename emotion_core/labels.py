@@ -1,0 +1,44 @@
+"""Label names and their order.
+
+The six emotions keep the order of the Hub's `dair-ai/emotion` ClassLabel, so a model
+trained from the Hub or from local files has the same `id2label`.
+"""
+
+from collections.abc import Iterable
+
+from .errors import EmotionCoreError
+
+EMOTION_LABELS: tuple[str, ...] = ("sadness", "joy", "love", "anger", "fear", "surprise")
+
+
+def order_labels(names: Iterable[str]) -> list[str]:
+    """Put label names in a stable order: the Hub's for the emotions, else numeric or alphabetical."""
+    found = set(names)
+    if found <= set(EMOTION_LABELS):
+        return [name for name in EMOTION_LABELS if name in found]
+    if all(name.lstrip("-").isdigit() for name in found):
+        return sorted(found, key=int)
+    return sorted(found)
+
+
+def parse_label_names(spec: str | None) -> list[str] | None:
+    """Read `--label-names`: a comma-separated list, or `emotion` for the six in the Hub's order."""
+    if not spec:
+        return None
+    if spec.strip().lower() == "emotion":
+        return list(EMOTION_LABELS)
+    names = [name.strip() for name in spec.split(",")]
+    if any(not name for name in names) or len(set(names)) != len(names):
+        raise EmotionCoreError(f"--label-names must be distinct, comma-separated names; got {spec!r}")
+    return names
+
+
+def name_label(value: str, label_names: list[str] | None) -> str:
+    """Turn a raw label cell into a label name, looking ids up in `label_names` when given."""
+    value = value.strip()
+    if label_names is None or not value.lstrip("-").isdigit():
+        return value
+    index = int(value)
+    if not 0 <= index < len(label_names):
+        raise EmotionCoreError(f"label id {index} is out of range for --label-names {','.join(label_names)}")
+    return label_names[index]

@@ -1,0 +1,123 @@
+"""`Classifier`: the one inference API that the CLI, `score`, Gradio and Flask all go through."""
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from .config import resolve_model
+from .errors import EmotionCoreError
+from .hub import hub_failure
+
+logger = logging.getLogger(__name__)
+
+MODEL_HINT = "Set EMOTION_MODEL to a local model folder, or unset it to use the bundled model."
+
+
+def check_model_folder(folder: Path) -> None:
+    """Refuse a folder that cannot hold a usable model, naming the folder and what is wrong."""
+    if not folder.is_dir():
+        raise EmotionCoreError(f"Model folder {folder} is not a folder.")
+    config = folder / "config.json"
+    if not config.is_file():
+        raise EmotionCoreError(f"Model folder {folder} has no config.json: is it a trained model folder?")
+    try:
+        id2label = json.loads(config.read_text()).get("id2label") or {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EmotionCoreError(f"Model folder {folder}: config.json is not valid JSON ({exc}).") from None
+    if not id2label or all(str(name).startswith("LABEL_") for name in id2label.values()):
+        raise EmotionCoreError(f"Model folder {folder}: config.json names no labels (id2label); retrain with train.py.")
+    has_safetensors = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
+    if not has_safetensors:
+        if any(folder.glob("*.bin")) or any(folder.glob("*.pt")):
+            raise EmotionCoreError(
+                f"Model folder {folder} has only pickle weights (.bin), which can run code when loaded; "
+                "only safetensors are accepted. Convert it with `model.save_pretrained(folder)`."
+            )
+        raise EmotionCoreError(f"Model folder {folder} has no weights (model.safetensors is missing).")
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file beside the model, or {} when it is absent (Hub models may lack ours)."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+class Classifier:
+    """Emotion probabilities for English text, from a model folder or a Hub id.
+
+    >>> classifier = Classifier.from_pretrained()          # argument, $EMOTION_MODEL, or the bundled model
+    >>> classifier.predict("i feel like a new person")     # {'joy': 0.97, 'love': 0.01, ...}
+    """
+
+    def __init__(self, model, tokenizer, source: str, folder: Path | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.source = source
+        self.labels: list[str] = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        # the limit the model was trained with, capped by what its position embeddings allow
+        positions = getattr(model.config, "max_position_embeddings", 512)
+        self.max_length = min(tokenizer.model_max_length or positions, positions)
+        self.metrics = read_json(folder / "metrics.json") if folder else {}
+        self.run_config = read_json(folder / "run_config.json") if folder else {}
+        self.folder = folder
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path | None = None) -> "Classifier":
+        """Load safetensors weights from a folder or Hub id (never `trust_remote_code`)."""
+        source = resolve_model(model)
+        folder = Path(source)
+        if folder.exists():
+            check_model_folder(folder)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            net = AutoModelForSequenceClassification.from_pretrained(
+                source, use_safetensors=True, trust_remote_code=False, dtype=torch.float32,
+            )
+        except Exception as exc:  # a damaged file or an unreachable Hub: one line that names the source
+            if folder.exists():
+                raise EmotionCoreError(f"Model folder {folder} could not be loaded: {str(exc).splitlines()[0]}") from None
+            raise hub_failure(f"model '{source}'", exc, hint=MODEL_HINT) from None
+        logger.info("loaded %s (%d labels)", source, net.config.num_labels)
+        return cls(net, tokenizer, source, folder if folder.exists() else None)
+
+    @property
+    def name(self) -> str:
+        """A short name for display: the folder's or the Hub id's last part."""
+        return Path(self.source).name
+
+    def predict(self, text: str) -> dict[str, float]:
+        """Every label's probability for one text, highest first."""
+        return self.predict_batch([text])[0]
+
+    def predict_batch(self, texts: Sequence[str], batch_size: int = 64) -> list[dict[str, float]]:
+        """Like `predict` for many texts, batched by length with dynamic padding."""
+        probs = self.predict_proba(texts, batch_size)
+        return [self.to_dict(row) for row in probs]
+
+    def to_dict(self, row: np.ndarray) -> dict[str, float]:
+        """One row of probabilities as {label: probability}, highest first."""
+        order = np.argsort(-row, kind="stable")
+        return {self.labels[i]: float(row[i]) for i in order}
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Probabilities as an array (texts × labels, in `self.labels` order)."""
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                where = "" if len(texts) == 1 else f" (item {i})"
+                raise EmotionCoreError(f"Text is empty{where}: type something to classify.")
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        ids, mask = encoded["input_ids"], encoded["attention_mask"]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))  # similar lengths share a batch
+        probs = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk], "attention_mask": [mask[i] for i in chunk]},
+                                       return_tensors="pt")
+            with torch.inference_mode():
+                logits = self.model(**batch).logits
+            probs[chunk] = torch.softmax(logits.float(), dim=-1).numpy()
+        return probs

@@ -1,0 +1,173 @@
+"""Fine-tune with transformers' `Trainer`, evaluate, and save one complete model folder atomically."""
+
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from datasets import DatasetDict
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+)
+
+from .card import build_model_card
+from .config import DataConfig, ModelConfig, TrainConfig, base_model_id, resolve_base_model
+from .errors import EmotionCoreError
+from .hub import hub_failure
+from .metrics import classification_report, compute_metrics, plot_confusion_matrix
+
+logger = logging.getLogger(__name__)
+
+
+def load_base_model(model_cfg: ModelConfig, labels: list[str]):
+    """Load the tokenizer and a fresh classification head on the pretrained encoder (safetensors only)."""
+    source = resolve_base_model(model_cfg.base_model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)}, use_safetensors=True, trust_remote_code=False,
+            dtype=torch.float32,  # train in full precision even from a float16 checkpoint; AMP handles GPUs
+        )
+    except (OSError, ValueError) as exc:
+        if Path(source).exists():
+            raise EmotionCoreError(f"Cannot load base model from {source}: {exc}") from None
+        raise hub_failure(f"base model '{model_cfg.base_model}'", exc) from None
+    return tokenizer, model
+
+
+def mixed_precision() -> dict[str, bool]:
+    """bf16 where the GPU supports it, fp16 on older GPUs, full precision on CPU."""
+    if not torch.cuda.is_available():
+        return {"bf16": False, "fp16": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    return {"bf16": bf16, "fp16": not bf16}
+
+
+def training_arguments(cfg: TrainConfig) -> TrainingArguments:
+    """Trainer settings: evaluate and checkpoint every epoch, keep the best by macro-F1."""
+    return TrainingArguments(
+        output_dir=str(cfg.checkpoint_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a fraction of all steps
+        weight_decay=cfg.weight_decay,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,  # the best and the last, enough to resume
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        train_sampling_strategy="group_by_length",  # similar lengths per batch: less padding, faster
+        logging_steps=50,
+        seed=cfg.seed,
+        report_to="none",
+        disable_tqdm=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **mixed_precision(),
+    )
+
+
+def build_trainer(model, tokenizer, tokenized: DatasetDict, cfg: TrainConfig) -> Trainer:
+    """A Trainer that pads each batch dynamically and reports accuracy / macro-F1 / weighted-F1."""
+    return Trainer(
+        model=model,
+        args=training_arguments(cfg),
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+    )
+
+
+def run_training(trainer: Trainer, cfg: TrainConfig) -> dict:
+    """Train (from the last checkpoint with --resume) and return the Trainer's run statistics."""
+    resume = cfg.resume
+    if resume and not any(cfg.checkpoint_dir.glob("checkpoint-*")):
+        raise EmotionCoreError(f"--resume: no checkpoint in {cfg.checkpoint_dir}; start without --resume.")
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    return result.metrics
+
+
+def evaluate_splits(trainer: Trainer, tokenized: DatasetDict, labels: list[str]) -> dict:
+    """Full metrics for validation and, when present, test."""
+    reports = {}
+    for split in ("validation", "test"):
+        if split in tokenized:
+            output = trainer.predict(tokenized[split], metric_key_prefix=split)
+            reports[split] = classification_report(output.label_ids, np.argmax(output.predictions, axis=-1), labels)
+            logger.info("%s: accuracy %.4f, macro-F1 %.4f", split, reports[split]["accuracy"], reports[split]["macro_f1"])
+    return reports
+
+
+def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, labels: list[str]) -> dict:
+    """The resolved settings saved beside the model (run_config.json), as nanoGPT keeps its config."""
+    return {
+        "command": " ".join(["python", "train.py", *sys.argv[1:]]) if sys.argv[0].endswith("train.py") else None,
+        "base_model": base_model_id(model_cfg.base_model),
+        "dataset": data_cfg.dataset_name or data_cfg.data,
+        "labels": labels,
+        "max_length": model_cfg.max_length,
+        "training": {
+            "epochs": train_cfg.epochs, "learning_rate": train_cfg.learning_rate, "batch_size": train_cfg.batch_size,
+            "warmup_ratio": train_cfg.warmup_ratio, "weight_decay": train_cfg.weight_decay, "seed": train_cfg.seed,
+            "max_train_samples": data_cfg.max_train_samples, "max_steps": train_cfg.max_steps,
+        },
+        "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
+    }
+
+
+def save_model_folder(trainer: Trainer, out_dir: str | Path, metrics: dict, run_config: dict, fp16: bool = False) -> Path:
+    """Write weights, tokenizer, config, metrics, confusion matrix and card, then rename into place.
+
+    Everything goes to a hidden temporary folder beside the target first, so an interrupted
+    run never leaves half a model where the apps look.
+    """
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write_model_files(trainer, tmp, metrics, run_config, fp16, model_name=out.name)
+        replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: dict, fp16: bool, model_name: str) -> None:
+    """Everything a model folder holds, written into `tmp`."""
+    model, tokenizer = trainer.model, trainer.processing_class
+    state = {k: v.half() if fp16 and v.is_floating_point() else v for k, v in model.state_dict().items()}
+    model.save_pretrained(tmp, state_dict=state)  # model.safetensors
+    tokenizer.model_max_length = run_config["max_length"]  # inference truncates where training did
+    tokenizer.save_pretrained(tmp)
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (tmp / "run_config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+    (tmp / "training_args.json").write_text(trainer.args.to_json_string())
+    report_split = "test" if "test" in metrics else "validation"
+    plot_confusion_matrix(metrics[report_split]["confusion_matrix"], metrics[report_split]["labels"],
+                          tmp / "confusion_matrix.png", f"Confusion matrix ({report_split}, n={metrics[report_split]['n']})")
+    build_model_card(metrics, run_config, model_name=model_name).save(tmp / "README.md")
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Move `new` to `target`, replacing any older folder there with two renames."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,111 @@
+"""Shared fixtures: a tiny random DistilBERT, a WordPiece tokenizer trained here, and toy data.
+
+Nothing here touches the network: the environment below keeps the Hub libraries offline.
+"""
+
+import os
+
+os.environ.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", GRADIO_ANALYTICS_ENABLED="False",
+                  TOKENIZERS_PARALLELISM="false", TQDM_DISABLE="1")
+os.environ.pop("EMOTION_MODEL", None)
+
+import random
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (
+    DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel, PreTrainedTokenizerFast,
+)
+
+SHARED_EMOTION = Path(__file__).resolve().parents[2] / "shared" / "data" / "emotion"
+
+# A separable toy task: each label has its own cue words; filler words are shared.
+CUES = {
+    "sadness": ["sad", "lonely", "gloomy", "miserable", "heartbroken"],
+    "joy": ["happy", "delighted", "cheerful", "glad", "thrilled"],
+    "anger": ["furious", "angry", "annoyed", "irritated", "outraged"],
+}
+FILLER = ["i", "feel", "today", "really", "so", "at", "work", "the", "weather", "and", "my", "friends", "very", "now"]
+
+
+def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
+    """`n` (text, label) pairs where one cue word gives the label away."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = list(CUES)[i % len(CUES)]
+        words = rng.sample(FILLER, 5) + [rng.choice(CUES[label])]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_txt(path: Path, rows: list[tuple[str, str]]) -> Path:
+    """Write rows as `text;label` lines."""
+    path.write_text("".join(f"{text};{label}\n" for text, label in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_dir(tmp_path_factory) -> Path:
+    """A folder with train.txt / val.txt / test.txt of the toy task."""
+    folder = tmp_path_factory.mktemp("toy")
+    write_txt(folder / "train.txt", toy_rows(300, seed=1))
+    write_txt(folder / "val.txt", toy_rows(60, seed=2))
+    write_txt(folder / "test.txt", toy_rows(60, seed=3))
+    return folder
+
+
+def build_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
+    """A lower-casing WordPiece tokenizer trained on `corpus`, with BERT's special tokens."""
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=300, special_tokens=special))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=64)
+
+
+def tiny_config(vocab_size: int, **labels) -> DistilBertConfig:
+    """DistilBERT with one layer of width 32: seconds to train, same code paths as the real one."""
+    return DistilBertConfig(vocab_size=vocab_size, n_layers=1, n_heads=2, dim=32, hidden_dim=64,
+                            max_position_embeddings=64, **labels)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory) -> Path:
+    """A tiny pretrained-style encoder folder (no head) to fine-tune, like distilbert-base-uncased."""
+    folder = tmp_path_factory.mktemp("tiny-base")
+    corpus = [text for text, _ in toy_rows(300, seed=0)] + ["the quick brown fox jumps over the lazy dog"] * 5
+    tokenizer = build_tokenizer(corpus)
+    tokenizer.save_pretrained(folder)
+    DistilBertModel(tiny_config(len(tokenizer))).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_base_dir) -> Path:
+    """A classification model folder with the six emotion labels (random weights)."""
+    from emotion_core import EMOTION_LABELS
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tiny_base_dir)
+    tokenizer.save_pretrained(folder)
+    config = tiny_config(len(tokenizer), id2label=dict(enumerate(EMOTION_LABELS)),
+                         label2id={name: i for i, name in enumerate(EMOTION_LABELS)})
+    DistilBertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def classifier(tiny_model_dir):
+    """A Classifier on the tiny model."""
+    from emotion_core import Classifier
+
+    return Classifier.from_pretrained(tiny_model_dir)

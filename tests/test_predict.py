@@ -1,0 +1,98 @@
+"""Classifier: probabilities, batching, input checks, model resolution and broken model folders."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from emotion_core import Classifier, EmotionCoreError
+from emotion_core.config import BUNDLED_MODEL, resolve_model
+
+
+def test_predict_gives_every_label_highest_first(classifier):
+    probs = classifier.predict("i feel happy today")
+    assert set(probs) == set(classifier.labels) and len(probs) == 6
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+    values = list(probs.values())
+    assert values == sorted(values, reverse=True)
+
+
+def test_predict_batch_matches_predict_whatever_the_lengths(classifier):
+    texts = ["short", "a much longer text about the weather and my friends at work today " * 3, "i feel sad", "ok then"]
+    batch = classifier.predict_batch(texts, batch_size=2)
+    for text, probs in zip(texts, batch):
+        single = classifier.predict(text)
+        assert list(probs) == list(single)
+        assert np.allclose(list(probs.values()), list(single.values()), atol=1e-5)
+
+
+def test_long_text_is_truncated_not_refused(classifier):
+    probs = classifier.predict("word " * 100_000)
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+    assert classifier.max_length == 64
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_empty_text_is_a_clear_value_error(classifier, text):
+    with pytest.raises(ValueError, match="Text is empty"):
+        classifier.predict(text)
+
+
+def test_empty_item_in_a_batch_is_named(classifier):
+    with pytest.raises(EmotionCoreError, match=r"item 1"):
+        classifier.predict_batch(["fine", " "])
+
+
+def test_model_resolution_order(monkeypatch, tmp_path):
+    monkeypatch.delenv("EMOTION_MODEL", raising=False)
+    assert resolve_model() == str(BUNDLED_MODEL)
+    monkeypatch.setenv("EMOTION_MODEL", str(tmp_path))
+    assert resolve_model() == str(tmp_path)
+    assert resolve_model("explicit") == "explicit"
+
+
+def test_env_var_picks_the_model(monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("EMOTION_MODEL", str(tiny_model_dir))
+    assert Classifier.from_pretrained().source == str(tiny_model_dir)
+
+
+def broken_copy(src, dst, damage):
+    shutil.copytree(src, dst)
+    damage(dst)
+    return dst
+
+
+def truncate_weights(folder):
+    path = folder / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def drop_labels(folder):
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("id2label"), config.pop("label2id")
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def pickle_only(folder):
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda d: (d / "model.safetensors").unlink(), "has no weights (model.safetensors is missing)"),
+    (truncate_weights, "could not be loaded"),
+    (drop_labels, "names no labels"),
+    (pickle_only, "only safetensors are accepted"),
+    (lambda d: (d / "config.json").unlink(), "has no config.json"),
+    (lambda d: (d / "config.json").write_text("{not json"), "config.json is not valid JSON"),
+])
+def test_broken_model_folder_is_named_with_what_is_wrong(tmp_path, tiny_model_dir, damage, message):
+    folder = broken_copy(tiny_model_dir, tmp_path / "broken", damage)
+    with pytest.raises(EmotionCoreError) as err:
+        Classifier.from_pretrained(folder)
+    assert str(folder) in str(err.value) and message in str(err.value)
+
+
+def test_unknown_hub_model_offline_is_a_clear_error():
+    with pytest.raises(EmotionCoreError, match=r"Could not load model 'someone/emotion-model'.*EMOTION_MODEL"):
+        Classifier.from_pretrained("someone/emotion-model")

@@ -1,0 +1,146 @@
+"""train.py end to end on the tiny model: model folder, metrics, resume, offline behaviour, flags."""
+
+import json
+import time
+
+import pytest
+from safetensors import safe_open
+
+import train
+from emotion_core import Classifier, EmotionCoreError
+
+
+def train_args(base, data, out, *extra):
+    return ["--base-model", str(base), "--data", str(data), "--output-dir", str(out), "--batch-size", "16",
+            "--learning-rate", "3e-3", "--warmup-ratio", "0", "--max-length", "32", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_base_dir, toy_dir):
+    """One full tiny training run, shared by the tests that inspect its results."""
+    out = tmp_path_factory.mktemp("run") / "toy-model"
+    metrics = train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "20"))
+    return out, metrics
+
+
+def test_model_folder_has_every_file(trained):
+    out, _ = trained
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "metrics.json",
+                 "confusion_matrix.png", "README.md", "run_config.json", "training_args.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.bin")), "no pickle files in a model folder"
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "sadness", "1": "joy", "2": "anger"}
+    assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.parent.glob(f".{out.name}.tmp-*")), "temporary folder renamed away"
+
+
+def test_metrics_have_every_figure(trained):
+    out, returned = trained
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(returned))
+    for split in ("validation", "test"):
+        m = metrics[split]
+        assert {"accuracy", "macro_f1", "weighted_f1", "per_class", "confusion_matrix", "labels", "n"} <= set(m)
+        assert set(m["per_class"]) == {"sadness", "joy", "anger"}
+        assert sum(map(sum, m["confusion_matrix"])) == m["n"] == 60
+    assert metrics["train_rows"] == 300 and metrics["train_runtime_s"] > 0
+
+
+def test_model_card_carries_metrics_for_the_hub(trained):
+    from huggingface_hub import ModelCard
+
+    out, metrics = trained
+    card = ModelCard.load(out / "README.md")
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert results[("test", "accuracy")] == round(metrics["test"]["accuracy"], 4)
+    assert results[("validation", "macro_f1")] == round(metrics["validation"]["macro_f1"], 4)
+    assert "| sadness |" in card.text and "confusion_matrix.png" in card.text
+
+
+def test_trained_model_loads_and_beats_chance(trained, toy_dir):
+    out, metrics = trained
+    classifier = Classifier.from_pretrained(out)
+    assert classifier.labels == ["sadness", "joy", "anger"]
+    assert classifier.max_length == 32  # inference truncates where training did
+    probs = classifier.predict("i feel so happy and glad today")
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+    assert metrics["test"]["accuracy"] > 0.8  # chance is 1/3
+    rows = [line.rsplit(";", 1) for line in (toy_dir / "test.txt").read_text().splitlines()]
+    predicted = [next(iter(p)) for p in classifier.predict_batch([text for text, _ in rows])]
+    assert sum(p == y for p, (_, y) in zip(predicted, rows)) / len(rows) == pytest.approx(metrics["test"]["accuracy"])
+
+
+def test_fp16_weights_load_as_fp32(tmp_path, tiny_base_dir, toy_dir):
+    out = tmp_path / "half"
+    train.main(train_args(tiny_base_dir, toy_dir, out, "--max-steps", "2", "--save-fp16"))
+    with safe_open(out / "model.safetensors", "pt") as f:
+        assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}
+    model = Classifier.from_pretrained(out).model
+    assert next(model.parameters()).dtype.is_floating_point and str(next(model.parameters()).dtype) == "torch.float32"
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_base_dir, toy_dir):
+    out = tmp_path / "resumed"
+    train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "1"))  # 19 steps, a checkpoint at the end
+    checkpoints = out.with_name("resumed.checkpoints")
+    assert [p.name for p in checkpoints.glob("checkpoint-*")] == ["checkpoint-19"]
+    metrics = train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "2", "--resume"))
+    state = json.loads((checkpoints / "checkpoint-38" / "trainer_state.json").read_text())
+    assert state["global_step"] == 38
+    first_logged_step = min(h["step"] for h in state["log_history"] if "eval_accuracy" in h)
+    assert first_logged_step == 19  # the epoch-1 evaluation came from the first run's state
+    assert Classifier.from_pretrained(out).labels and metrics["test"]["n"] == 60
+
+
+def test_resume_without_checkpoint_is_refused(tmp_path, tiny_base_dir, toy_dir):
+    with pytest.raises(EmotionCoreError, match="no checkpoint in"):
+        train.main(train_args(tiny_base_dir, toy_dir, tmp_path / "fresh", "--resume"))
+
+
+def test_failed_save_leaves_the_old_model_in_place(tmp_path, tiny_base_dir, toy_dir, monkeypatch):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "marker").write_text("old model")
+    monkeypatch.setattr("emotion_core.training.build_model_card", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        train.main(train_args(tiny_base_dir, toy_dir, out, "--max-steps", "1"))
+    assert [p.name for p in out.iterdir()] == ["marker"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_hub_base_model_offline_fails_fast_with_hint(tmp_path, toy_dir):
+    start = time.monotonic()
+    with pytest.raises(EmotionCoreError) as err:
+        train.main(["--data", str(toy_dir), "--output-dir", str(tmp_path / "x")])  # default distilbert-base-uncased
+    assert time.monotonic() - start < 10
+    assert "Could not load base model 'distilbert-base-uncased'" in str(err.value)
+    assert "python train.py --base-model minilm --data ../shared/data/emotion" in str(err.value)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--push-to-hub"], "--push-to-hub needs --hub-model-id"),
+    (["--max-length", "2"], "--max-length must be between"),
+    (["--epochs", "0"], "must be positive"),
+])
+def test_bad_flag_combinations_fail_before_any_work(argv, message):
+    with pytest.raises(EmotionCoreError, match=message):
+        train.main(argv)
+
+
+def test_json_config_file_replaces_flags(tmp_path, tiny_base_dir, toy_dir):
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"base_model": str(tiny_base_dir), "data": str(toy_dir), "max_steps": 1,
+                                  "output_dir": str(tmp_path / "from-json"), "max_length": 32}))
+    train.main([str(config)])
+    assert json.loads((tmp_path / "from-json" / "run_config.json").read_text())["max_length"] == 32
+
+
+def test_help_lists_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = capsys.readouterr().out
+    for flag in ("--base-model", "--data", "--output-dir", "--epochs", "--learning-rate", "--batch-size", "--max-length",
+                 "--seed", "--max-train-samples", "--resume", "--push-to-hub", "--hub-model-id", "--text-column",
+                 "--label-column", "--train-file", "--validation-file", "--test-file", "--save-fp16"):
+        assert flag in text, flag
