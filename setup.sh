@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine: a virtual environment in .venv with the CPU build of torch.
+#   bash setup.sh          the product (train, score, apps)
+#   bash setup.sh --dev    plus what the tests need
+set -euo pipefail
+cd "$(dirname "$0")"
+requirements=requirements.txt
+[ "${1:-}" = "--dev" ] && requirements=requirements-dev.txt
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -r "$requirements"
+.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+echo "set up: $(.venv/bin/python -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"

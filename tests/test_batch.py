@@ -1,0 +1,158 @@
+"""score_csv and `python -m emotion_core score`: good files, bad files, big files, nothing half-written."""
+
+import csv
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from emotion_core import EmotionCoreError
+from emotion_core.batch import score_csv
+from emotion_core.cli import main as cli
+
+PROB_COLUMNS = [f"prob_{name}" for name in ("sadness", "joy", "love", "anger", "fear", "surprise")]
+
+
+def read(path):
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_scored_csv_keeps_every_column_and_row_order(tmp_path, classifier):
+    src = tmp_path / "in.csv"
+    src.write_text('id,text,note\n7,i feel great,a\n8,,b\n9,"line one\nline two, with comma",c\n010,   ,d\n')
+    summary = score_csv(src, tmp_path / "out.csv", classifier, progress=False)
+    out = read(tmp_path / "out.csv")
+    assert list(out.columns) == ["id", "text", "note", "emotion", "confidence", *PROB_COLUMNS]
+    assert out["id"].tolist() == ["7", "8", "9", "010"]  # kept as written, leading zero included
+    assert out["text"][2] == "line one\nline two, with comma"
+    assert (summary.rows, summary.skipped) == (4, 2)
+    assert out.loc[[1, 3], "emotion"].tolist() == ["", ""] and out.loc[[1, 3], "confidence"].tolist() == ["", ""]
+    scored = out.loc[[0, 2]]
+    probs = scored[PROB_COLUMNS].astype(float)
+    assert probs.sum(axis=1).round(2).tolist() == [1.0, 1.0]
+    assert scored["confidence"].astype(float).tolist() == probs.max(axis=1).tolist()
+    for _, row in scored.iterrows():  # the named emotion has the highest probability (ties allowed at 4 decimals)
+        assert float(row[f"prob_{row['emotion']}"]) == float(row["confidence"])
+    assert sum(summary.label_counts.values()) == 2
+
+
+def test_scores_match_predict(tmp_path, classifier):
+    src = tmp_path / "in.csv"
+    texts = ["i am so happy", "this is awful and i am angry", "what a surprise"]
+    pd.DataFrame({"text": texts}).to_csv(src, index=False)
+    score_csv(src, tmp_path / "out.csv", classifier, progress=False, chunk_rows=2)
+    out = read(tmp_path / "out.csv")
+    for text, (_, row) in zip(texts, out.iterrows()):
+        expected = classifier.predict(text)
+        assert row["emotion"] == next(iter(expected))
+        assert float(row["prob_joy"]) == pytest.approx(expected["joy"], abs=1e-4)
+
+
+@pytest.mark.parametrize("header,rows,column", [
+    ("text,id", ["hello,1"], "text"),
+    ("Text,id", ["hello,1"], "Text"),
+    ("id,comment,score", ["1,hello there,0.5", "2,more words,3"], "comment"),
+])
+def test_text_column_is_found(tmp_path, classifier, header, rows, column):
+    src = tmp_path / "in.csv"
+    src.write_text("\n".join([header, *rows]) + "\n")
+    assert score_csv(src, tmp_path / "out.csv", classifier, progress=False).text_column == column
+
+
+def write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("content,kwargs,message", [
+    (b"id,title,body\n1,a,b\n", {}, "CSV has no column 'text' and no single text column (found: id, title, body). Pass --text-column NAME."),
+    (b"id,text\n1,a\n", {"text_column": "body"}, "CSV has no column 'body' (found: id, text)"),
+    ("text\ncaf\xe9 au lait\n".encode("latin-1"), {}, "is not UTF-8 text (byte 0xe9 at position 8). Pass --encoding"),
+    (b"", {}, "is empty: expected a header row"),
+    (b"text,id\n", {}, "has a header but no rows to score"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\xff\xfe", {}, "not"),
+    (b'text\n"unclosed quote\n', {}, "is not a valid CSV file"),
+    (b"text\nhello\n", {"encoding": "klingon"}, "Unknown encoding 'klingon'"),
+])
+def test_bad_csv_gets_a_clear_error_and_no_output(tmp_path, classifier, content, kwargs, message):
+    src = write(tmp_path / "in.csv", content)
+    with pytest.raises(EmotionCoreError) as err:
+        score_csv(src, tmp_path / "out.csv", classifier, progress=False, **kwargs)
+    assert message in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]  # no output, no temporary file
+
+
+def test_latin1_file_scores_with_encoding_option(tmp_path, classifier):
+    src = write(tmp_path / "in.csv", "text\ncaf\xe9 au lait\n".encode("latin-1"))
+    score_csv(src, tmp_path / "out.csv", classifier, encoding="latin-1", progress=False)
+    assert read(tmp_path / "out.csv")["text"][0] == "café au lait"
+
+
+def test_utf8_bom_is_accepted(tmp_path, classifier):
+    src = write(tmp_path / "in.csv", "\ufefftext\nhello\n".encode("utf-8"))
+    assert score_csv(src, tmp_path / "out.csv", classifier, progress=False).text_column == "text"
+
+
+def test_failure_midway_leaves_old_output_untouched(tmp_path, classifier, monkeypatch):
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"text": [f"text number {i}" for i in range(50)]}).to_csv(src, index=False)
+    dst = write(tmp_path / "out.csv", b"previous results\n")
+    calls = []
+
+    def fail_on_second_chunk(texts, *args, **kwargs):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise RuntimeError("interrupted")
+        return original(texts, *args, **kwargs)
+
+    original = classifier.predict_proba
+    monkeypatch.setattr(classifier, "predict_proba", fail_on_second_chunk)
+    with pytest.raises(RuntimeError):
+        score_csv(src, dst, classifier, chunk_rows=10, progress=False)
+    assert dst.read_bytes() == b"previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
+
+
+@pytest.mark.slow
+def test_hundred_thousand_rows_stream_in_order(tmp_path, classifier):
+    src = tmp_path / "big.csv"
+    with open(src, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "text"])
+        writer.writerows([i, f"i feel {'happy' if i % 3 else 'sad'} about item {i}" if i % 1000 else ""] for i in range(100_000))
+    summary = score_csv(src, tmp_path / "out.csv", classifier, progress=False)
+    assert (summary.rows, summary.skipped) == (100_000, 100)
+    out = pd.read_csv(tmp_path / "out.csv", usecols=["row", "emotion"])
+    assert out["row"].tolist() == list(range(100_000))
+    assert out["emotion"].isna().sum() == 100
+
+
+def test_cli_scores_and_prints_a_summary(tmp_path, tiny_model_dir, capsys):
+    src = tmp_path / "in.csv"
+    src.write_text("text\ni am happy\n\nhello\n")
+    status = cli(["score", str(src), "-o", str(tmp_path / "out.csv"), "--model", str(tiny_model_dir), "--quiet"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "Scored 2 of 2 rows" in out and "0 skipped" in out  # a blank line is no row in CSV
+
+
+def test_cli_bad_input_is_one_line_and_status_1(tmp_path, tiny_model_dir, capsys):
+    src = write(tmp_path / "in.csv", b"a,b\n1,2\n")
+    assert cli(["score", str(src), "-o", str(tmp_path / "o.csv"), "--model", str(tiny_model_dir), "--text-column", "x"]) == 1
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert last_line == "error: CSV has no column 'x' (found: a, b). Pass --text-column with one of them."
+
+
+def test_cli_predict_prints_json(tiny_model_dir, capsys):
+    assert cli(["predict", "i feel fine", "--model", str(tiny_model_dir)]) == 0
+    assert '"emotion": ' in capsys.readouterr().out
+
+
+def test_python_dash_m_runs(tmp_path, tiny_model_dir):
+    src = tmp_path / "in.csv"
+    src.write_text("text\nhello\n")
+    result = subprocess.run([sys.executable, "-m", "emotion_core", "score", str(src), "-o", str(tmp_path / "o.csv"),
+                             "--model", str(tiny_model_dir)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "o.csv").is_file()
