@@ -5,7 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 requirements=requirements.txt
-[ "${1:-}" = "--dev" ] && requirements=requirements-dev.txt
+if [ "${1:-}" = "--dev" ]; then
+  requirements=requirements-dev.txt
+  # the browser tests drive Debian's Chromium (Playwright's own browser download is not used)
+  if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r "$requirements"

@@ -3,6 +3,7 @@
 import logging
 import os
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def find_text_column(frame: pd.DataFrame, requested: str | None = None) -> str:
                            "Pass --text-column NAME.")
 
 
+def sniff_columns(path: str | Path, encoding: str = "utf-8-sig") -> tuple[list[str], str | None]:
+    """The columns of a CSV and the text column `score_csv` would pick (None when it can't tell)."""
+    path = Path(path)
+    with clear_csv_errors(path, encoding):
+        head = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=200, encoding=encoding)
+    try:
+        guess = find_text_column(head)
+    except EmotionCoreError:
+        guess = None
+    return [str(c) for c in head.columns], guess
+
+
 def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier) -> pd.DataFrame:
     """Add `emotion`, `confidence` and `prob_<label>` to one chunk; empty texts get empty cells."""
     texts = frame[column].fillna("").astype(str)
@@ -69,12 +82,20 @@ def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier) -> pd.
     return out
 
 
-def open_chunks(path: Path, encoding: str, chunk_rows: int, raw):
-    """A chunked reader that keeps every cell as the string it was (no NaN guessing, no type casts)."""
+@contextmanager
+def clear_csv_errors(path: Path, encoding: str):
+    """Turn what pandas and the codecs raise on a bad file into one message that says what to do."""
     try:
-        return pd.read_csv(raw, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=encoding)
+        yield
+    except UnicodeDecodeError as exc:
+        raise EmotionCoreError(f"{path.name} is not {encoding.removesuffix('-sig').upper()} text (byte 0x{exc.object[exc.start]:02x} "
+                               f"at position {exc.start}). Pass --encoding with the file's encoding, e.g. --encoding latin-1.") from None
     except pd.errors.EmptyDataError:
         raise EmotionCoreError(f"{path.name} is empty: expected a header row and one text per row.") from None
+    except pd.errors.ParserError as exc:
+        raise EmotionCoreError(f"{path.name} is not a valid CSV file: {str(exc).strip()}") from None
+    except LookupError:
+        raise EmotionCoreError(f"Unknown encoding {encoding!r}: use a Python codec name such as utf-8 or latin-1.") from None
 
 
 def score_csv(
@@ -98,15 +119,9 @@ def score_csv(
     classifier = classifier or Classifier.from_pretrained()
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
-        summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress)
+        with clear_csv_errors(src, encoding):
+            summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress)
         os.replace(tmp, dst)
-    except UnicodeDecodeError as exc:
-        raise EmotionCoreError(f"{src.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
-                               f"{exc.start}). Pass --encoding with the file's encoding, e.g. --encoding latin-1.") from None
-    except pd.errors.ParserError as exc:
-        raise EmotionCoreError(f"{src.name} is not a valid CSV file: {str(exc).strip()}") from None
-    except LookupError:
-        raise EmotionCoreError(f"Unknown encoding {encoding!r}: use a Python codec name such as utf-8 or latin-1.") from None
     finally:
         tmp.unlink(missing_ok=True)
     summary.output = dst
@@ -120,7 +135,7 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
     with open(src, "rb") as raw, tqdm.wrapattr(raw, "read", total=src.stat().st_size, desc=f"Scoring {src.name}",
                                                unit="B", unit_scale=True, disable=not progress) as wrapped:
         summary = None
-        for chunk in open_chunks(src, encoding, chunk_rows, wrapped):
+        for chunk in pd.read_csv(wrapped, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=encoding):
             if summary is None:
                 summary = ScoreSummary(tmp, find_text_column(chunk, text_column))
             scored = score_frame(chunk, summary.text_column, classifier)

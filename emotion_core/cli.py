@@ -1,4 +1,4 @@
-"""The command line: `python -m emotion_core score IN.csv -o OUT.csv` and `predict TEXT`.
+"""The command line: `python -m emotion_core score IN.csv -o OUT.csv`, `predict TEXT`, `space build|deploy`.
 
 The library does the work; this module parses arguments and prints. Every EmotionCoreError
 becomes one line on stderr and exit status 1.
@@ -32,6 +32,25 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(json.dumps({"text": text, "emotion": next(iter(probs)), "probabilities": probs}))
 
 
+def cmd_space_build(args: argparse.Namespace) -> None:
+    """Write a Space folder."""
+    import time
+
+    from .space import build_space
+
+    start = time.perf_counter()
+    folder = build_space(args.dir, model_id=args.model_id, space_id=args.space_id)
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    print(f"Built {folder} ({size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
+
+
+def cmd_space_deploy(args: argparse.Namespace) -> None:
+    """Build and upload a Space."""
+    from .space import deploy_space
+
+    print(f"Deployed {deploy_space(args.space_id, private=args.private, model_id=args.model_id)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Subcommands with help for every option."""
     parser = argparse.ArgumentParser(prog="python -m emotion_core", description="Emotion classification tools.")
@@ -50,6 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
                                   description='Example: python -m emotion_core predict "i feel great"')
     predict.add_argument("texts", nargs="+", help="one or more texts")
     predict.set_defaults(func=cmd_predict)
+
+    space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")
+    space_commands = space.add_subparsers(dest="space_command", required=True)
+    build = space_commands.add_parser("build", help="write a self-contained Space folder",
+                                      description="Example: python -m emotion_core space build dist/space")
+    build.add_argument("dir", help="folder to create (must be new or empty)")
+    build.add_argument("--space-id", default="user/emotion", help="the Space's id, used in its README's API example")
+    build.set_defaults(func=cmd_space_build)
+    deploy = space_commands.add_parser("deploy", help="build, create the Space and upload it",
+                                       description="Example: python -m emotion_core space deploy --space-id you/emotion. "
+                                                   "Token from HF_TOKEN or `hf auth login`.")
+    deploy.add_argument("--space-id", required=True, help="USER/NAME of the Space to create or update")
+    deploy.add_argument("--private", action="store_true", help="create the Space as private")
+    deploy.set_defaults(func=cmd_space_deploy)
+    for sub in (build, deploy):
+        sub.add_argument("--model-id", help="serve this Hub model (set as EMOTION_MODEL) instead of bundling the model files")
 
     for sub in (score, predict):
         sub.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")

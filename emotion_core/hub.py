@@ -16,7 +16,22 @@ os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(HUB_TIMEOUT_S))
 os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(HUB_TIMEOUT_S))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+from huggingface_hub import set_client_factory  # noqa: E402  (after the variables it reads at import)
+
 logger = logging.getLogger(__name__)
+
+
+def client_with_timeouts():
+    """The Hub's HTTP client, with timeouts: a dead endpoint fails in seconds instead of hanging."""
+    from huggingface_hub.utils._http import default_client_factory
+
+    client = default_client_factory()
+    # connect fast or fail; leave reads and writes long enough for a large upload
+    client.timeout = type(client.timeout)(connect=HUB_TIMEOUT_S, read=120, write=600, pool=HUB_TIMEOUT_S)
+    return client
+
+
+set_client_factory(client_with_timeouts)
 
 OFFLINE_TRAINING_HINT = (
     "To train offline, use local data and the bundled backbone: "
@@ -43,7 +58,7 @@ def describe_hub_error(exc: BaseException) -> str:
             return f"the Hub refused the request (HTTP {status}): check HF_TOKEN or run `hf auth login`"
         return f"the Hub answered HTTP {status}"
     if hub_is_offline():
-        return "HF_HUB_OFFLINE=1 is set and it is not in the local cache"
+        return "HF_HUB_OFFLINE=1 is set (and nothing usable is in the local cache)"
     return f"the Hub could not be reached ({type(exc).__name__})"
 
 

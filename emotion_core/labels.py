@@ -42,3 +42,15 @@ def name_label(value: str, label_names: list[str] | None) -> str:
     if not 0 <= index < len(label_names):
         raise EmotionCoreError(f"label id {index} is out of range for --label-names {','.join(label_names)}")
     return label_names[index]
+
+
+# One colour per emotion, shared by both apps; other label sets cycle through the extras.
+EMOTION_COLORS = {"sadness": "#4c78a8", "joy": "#f2b701", "love": "#e45788", "anger": "#d62728",
+                  "fear": "#7b4fa0", "surprise": "#17a589"}
+EXTRA_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def label_colors(labels: Iterable[str]) -> dict[str, str]:
+    """A colour for every label: the emotion palette first, then a fixed cycle for other names."""
+    others = iter(EXTRA_COLORS * 100)
+    return {label: EMOTION_COLORS.get(label) or next(others) for label in labels}

@@ -1,0 +1,159 @@
+"""The Gradio demo: type a sentence and see every emotion's probability, or score a whole CSV.
+
+    $ python app_gradio.py                      # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / _PORT to change)
+    $ EMOTION_MODEL=models/my-model python app_gradio.py
+
+UI only: the model, scoring and error wording live in emotion_core.
+"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import tempfile
+from collections import Counter
+from functools import wraps
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from emotion_core import Classifier, EmotionCoreError
+from emotion_core.batch import score_csv, sniff_columns
+from emotion_core.labels import label_colors
+
+HERE = Path(__file__).resolve().parent
+MAX_UPLOAD = "20mb"  # gradio refuses bigger files before they reach the handlers
+PREVIEW_ROWS = 20
+EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().splitlines() if line.strip()]
+
+classifier = Classifier.from_pretrained()  # once per process: argument-free, so $EMOTION_MODEL or the bundled model
+COLORS = label_colors(classifier.labels)
+
+
+def friendly(fn):
+    """Show EmotionCoreError as a message in the page, not a traceback; the app keeps serving."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EmotionCoreError as exc:
+            raise gr.Error(str(exc), title="Please check the input") from None
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- text
+
+@friendly
+def classify(text: str) -> dict[str, float]:
+    """Every emotion's probability for one text, highest first."""
+    return classifier.predict(text or "")
+
+
+def probability_frame(probs: dict[str, float]) -> pd.DataFrame:
+    """The bar chart's data, highest probability first."""
+    return pd.DataFrame({"emotion": list(probs), "probability": list(probs.values())})
+
+
+def show(text: str) -> tuple[dict[str, float], pd.DataFrame]:
+    """The text tab's outputs: the label and the chart."""
+    probs = classify(text)
+    return probs, probability_frame(probs)
+
+
+# ----------------------------------------------------------------------------- batch
+
+@friendly
+def pick_column(file: str | None):
+    """After an upload, offer the file's columns, preselecting the text column when it is clear."""
+    if not file:
+        return gr.Dropdown(choices=[], value=None, visible=False)
+    columns, guess = sniff_columns(file)
+    return gr.Dropdown(choices=columns, value=guess or columns[0], visible=guess is None or len(columns) > 1,
+                       info=None if guess else "Which column holds the text?")
+
+
+@friendly
+def score_file(file: str | None, text_column: str | None) -> str:
+    """Score an uploaded CSV into a file of its own (so concurrent users never share one)."""
+    if not file:
+        raise EmotionCoreError("Upload a CSV file first.")
+    out = Path(tempfile.mkdtemp(prefix="emotion-")) / f"{Path(file).stem}-scored.csv"
+    score_csv(file, out, classifier, text_column=text_column or None, progress=False)
+    return str(out)
+
+
+def summarize(scored: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A preview of the scored rows and how many rows got each emotion."""
+    if not scored:
+        return pd.DataFrame(), pd.DataFrame({"emotion": [], "rows": []})
+    preview = pd.read_csv(scored, nrows=PREVIEW_ROWS, dtype=str, keep_default_na=False)
+    counts = Counter()
+    for chunk in pd.read_csv(scored, usecols=["emotion"], chunksize=50_000):
+        counts.update(chunk["emotion"].dropna())
+    return preview, pd.DataFrame({"emotion": classifier.labels, "rows": [counts[label] for label in classifier.labels]})
+
+
+# ----------------------------------------------------------------------------- model
+
+def model_card() -> str:
+    """What is loaded, what it was trained from, and how well it does."""
+    config, lines = classifier.run_config, [f"**Model:** `{classifier.name}`"]
+    if config:
+        lines.append(f"**Base:** `{config.get('base_model')}` · **Data:** `{config.get('dataset')}`")
+    lines.append(f"**Labels:** {', '.join(classifier.labels)}")
+    splits = {k: v for k, v in classifier.metrics.items() if isinstance(v, dict)}
+    if splits:
+        lines += ["", "| split | texts | accuracy | macro-F1 |", "| --- | ---: | ---: | ---: |"]
+        lines += [f"| {s} | {m['n']} | {m['accuracy']:.1%} | {m['macro_f1']:.3f} |" for s, m in splits.items()]
+    return "\n".join(lines)
+
+
+def confusion_matrix_path() -> str | None:
+    """The model folder's confusion matrix, when it has one."""
+    path = classifier.folder / "confusion_matrix.png" if classifier.folder else None
+    return str(path) if path and path.is_file() else None
+
+
+# ----------------------------------------------------------------------------- layout
+
+with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
+    gr.Markdown("# Emotion\nWhich emotion does a piece of English text express? "
+                f"{', '.join(classifier.labels).capitalize()}.")
+    with gr.Tab("Text"):
+        with gr.Row():
+            with gr.Column():
+                text = gr.Textbox(label="Text", placeholder="Type a sentence and press Enter", lines=1, max_lines=6,
+                                  submit_btn=False, elem_id="text-input")
+                button = gr.Button("Classify", variant="primary", elem_id="classify-button")
+                gr.Examples(EXAMPLES, inputs=text, label="Try one")
+            with gr.Column():
+                label = gr.Label(num_top_classes=len(classifier.labels), label="Emotion", elem_id="emotion-label")
+                chart = gr.BarPlot(x="emotion", y="probability", color="emotion", color_map=COLORS, sort="-y",
+                                   y_lim=[0, 1], label="Probabilities", elem_id="emotion-chart")
+        for trigger in (text.submit, button.click):
+            trigger(show, inputs=text, outputs=[label, chart], api_visibility="private")
+    with gr.Tab("Batch (CSV)"):
+        gr.Markdown(f"Upload a CSV with a header row (up to {MAX_UPLOAD.upper()}). Every row gets `emotion`, "
+                    "`confidence` and one `prob_<label>` column, as with `python -m emotion_core score`.")
+        upload = gr.File(label="CSV file", file_types=[".csv"], elem_id="csv-upload")
+        column = gr.Dropdown(label="Text column", choices=[], visible=False, allow_custom_value=True)
+        score_button = gr.Button("Score", variant="primary", elem_id="score-button")
+        scored = gr.File(label="Scored CSV", interactive=False, elem_id="scored-file")
+        counts = gr.BarPlot(x="emotion", y="rows", color="emotion", color_map=COLORS, sort=list(classifier.labels),
+                            label="Rows per emotion")
+        preview = gr.Dataframe(label=f"First {PREVIEW_ROWS} rows", interactive=False, elem_id="preview")
+        upload.change(pick_column, inputs=upload, outputs=column, api_visibility="private")
+        score_button.click(score_file, inputs=[upload, column], outputs=scored, api_name="score_csv").then(
+            summarize, inputs=scored, outputs=[preview, counts], api_visibility="private")
+    with gr.Tab("Model"):
+        gr.Markdown(model_card())
+        gr.Image(confusion_matrix_path(), label="Confusion matrix", interactive=False, buttons=[])
+    gr.api(classify, api_name="classify")
+
+demo.queue(default_concurrency_limit=2, max_size=64)  # a full queue answers "busy", it does not pile up
+
+if __name__ == "__main__":
+    demo.launch(max_file_size=MAX_UPLOAD)

