@@ -4,6 +4,7 @@
     $ python -m emotion_core space deploy --space-id you/emotion [--private] [--model-id you/emotion-model]
 """
 
+import json
 import logging
 import shutil
 import sys
@@ -56,12 +57,17 @@ def space_requirements() -> str:
     return "\n".join([*keep, f"gradio=={version('gradio')}"]) + "\n"
 
 
+def bundled_base_model() -> str:
+    """The Hub model the bundled model was fine-tuned from, so the Space links to it."""
+    return json.loads((BUNDLED_MODEL / "run_config.json").read_text())["base_model"]
+
+
 def space_card(model_id: str | None, space_id: str) -> str:
     """README.md with the front matter Spaces read (versions quoted, as YAML would misread 3.10)."""
     data = SpaceCardData(
         title="Emotion", sdk="gradio", sdk_version=version("gradio"), app_file="app_gradio.py",
         python_version=f"{sys.version_info.major}.{sys.version_info.minor}", license="apache-2.0",
-        models=[model_id] if model_id else None, datasets=["dair-ai/emotion"],
+        models=[model_id or bundled_base_model()], datasets=["dair-ai/emotion"],
         emoji="🎭", colorFrom="yellow", colorTo="purple", pinned=False, short_description="Emotion in English text, with every probability",
     )
     card = data.to_yaml()
