@@ -1,0 +1,189 @@
+"""The light web form and JSON API, served by waitress (a production WSGI server).
+
+    $ python app_flask.py [--host 127.0.0.1] [--port 5000] [--threads 4]
+    $ flask --app app_flask run --debug          # development only
+
+    $ curl -s localhost:5000/api/predict -H 'Content-Type: application/json' -d '{"text": "i feel great"}'
+
+Web glue only: the model, scoring and error wording live in emotion_core.
+"""
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from flask import Flask, current_app, jsonify, render_template, request, send_file
+from werkzeug.exceptions import HTTPException
+from werkzeug.utils import secure_filename
+
+from emotion_core import Classifier, EmotionCoreError
+from emotion_core.batch import score_csv
+from emotion_core.labels import label_colors
+
+SECURITY_HEADERS = {
+    # only this site's own files: no inline script or style, no framing
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+ERROR_MESSAGES = {413: "The request is too large (the limit is {limit}).",
+                  415: "Send JSON with Content-Type: application/json."}
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app; the model is loaded here, once per process."""
+    app = Flask(__name__)
+    app.config.from_mapping(
+        MODEL=None,                           # None: $EMOTION_MODEL, else the bundled model
+        MAX_TEXT_CHARS=10_000,                # per text, page and API alike
+        MAX_BATCH=64,                         # texts per /api/predict request
+        MAX_CONTENT_LENGTH=10 * 1024 * 1024,  # bytes per request, CSV uploads included
+    )
+    app.config.from_prefixed_env("EMOTION")  # e.g. EMOTION_MAX_TEXT_CHARS=5000
+    app.config.update(config or {})
+    app.json.sort_keys = False  # probabilities stay highest first
+    model = Classifier.from_pretrained(app.config["MODEL"])
+    app.extensions["classifier"] = model
+    app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name,
+                                 max_chars=app.config["MAX_TEXT_CHARS"])
+    app.after_request(add_security_headers)
+    app.register_error_handler(HTTPException, http_error)
+    app.add_url_rule("/", view_func=index, methods=["GET", "POST"])
+    app.add_url_rule("/api/predict", view_func=api_predict, methods=["POST"])
+    app.add_url_rule("/api/score", view_func=api_score, methods=["POST"])
+    app.add_url_rule("/healthz", view_func=healthz)
+    return app
+
+
+def classifier() -> Classifier:
+    """The model this app loaded at start."""
+    return current_app.extensions["classifier"]
+
+
+class InputError(Exception):
+    """A request the user can fix, with the HTTP status to answer it with."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
+def check_text(text) -> str:
+    """A text fit to classify, or an InputError saying what is wrong with it."""
+    limit = current_app.config["MAX_TEXT_CHARS"]
+    if not isinstance(text, str):
+        raise InputError(f"Each text must be a string, not {type(text).__name__}.")
+    if not text.strip():
+        raise InputError("Text is empty: type something to classify.")
+    if len(text) > limit:
+        raise InputError(f"Text is too long: {len(text):,} characters (the limit is {limit:,}).", 413)
+    return text
+
+
+def add_security_headers(response):
+    """Every response: a strict Content-Security-Policy and no MIME sniffing."""
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def http_error(exc: HTTPException):
+    """JSON errors under /api/, the page with the message elsewhere."""
+    size = current_app.config["MAX_CONTENT_LENGTH"]
+    limit = f"{size / 2**20:g} MB" if size >= 2**20 else f"{size / 2**10:g} KB"
+    message = ERROR_MESSAGES.get(exc.code, exc.description).format(limit=limit)
+    if request.path.startswith("/api/"):
+        return jsonify(error=message), exc.code
+    return render_template("index.html", text="", result=None, error=message), exc.code
+
+
+# ----------------------------------------------------------------------------- views
+
+def index():
+    """The form; on POST, the same page with every emotion's probability, highest first."""
+    text, result, error, status = "", None, None, 200
+    if request.method == "POST":
+        text = request.form.get("text", "")
+        try:
+            probs = classifier().predict(check_text(text))
+            result = {"emotion": next(iter(probs)), "probabilities": probs}
+        except InputError as exc:
+            error, status = str(exc), 400 if exc.status == 422 else exc.status
+    return render_template("index.html", text=text, result=result, error=error), status
+
+
+def api_predict():
+    """{"text": "..."} or {"texts": [...]} -> every label's probability, highest first."""
+    if not request.is_json:
+        return jsonify(error=ERROR_MESSAGES[415]), 415
+    body = request.get_json(silent=True)
+    if body is None:
+        return jsonify(error="The body is not valid JSON."), 400
+    try:
+        return jsonify(predict_body(body))
+    except InputError as exc:
+        return jsonify(error=str(exc)), exc.status
+
+
+def predict_body(body) -> dict:
+    """Validate a /api/predict body and classify it."""
+    if not isinstance(body, dict) or ("text" in body) == ("texts" in body):
+        raise InputError('Send an object with either "text" (a string) or "texts" (a list of strings).', 400)
+    if "text" in body:
+        probs = classifier().predict(check_text(body["text"]))
+        return {"model": classifier().name, "emotion": next(iter(probs)), "probabilities": probs}
+    texts, limit = body["texts"], current_app.config["MAX_BATCH"]
+    if not isinstance(texts, list) or not texts:
+        raise InputError('"texts" must be a non-empty list of strings.')
+    if len(texts) > limit:
+        raise InputError(f'Too many texts: {len(texts)} (the limit is {limit} per request).', 413)
+    batch = classifier().predict_batch([check_text(t) for t in texts])
+    return {"model": classifier().name,
+            "predictions": [{"emotion": next(iter(p)), "probabilities": p} for p in batch]}
+
+
+def api_score():
+    """A CSV upload (form field `file`, optional `text_column`) -> the scored CSV."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return jsonify(error='Upload a CSV file in the form field "file".'), 400
+    workdir = Path(tempfile.mkdtemp(prefix="emotion-flask-"))  # one folder per request, removed after sending
+    try:
+        src = workdir / (secure_filename(upload.filename) or "upload.csv")
+        out = workdir / f"{src.stem}-scored.csv"
+        upload.save(src)
+        score_csv(src, out, classifier(), text_column=request.form.get("text_column") or None, progress=False)
+        response = send_file(out, mimetype="text/csv", as_attachment=True, download_name=out.name)
+    except EmotionCoreError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return jsonify(error=str(exc)), 422
+    response.call_on_close(lambda: shutil.rmtree(workdir, ignore_errors=True))
+    return response
+
+
+def healthz():
+    """Liveness for load balancers and scripts: status and the loaded model."""
+    return jsonify(status="ok", model=classifier().name, labels=classifier().labels)
+
+
+# ----------------------------------------------------------------------------- serving
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve with waitress: bounded worker threads, no debug mode."""
+    import waitress
+
+    parser = argparse.ArgumentParser(description="Serve the emotion web form and JSON API with waitress.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    parser.add_argument("--threads", type=int, default=4, help="worker threads (default: 4)")
+    parser.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
+    args = parser.parse_args(argv)
+    app = create_app({"MODEL": args.model} if args.model else None)
+    print(f"Serving {app.extensions['classifier'].name} on http://{args.host}:{args.port}/")
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""The Flask app: every route and bad input through the test client, a live waitress server, a real browser."""
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from app_flask import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def app():
+    """The app as users run it: the bundled model, small limits so the tests can reach them."""
+    return create_app({"TESTING": True, "MAX_TEXT_CHARS": 500, "MAX_BATCH": 8, "MAX_CONTENT_LENGTH": 64 * 1024})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# ----------------------------------------------------------------------------- page
+
+def test_form_page_has_no_external_assets(client):
+    response = client.get("/")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and '<label for="text">' in html
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+    assert client.get("/static/css/style.css").status_code == 200
+
+
+def test_post_shows_every_emotion_highest_first_and_keeps_the_text(client):
+    response = client.post("/", data={"text": "i am so scared of the dark forest"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'Top emotion: <span class="emotion emotion-fear">fear</span>' in html
+    names = [line.split(">")[1].split("<")[0] for line in html.splitlines() if '<span class="name">' in line]
+    assert len(names) == 6 and names[0] == "fear"
+    assert ">i am so scared of the dark forest</textarea>" in html
+
+
+@pytest.mark.parametrize("text,status,message", [
+    ("", 400, "Text is empty"),
+    ("   ", 400, "Text is empty"),
+    ("x" * 501, 413, "Text is too long: 501 characters (the limit is 500)."),
+])
+def test_page_bad_text_gets_a_message(client, text, status, message):
+    response = client.post("/", data={"text": text})
+    assert response.status_code == status and message in response.get_data(as_text=True)
+
+
+def test_user_text_is_shown_as_text_never_markup(client):
+    attack = '<script>alert(1)</script><img src=x onerror=alert(2)>'
+    html = client.post("/", data={"text": attack}).get_data(as_text=True)
+    assert attack not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_security_headers_everywhere(client):
+    for response in (client.get("/"), client.get("/healthz"), client.post("/api/predict", json={})):
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_healthz(client):
+    assert client.get("/healthz").get_json() == {
+        "status": "ok", "model": "emotion-minilm", "labels": ["sadness", "joy", "love", "anger", "fear", "surprise"]}
+
+
+def test_debug_is_off_unless_asked(app):
+    assert app.debug is False
+
+
+# ----------------------------------------------------------------------------- JSON API
+
+def test_api_predict_one_and_many(client):
+    one = client.post("/api/predict", json={"text": "i feel so happy today"}).get_json()
+    assert one["emotion"] == "joy" and list(one["probabilities"])[0] == "joy"
+    assert sum(one["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+    many = client.post("/api/predict", json={"texts": ["i am furious", "i feel so lonely"]}).get_json()
+    assert [p["emotion"] for p in many["predictions"]] == ["anger", "sadness"]
+
+
+@pytest.mark.parametrize("kwargs,status,message", [
+    ({"data": "text=hi", "content_type": "application/x-www-form-urlencoded"}, 415, "Content-Type: application/json"),
+    ({"data": "{not json", "content_type": "application/json"}, 400, "not valid JSON"),
+    ({"json": ["a list"]}, 400, 'either "text"'),
+    ({"json": {"text": "a", "texts": ["b"]}}, 400, 'either "text"'),
+    ({"json": {"message": "hi"}}, 400, 'either "text"'),
+    ({"json": {"text": 42}}, 422, "must be a string, not int"),
+    ({"json": {"text": " "}}, 422, "Text is empty"),
+    ({"json": {"texts": "not a list"}}, 422, "non-empty list"),
+    ({"json": {"texts": []}}, 422, "non-empty list"),
+    ({"json": {"texts": ["ok", None]}}, 422, "must be a string, not NoneType"),
+    ({"json": {"texts": ["a"] * 9}}, 413, "Too many texts: 9 (the limit is 8 per request)."),
+    ({"json": {"text": "x" * 501}}, 413, "Text is too long"),
+    ({"json": {"text": "x" * 70_000}}, 413, "The request is too large (the limit is 64 KB)."),
+])
+def test_api_predict_bad_input(client, kwargs, status, message):
+    response = client.post("/api/predict", **kwargs)
+    assert response.status_code == status
+    assert message in response.get_json()["error"]
+
+
+def test_api_unknown_route_and_method_are_json(client):
+    assert client.get("/api/predict").status_code == 405 and "error" in client.get("/api/predict").get_json()
+    assert client.get("/api/nothing").status_code == 404 and "error" in client.get("/api/nothing").get_json()
+
+
+def test_api_score_returns_the_scored_csv(client, tmp_path):
+    from io import BytesIO
+
+    data = {"file": (BytesIO(b"id,comment\n1,i feel wonderful\n2,\n"), "my reviews.csv")}
+    response = client.post("/api/score", data=data, content_type="multipart/form-data")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert 'filename=my_reviews-scored.csv' in response.headers["Content-Disposition"]
+    (tmp_path / "out.csv").write_bytes(response.data)
+    scored = pd.read_csv(tmp_path / "out.csv")
+    assert scored["id"].tolist() == [1, 2] and scored["emotion"].tolist()[0] == "joy"
+    assert list(scored.columns)[-6:] == [f"prob_{x}" for x in ("sadness", "joy", "love", "anger", "fear", "surprise")]
+
+
+@pytest.mark.parametrize("data,status,message", [
+    ({}, 400, 'form field "file"'),
+    ({"file": (b"title,body\na,b\n", "x.csv")}, 422, "no single text column (found: title, body)"),
+    ({"file": (b"title,body\na,b\n", "x.csv"), "text_column": "nope"}, 422, "CSV has no column 'nope'"),
+    ({"file": ("text\ncaf\xe9\n".encode("latin-1"), "x.csv")}, 422, "x.csv is not UTF-8 text"),
+    ({"file": (b"", "x.csv")}, 422, "is empty"),
+    ({"file": (b"x" * 70_000, "big.csv")}, 413, "too large"),
+])
+def test_api_score_bad_input(client, data, status, message):
+    from io import BytesIO
+
+    form = {k: (BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v for k, v in data.items()}
+    response = client.post("/api/score", data=form, content_type="multipart/form-data")
+    assert response.status_code == status and message in response.get_json()["error"]
+
+
+# ----------------------------------------------------------------------------- live server
+
+@pytest.fixture(scope="module")
+def live_url(app):
+    """The app behind a real waitress server on a free loopback port."""
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+
+
+def post_json(url: str, body) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)
+
+
+def test_live_server_json_api(live_url):
+    status, body = post_json(f"{live_url}/api/predict", {"text": "i was shocked and surprised by the news"})
+    assert status == 200 and body["emotion"] == "surprise"
+    status, body = post_json(f"{live_url}/api/predict", {"text": ""})
+    assert status == 422 and body == {"error": "Text is empty: type something to classify."}
+    with urllib.request.urlopen(f"{live_url}/healthz", timeout=10) as response:
+        assert json.load(response)["status"] == "ok" and response.headers["Server"] == "waitress"
+
+
+@pytest.mark.parametrize("javascript", [True, False])
+def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(java_script_enabled=javascript, viewport={"width": 390, "height": 844})  # a phone
+        errors = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(live_url)
+        page.get_by_label("Your text").fill("i feel so lonely and sad without you")
+        page.get_by_role("button", name="Classify").click()
+        expect(page.get_by_role("heading", name="Top emotion: sadness")).to_be_visible()
+        rows = page.locator(".bars li")
+        expect(rows).to_have_count(6)
+        first = rows.first
+        assert first.locator(".name").inner_text().lower() == "sadness"
+        width = float(first.locator("rect:not(.track)").get_attribute("width"))
+        assert width > 50 and first.locator(".value").inner_text().endswith("%")
+        assert page.get_by_label("Your text").input_value() == "i feel so lonely and sad without you"
+        assert page.locator(".bar").first.bounding_box()["width"] > 100  # styles loaded despite the strict CSP
+        assert not [e for e in errors if "Content Security Policy" in e]
+        if javascript:
+            (ROOT / "docs").mkdir(exist_ok=True)
+            page.screenshot(path=str(ROOT / "docs" / "flask.png"), full_page=True)
+        browser.close()
+
+
+def test_python_app_flask_serves_with_waitress(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "app_flask.py", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                    assert json.load(response)["model"] == "emotion-minilm"
+                    assert response.headers["Server"] == "waitress"
+                    break
+            except urllib.error.URLError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
