@@ -165,7 +165,7 @@ def api_score():
 
 def healthz():
     """Liveness for load balancers and scripts: status and the loaded model."""
-    return jsonify(status="ok", model=classifier().name, labels=classifier().labels)
+    return jsonify(status="ok", model=classifier().name, engine=classifier().engine.name, labels=classifier().labels)
 
 
 # ----------------------------------------------------------------------------- serving

@@ -103,7 +103,7 @@ def model_card() -> str:
     config, lines = classifier.run_config, [f"**Model:** `{classifier.name}`"]
     if config:
         lines.append(f"**Base:** `{config.get('base_model')}` · **Data:** `{config.get('dataset')}`")
-    lines.append(f"**Labels:** {', '.join(classifier.labels)}")
+    lines.append(f"**Labels:** {', '.join(classifier.labels)} · **Engine:** `{classifier.engine.name}`")
     splits = {k: v for k, v in classifier.metrics.items() if isinstance(v, dict)}
     if splits:
         lines += ["", "| split | texts | accuracy | macro-F1 |", "| --- | ---: | ---: | ---: |"]

@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 
+from .engines import ENGINES
 from .errors import EmotionCoreError
 
 
@@ -17,7 +18,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     from .batch import score_csv
     from .predict import Classifier
 
-    classifier = Classifier.from_pretrained(args.model)
+    classifier = Classifier.from_pretrained(args.model, engine=args.engine)
     summary = score_csv(args.input, args.output, classifier, text_column=args.text_column,
                         encoding=args.encoding, progress=not args.quiet)
     print(summary)
@@ -27,9 +28,20 @@ def cmd_predict(args: argparse.Namespace) -> None:
     """Classify texts given on the command line, printing one JSON object per text."""
     from .predict import Classifier
 
-    classifier = Classifier.from_pretrained(args.model)
+    classifier = Classifier.from_pretrained(args.model, engine=args.engine)
     for text, probs in zip(args.texts, classifier.predict_batch(args.texts)):
         print(json.dumps({"text": text, "emotion": next(iter(probs)), "probabilities": probs}))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Write the int8 ONNX file the fast engine runs, into the model folder."""
+    from .engines import export_onnx
+    from .predict import Classifier
+
+    classifier = Classifier.from_pretrained(args.model, engine="torch")
+    if classifier.folder is None:
+        raise EmotionCoreError("export needs a local model folder (download a Hub model first).")
+    print(f"Wrote {export_onnx(classifier.model, classifier.folder)}")
 
 
 def cmd_space_build(args: argparse.Namespace) -> None:
@@ -70,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="+", help="one or more texts")
     predict.set_defaults(func=cmd_predict)
 
+    export = commands.add_parser("export", help="write the int8 ONNX file of the fast engine into a model folder",
+                                 description="Example: python -m emotion_core export --model models/my-model")
+    export.set_defaults(func=cmd_export)
+
     space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")
     space_commands = space.add_subparsers(dest="space_command", required=True)
     build = space_commands.add_parser("build", help="write a self-contained Space folder",
@@ -86,8 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (build, deploy):
         sub.add_argument("--model-id", help="serve this Hub model (set as EMOTION_MODEL) instead of bundling the model files")
 
-    for sub in (score, predict):
+    for sub in (score, predict, export):
         sub.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
+    for sub in (score, predict):
+        sub.add_argument("--engine", choices=ENGINES,
+                         help="inference engine (default: $EMOTION_ENGINE, else auto: the fastest available)")
     return parser
 
 

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .config import resolve_model
+from .engines import load_engine
 from .errors import EmotionCoreError
 from .hub import hub_failure
 
@@ -53,8 +54,9 @@ class Classifier:
     >>> classifier.predict("i feel like a new person")     # {'joy': 0.97, 'love': 0.01, ...}
     """
 
-    def __init__(self, model, tokenizer, source: str, folder: Path | None = None):
+    def __init__(self, model, tokenizer, source: str, folder: Path | None = None, engine: str | None = None):
         self.model = model.eval()
+        self.engine = load_engine(engine, self.model, folder)
         self.tokenizer = tokenizer
         self.source = source
         self.labels: list[str] = [model.config.id2label[i] for i in range(model.config.num_labels)]
@@ -66,8 +68,11 @@ class Classifier:
         self.folder = folder
 
     @classmethod
-    def from_pretrained(cls, model: str | Path | None = None) -> "Classifier":
-        """Load safetensors weights from a folder or Hub id (never `trust_remote_code`)."""
+    def from_pretrained(cls, model: str | Path | None = None, engine: str | None = None) -> "Classifier":
+        """Load safetensors weights from a folder or Hub id (never `trust_remote_code`).
+
+        `engine` is one of `emotion_core.engines.ENGINES`; default: $EMOTION_ENGINE, else `auto`.
+        """
         source = resolve_model(model)
         folder = Path(source)
         if folder.exists():
@@ -82,7 +87,7 @@ class Classifier:
                 raise EmotionCoreError(f"Model folder {folder} could not be loaded: {str(exc).splitlines()[0]}") from None
             raise hub_failure(f"model '{source}'", exc, hint=MODEL_HINT) from None
         logger.info("loaded %s (%d labels)", source, net.config.num_labels)
-        return cls(net, tokenizer, source, folder if folder.exists() else None)
+        return cls(net, tokenizer, source, folder if folder.exists() else None, engine)
 
     @property
     def name(self) -> str:
@@ -116,8 +121,13 @@ class Classifier:
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chunk], "attention_mask": [mask[i] for i in chunk]},
-                                       return_tensors="pt")
-            with torch.inference_mode():
-                logits = self.model(**batch).logits
-            probs[chunk] = torch.softmax(logits.float(), dim=-1).numpy()
+                                       return_tensors="np")
+            logits = self.engine.logits(batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64))
+            probs[chunk] = softmax(logits)
         return probs
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)

@@ -21,6 +21,7 @@ from transformers import (
 
 from .card import build_model_card
 from .config import DataConfig, ModelConfig, TrainConfig, base_model_id, resolve_base_model
+from .engines import export_onnx
 from .errors import EmotionCoreError
 from .hub import hub_failure
 from .metrics import classification_report, compute_metrics, plot_confusion_matrix
@@ -162,6 +163,7 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
     plot_confusion_matrix(metrics[report_split]["confusion_matrix"], metrics[report_split]["labels"],
                           tmp / "confusion_matrix.png", f"Confusion matrix ({report_split}, n={metrics[report_split]['n']})")
     build_model_card(metrics, run_config, model_name=model_name).save(tmp / "README.md")
+    export_onnx(model.cpu(), tmp)  # the fast CPU engine's file, so apps and `score` are fast by default
 
 
 def replace_dir(new: Path, target: Path) -> None:

@@ -71,7 +71,7 @@ def test_security_headers_everywhere(client):
 
 def test_healthz(client):
     assert client.get("/healthz").get_json() == {
-        "status": "ok", "model": "emotion-minilm", "labels": ["sadness", "joy", "love", "anger", "fear", "surprise"]}
+        "status": "ok", "model": "emotion-minilm", "engine": "onnx-int8", "labels": ["sadness", "joy", "love", "anger", "fear", "surprise"]}
 
 
 def test_debug_is_off_unless_asked(app):

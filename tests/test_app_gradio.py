@@ -100,6 +100,7 @@ def test_bad_csv_gets_the_cli_message(app, tmp_path, content, message):
 def test_model_tab_names_the_model(app):
     card = app.model_card()
     assert "`emotion-minilm`" in card and "sentence-transformers/all-MiniLM-L6-v2" in card and "| test | 2000 |" in card
+    assert "**Engine:** `onnx-int8`" in card
     assert app.confusion_matrix_path().endswith("confusion_matrix.png")
 
 

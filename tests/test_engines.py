@@ -1,0 +1,75 @@
+"""Inference engines: the int8 ONNX export, engine choice, stale exports, and agreement with fp32."""
+
+import shutil
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file, save_file
+
+from conftest import SHARED_EMOTION
+from emotion_core import Classifier, EmotionCoreError
+from emotion_core.cli import main as cli
+from emotion_core.engines import ONNX_FILE, cpu_has_bf16
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_model_dir):
+    """A copy of the tiny model with its int8 ONNX file, made by the export command."""
+    folder = tmp_path_factory.mktemp("exported") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    assert cli(["export", "--model", str(folder)]) == 0
+    return folder
+
+
+def test_export_writes_the_onnx_file_and_auto_uses_it(exported):
+    assert (exported / ONNX_FILE).is_file()
+    assert not list(exported.glob(".*tmp*"))
+    assert Classifier.from_pretrained(exported).engine.name == "onnx-int8"
+
+
+def test_every_engine_gives_a_distribution_close_to_fp32(exported):
+    texts = ["i feel happy today", "so sad and lonely", "what a surprise that was, really"]
+    reference = Classifier.from_pretrained(exported, engine="torch").predict_proba(texts)
+    for engine in ("bf16", "onnx-int8"):
+        probs = Classifier.from_pretrained(exported, engine=engine).predict_proba(texts)
+        assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+        assert np.abs(probs - reference).max() < 0.05, engine
+
+
+def test_engine_from_environment(exported, monkeypatch):
+    monkeypatch.setenv("EMOTION_ENGINE", "torch")
+    assert Classifier.from_pretrained(exported).engine.name == "torch"
+
+
+def test_auto_without_export_is_bf16_where_the_cpu_has_it(tiny_model_dir):
+    assert Classifier.from_pretrained(tiny_model_dir).engine.name == ("bf16" if cpu_has_bf16() else "torch")
+
+
+def test_asking_for_onnx_without_the_file_says_how_to_make_it(tiny_model_dir):
+    with pytest.raises(EmotionCoreError, match="python -m emotion_core export --model"):
+        Classifier.from_pretrained(tiny_model_dir, engine="onnx-int8")
+
+
+def test_unknown_engine():
+    with pytest.raises(EmotionCoreError, match="Unknown engine 'gpu'"):
+        Classifier.from_pretrained(engine="gpu")
+
+
+def test_stale_export_is_never_used(tmp_path, exported):
+    folder = tmp_path / "retrained"
+    shutil.copytree(exported, folder)
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in weights.items()}, folder / "model.safetensors",
+              metadata={"format": "pt"})
+    assert Classifier.from_pretrained(folder).engine.name in ("bf16", "torch")
+    with pytest.raises(EmotionCoreError, match="exported from other weights"):
+        Classifier.from_pretrained(folder, engine="onnx-int8")
+
+
+@pytest.mark.slow
+def test_bundled_int8_agrees_with_fp32_on_the_test_split():
+    texts = [line.rsplit(";", 1)[0] for line in (SHARED_EMOTION / "test.txt").read_text().splitlines()]
+    fast = Classifier.from_pretrained()
+    assert fast.engine.name == "onnx-int8"  # the default for the bundled model
+    reference = Classifier.from_pretrained(engine="torch").predict_proba(texts).argmax(axis=1)
+    assert (fast.predict_proba(texts).argmax(axis=1) == reference).mean() >= 0.995
