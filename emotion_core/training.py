@@ -54,6 +54,12 @@ def mixed_precision() -> dict[str, bool]:
     return {"bf16": bf16, "fp16": not bf16}
 
 
+def distributed_backend() -> str | None:
+    """gloo for several CPU processes (torchrun / accelerate launch); None lets GPUs use NCCL."""
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return "gloo" if several and not torch.cuda.is_available() else None
+
+
 def training_arguments(cfg: TrainConfig) -> TrainingArguments:
     """Trainer settings: evaluate and checkpoint every epoch, keep the best by macro-F1."""
     return TrainingArguments(
@@ -77,6 +83,7 @@ def training_arguments(cfg: TrainConfig) -> TrainingArguments:
         report_to="none",
         disable_tqdm=False,
         dataloader_pin_memory=torch.cuda.is_available(),
+        ddp_backend=distributed_backend(),
         **mixed_precision(),
     )
 

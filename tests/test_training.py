@@ -144,3 +144,23 @@ def test_help_lists_every_flag(capsys):
                  "--seed", "--max-train-samples", "--resume", "--push-to-hub", "--hub-model-id", "--text-column",
                  "--label-column", "--train-file", "--validation-file", "--test-file", "--save-fp16"):
         assert flag in text, flag
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_train_one_model(tmp_path, tiny_base_dir, toy_dir):
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "train.py",
+               *train_args(tiny_base_dir, toy_dir, out, "--epochs", "20")]
+    result = subprocess.run(command, cwd=train.__file__.rsplit("/", 1)[0], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Saved ") == 1  # rank 0 alone writes the model folder
+    for name in ("model.safetensors", "model.int8.onnx", "metrics.json", "README.md", "config.json"):
+        assert (out / name).is_file(), name
+    # 300 rows, 16 per device, 2 processes: 10 steps an epoch (19 for one process)
+    steps = [int(p.name.split("-")[1]) for p in out.with_name("ddp.checkpoints").glob("checkpoint-*")]
+    assert max(steps) == 200
+    assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.6
+    assert Classifier.from_pretrained(out).labels == ["sadness", "joy", "anger"]

@@ -1,0 +1,132 @@
+"""Inference speed on a CPU: every engine we ship against `transformers.pipeline`, same model, same run.
+
+    $ python benchmarks/bench_inference.py                 # bundled model and a DistilBERT-size model
+    $ python benchmarks/bench_inference.py --models bundled --repeats 5
+
+For each model: throughput on the 2,000 test texts (median of --repeats runs), single-text latency
+p50/p99, peak memory (each configuration runs in its own process), labels identical to the fp32
+reference, and test accuracy. The DistilBERT-size model has random weights (no DistilBERT weights
+can be downloaded here): its speed is real, its accuracy is not.
+"""
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, test_split  # noqa: E402
+
+CONFIGS = ("pipeline-bs1", "pipeline-bs32", "torch", "bf16", "onnx-int8")
+LATENCY_CALLS = 200
+
+
+def distilbert_size_model(folder: Path) -> Path:
+    """A DistilBERT-base-shaped classifier (66 M parameters, random weights) with the bundled tokenizer."""
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
+
+    from emotion_core import EMOTION_LABELS
+    from emotion_core.config import BUNDLED_MODEL
+    from emotion_core.engines import export_onnx
+
+    tokenizer = AutoTokenizer.from_pretrained(BUNDLED_MODEL)
+    config = DistilBertConfig(vocab_size=tokenizer.vocab_size, id2label=dict(enumerate(EMOTION_LABELS)),
+                              label2id={n: i for i, n in enumerate(EMOTION_LABELS)})
+    model = DistilBertForSequenceClassification(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    export_onnx(model, folder)
+    return folder
+
+
+def measure(model_dir: str, config: str, repeats: int) -> dict:
+    """Run one configuration in this process and report its figures."""
+    from emotion_core import Classifier
+
+    texts, labels = test_split()
+    engine = "torch" if config.startswith("pipeline") else config
+    classifier = Classifier.from_pretrained(model_dir, engine=engine)
+    if config.startswith("pipeline"):
+        from transformers import pipeline
+
+        pipe = pipeline("text-classification", model=classifier.model, tokenizer=classifier.tokenizer, top_k=None,
+                        device=-1)
+        batch_size = int(config.removeprefix("pipeline-bs"))
+        order = classifier.labels
+
+        def run(batch):
+            out = pipe(batch, batch_size=batch_size, truncation=True)
+            return np.array([[{d["label"]: d["score"] for d in row}[name] for name in order] for row in out])
+    else:
+        run = classifier.predict_proba
+    run(texts[:64])  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        probs = run(texts)
+        seconds.append(time.perf_counter() - start)
+    latencies = []
+    for text in texts[:LATENCY_CALLS]:
+        start = time.perf_counter()
+        run([text])
+        latencies.append((time.perf_counter() - start) * 1000)
+    predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
+    return {
+        "texts_per_s": len(texts) / statistics.median(seconds),
+        "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "accuracy": float(np.mean([p == y for p, y in zip(predicted, labels)])),
+        "predicted": predicted,
+    }
+
+
+def run_config(model_dir: str, config: str, repeats: int) -> dict:
+    """`measure` in a fresh process, so peak memory belongs to that configuration alone."""
+    result = subprocess.run([sys.executable, __file__, "--one", model_dir, config, "--repeats", str(repeats)],
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def report(name: str, model_dir: str, repeats: int) -> None:
+    """Measure every configuration on one model and print the table."""
+    results = {config: run_config(model_dir, config, repeats) for config in CONFIGS}
+    reference = results["torch"]["predicted"]
+    baseline = max(results["pipeline-bs1"]["texts_per_s"], results["pipeline-bs32"]["texts_per_s"])
+    print(f"\n### {name}\n")
+    print("| configuration | texts/s | × best pipeline | p50 ms (1 text) | p99 ms | peak MB | labels = fp32 | test accuracy |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for config, r in results.items():
+        agree = np.mean([a == b for a, b in zip(r["predicted"], reference)])
+        print(f"| {config} | {r['texts_per_s']:.0f} | {r['texts_per_s'] / baseline:.2f} | {r['p50_ms']:.1f} | "
+              f"{r['p99_ms']:.1f} | {r['peak_mb']:.0f} | {agree:.2%} | {r['accuracy']:.2%} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["bundled", "distilbert-size"], choices=["bundled", "distilbert-size"])
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs over the 2,000 texts per configuration")
+    parser.add_argument("--one", nargs=2, metavar=("MODEL_DIR", "CONFIG"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(*args.one, args.repeats)))
+        return
+    from emotion_core.config import BUNDLED_MODEL
+
+    print(f"machine: {machine()}\n2,000 texts of the emotion test split; throughput is the median of {args.repeats} runs; "
+          f"latency over {LATENCY_CALLS} single-text calls.")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            folder = str(BUNDLED_MODEL) if name == "bundled" else str(distilbert_size_model(Path(tmp) / "distilbert"))
+            report(f"{name} ({folder if name == 'bundled' else 'DistilBERT-base shape, random weights'})", folder, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
