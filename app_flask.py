@@ -19,6 +19,7 @@ from werkzeug.utils import secure_filename
 
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.batch import score_csv
+from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.labels import label_colors
 
 SECURITY_HEADERS = {
@@ -38,9 +39,10 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(
         MODEL=None,                           # None: $EMOTION_MODEL, else the bundled model
-        MAX_TEXT_CHARS=10_000,                # per text, page and API alike
+        MAX_TEXT_CHARS=MAX_TEXT_CHARS,        # per text, page and API alike
         MAX_BATCH=64,                         # texts per /api/predict request
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,  # bytes per request, CSV uploads included
+        MAX_ROWS=MAX_APP_ROWS,                # rows per /api/score upload
     )
     app.config.from_prefixed_env("EMOTION")  # e.g. EMOTION_MAX_TEXT_CHARS=5000
     app.config.update(config or {})
@@ -93,7 +95,7 @@ def http_error(exc: HTTPException):
     """JSON errors under /api/, the page with the message elsewhere."""
     size = current_app.config["MAX_CONTENT_LENGTH"]
     limit = f"{size / 2**20:g} MB" if size >= 2**20 else f"{size / 2**10:g} KB"
-    message = ERROR_MESSAGES.get(exc.code, exc.description).format(limit=limit)
+    message = ERROR_MESSAGES[exc.code].format(limit=limit) if exc.code in ERROR_MESSAGES else exc.description
     if request.path.startswith("/api/"):
         return jsonify(error=message), exc.code
     return render_template("index.html", text="", result=None, error=message), exc.code
@@ -154,11 +156,15 @@ def api_score():
         src = workdir / (secure_filename(upload.filename) or "upload.csv")
         out = workdir / f"{src.stem}-scored.csv"
         upload.save(src)
-        score_csv(src, out, classifier(), text_column=request.form.get("text_column") or None, progress=False)
+        score_csv(src, out, classifier(), text_column=request.form.get("text_column") or None, progress=False,
+                  max_rows=current_app.config["MAX_ROWS"])
         response = send_file(out, mimetype="text/csv", as_attachment=True, download_name=out.name)
     except EmotionCoreError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
         return jsonify(error=str(exc)), 422
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     response.call_on_close(lambda: shutil.rmtree(workdir, ignore_errors=True))
     return response
 

@@ -10,21 +10,26 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import shutil
 import tempfile
+import time
 from collections import Counter
 from functools import wraps
 from pathlib import Path
 
-import gradio as gr
-import pandas as pd
-
-from emotion_core import Classifier, EmotionCoreError
+from emotion_core import Classifier, EmotionCoreError  # first: sets the Hub client's timeouts
 from emotion_core.batch import score_csv, sniff_columns
+from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.labels import label_colors
+
+import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD = "20mb"  # gradio refuses bigger files before they reach the handlers
 PREVIEW_ROWS = 20
+OUTPUTS = Path(tempfile.gettempdir()) / "emotion-gradio"  # one folder per scoring request, below this
+OUTPUT_MAX_AGE_S = 3600  # Gradio copies results into its own cache (cleaned by delete_cache); ours go after an hour
 EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().splitlines() if line.strip()]
 
 classifier = Classifier.from_pretrained()  # once per process: argument-free, so $EMOTION_MODEL or the bundled model
@@ -49,6 +54,8 @@ def friendly(fn):
 @friendly
 def classify(text: str) -> dict[str, float]:
     """Every emotion's probability for one text, highest first."""
+    if text and len(text) > MAX_TEXT_CHARS:
+        raise EmotionCoreError(f"Text is too long: {len(text):,} characters (the limit is {MAX_TEXT_CHARS:,}).")
     return classifier.predict(text or "")
 
 
@@ -80,9 +87,22 @@ def score_file(file: str | None, text_column: str | None) -> str:
     """Score an uploaded CSV into a file of its own (so concurrent users never share one)."""
     if not file:
         raise EmotionCoreError("Upload a CSV file first.")
-    out = Path(tempfile.mkdtemp(prefix="emotion-")) / f"{Path(file).stem}-scored.csv"
-    score_csv(file, out, classifier, text_column=text_column or None, progress=False)
+    remove_old_outputs()
+    OUTPUTS.mkdir(exist_ok=True)
+    out = Path(tempfile.mkdtemp(dir=OUTPUTS)) / f"{Path(file).stem}-scored.csv"
+    try:
+        score_csv(file, out, classifier, text_column=text_column or None, progress=False, max_rows=MAX_APP_ROWS)
+    except BaseException:
+        shutil.rmtree(out.parent, ignore_errors=True)
+        raise
     return str(out)
+
+
+def remove_old_outputs() -> None:
+    """Delete scoring folders older than OUTPUT_MAX_AGE_S, so a long-running Space never fills its disk."""
+    for folder in OUTPUTS.glob("tmp*"):
+        if time.time() - folder.stat().st_mtime > OUTPUT_MAX_AGE_S:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def summarize(scored: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -126,7 +146,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
         with gr.Row():
             with gr.Column():
                 text = gr.Textbox(label="Text", placeholder="Type a sentence and press Enter", lines=1, max_lines=6,
-                                  submit_btn=False, elem_id="text-input")
+                                  max_length=MAX_TEXT_CHARS, submit_btn=False, elem_id="text-input")
                 button = gr.Button("Classify", variant="primary", elem_id="classify-button")
                 gr.Examples(EXAMPLES, inputs=text, label="Try one")
             with gr.Column():
@@ -136,7 +156,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
         for trigger in (text.submit, button.click):
             trigger(show, inputs=text, outputs=[label, chart], api_visibility="private")
     with gr.Tab("Batch (CSV)"):
-        gr.Markdown(f"Upload a CSV with a header row (up to {MAX_UPLOAD.upper()}). Every row gets `emotion`, "
+        gr.Markdown(f"Upload a CSV with a header row (up to {MAX_UPLOAD.upper()} and {MAX_APP_ROWS:,} rows). Every row gets `emotion`, "
                     "`confidence` and one `prob_<label>` column, as with `python -m emotion_core score`.")
         upload = gr.File(label="CSV file", file_types=[".csv"], elem_id="csv-upload")
         column = gr.Dropdown(label="Text column", choices=[], visible=False, allow_custom_value=True)
@@ -146,7 +166,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                             label="Rows per emotion")
         preview = gr.Dataframe(label=f"First {PREVIEW_ROWS} rows", interactive=False, elem_id="preview")
         upload.change(pick_column, inputs=upload, outputs=column, api_visibility="private")
-        score_button.click(score_file, inputs=[upload, column], outputs=scored, api_name="score_csv").then(
+        score_button.click(score_file, inputs=[upload, column], outputs=scored, api_name="score_csv").success(
             summarize, inputs=scored, outputs=[preview, counts], api_visibility="private")
     with gr.Tab("Model"):
         gr.Markdown(model_card())

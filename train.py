@@ -11,9 +11,9 @@ Parse -> seed -> data -> model -> Trainer -> train -> evaluate -> save -> option
 import logging
 import sys
 
-from transformers import HfArgumentParser, set_seed
+from emotion_core import EmotionCoreError  # first: sets the Hub client's timeouts before transformers loads
 
-from emotion_core import EmotionCoreError
+from transformers import HfArgumentParser, set_seed  # noqa: E402
 from emotion_core.config import DataConfig, ModelConfig, TrainConfig
 from emotion_core.data import load_splits, tokenize_splits
 from emotion_core.hub import push_model

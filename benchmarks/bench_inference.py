@@ -11,8 +11,6 @@ can be downloaded here): its speed is real, its accuracy is not.
 
 import argparse
 import json
-import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, test_split  # noqa: E402
+from common import machine, peak_rss_mb, test_split  # noqa: E402
 
 CONFIGS = ("pipeline-bs1", "pipeline-bs32", "torch", "bf16", "onnx-int8")
 LATENCY_CALLS = 200
@@ -82,7 +80,7 @@ def measure(model_dir: str, config: str, repeats: int) -> dict:
     return {
         "texts_per_s": len(texts) / statistics.median(seconds),
         "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mb": peak_rss_mb(),
         "accuracy": float(np.mean([p == y for p, y in zip(predicted, labels)])),
         "predicted": predicted,
     }

@@ -11,7 +11,6 @@ means memory does not grow with the file.
 import argparse
 import csv
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, test_split  # noqa: E402
+from common import machine, peak_rss_mb, test_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +39,7 @@ def score_here(path: str) -> None:
     start = time.perf_counter()
     assert cli(["score", path, "-o", str(Path(path).with_suffix(".out.csv")), "--quiet"]) == 0
     print(json.dumps({"seconds": time.perf_counter() - start,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_mb": peak_rss_mb()}))
 
 
 def score(path: Path) -> tuple[float, float]:

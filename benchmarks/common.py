@@ -21,3 +21,11 @@ def test_split() -> tuple[list[str], list[str]]:
     """The 2,000 test texts and their labels."""
     rows = [line.rsplit(";", 1) for line in (SHARED / "test.txt").read_text().splitlines()]
     return [text for text, _ in rows], [label for _, label in rows]
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started (VmHWM; unlike ru_maxrss, not inherited at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")

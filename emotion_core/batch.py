@@ -1,5 +1,6 @@
 """Score a CSV file of any size: stream it in chunks, add predictions, write atomically."""
 
+import codecs
 import logging
 import os
 from collections import Counter
@@ -33,6 +34,11 @@ class ScoreSummary:
         counts = ", ".join(f"{label} {n}" for label, n in self.label_counts.most_common())
         return (f"Scored {self.rows - self.skipped} of {self.rows} rows into {self.output} "
                 f"(column '{self.text_column}'; {self.skipped} skipped as empty). Labels: {counts or 'none'}.")
+
+
+def prediction_columns(labels: list[str]) -> list[str]:
+    """The columns `score` adds, in order."""
+    return ["emotion", "confidence", *(f"prob_{label}" for label in labels)]
 
 
 def find_text_column(frame: pd.DataFrame, requested: str | None = None) -> str:
@@ -74,7 +80,7 @@ def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier) -> pd.
     if valid.any():
         probs[valid] = classifier.predict_proba(texts[valid].tolist())
         emotion[valid] = np.asarray(classifier.labels, dtype=object)[probs[valid].argmax(axis=1)]
-    out = frame.copy()
+    out = frame.drop(columns=[c for c in prediction_columns(classifier.labels) if c in frame.columns])
     out["emotion"] = emotion
     out["confidence"] = probs.max(axis=1)  # NaN (an empty cell) where the text was empty
     for i, label in enumerate(classifier.labels):
@@ -94,6 +100,12 @@ def clear_csv_errors(path: Path, encoding: str):
         raise EmotionCoreError(f"{path.name} is empty: expected a header row and one text per row.") from None
     except pd.errors.ParserError as exc:
         raise EmotionCoreError(f"{path.name} is not a valid CSV file: {str(exc).strip()}") from None
+
+
+def check_encoding(encoding: str) -> None:
+    """Refuse an unknown codec name before reading anything."""
+    try:
+        codecs.lookup(encoding)
     except LookupError:
         raise EmotionCoreError(f"Unknown encoding {encoding!r}: use a Python codec name such as utf-8 or latin-1.") from None
 
@@ -106,12 +118,16 @@ def score_csv(
     encoding: str = "utf-8-sig",
     chunk_rows: int = CHUNK_ROWS,
     progress: bool = True,
+    max_rows: int | None = None,
 ) -> ScoreSummary:
     """Score every row of a CSV into a new CSV: input columns, then emotion, confidence, prob_<label>.
 
     Memory stays flat however long the file is; the output appears only when complete.
+    Prediction columns already in the input (a scored file scored again) are replaced.
+    `max_rows` caps the work one call may do (the apps set it; the command line does not).
     """
     src, dst = Path(input_path), Path(output_path)
+    check_encoding(encoding)
     if not src.is_file():
         raise EmotionCoreError(f"File not found: {src}")
     if src.resolve() == dst.resolve():
@@ -120,7 +136,7 @@ def score_csv(
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
         with clear_csv_errors(src, encoding):
-            summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress)
+            summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress, max_rows)
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
@@ -130,7 +146,7 @@ def score_csv(
 
 
 def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str | None,
-                  encoding: str, chunk_rows: int, progress: bool) -> ScoreSummary:
+                  encoding: str, chunk_rows: int, progress: bool, max_rows: int | None = None) -> ScoreSummary:
     """Read, score and append chunk by chunk, with a progress bar measured in bytes read."""
     with open(src, "rb") as raw, tqdm.wrapattr(raw, "read", total=src.stat().st_size, desc=f"Scoring {src.name}",
                                                unit="B", unit_scale=True, disable=not progress) as wrapped:
@@ -138,9 +154,15 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
         for chunk in pd.read_csv(wrapped, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=encoding):
             if summary is None:
                 summary = ScoreSummary(tmp, find_text_column(chunk, text_column))
+                if summary.text_column in prediction_columns(classifier.labels):
+                    raise EmotionCoreError(f"The text column '{summary.text_column}' has the name of an output column; "
+                                           "rename it first.")
             scored = score_frame(chunk, summary.text_column, classifier)
             scored.to_csv(tmp, mode="a" if summary.rows else "w", header=not summary.rows, index=False, float_format="%.4f")
             summary.rows += len(chunk)
+            if max_rows is not None and summary.rows > max_rows:
+                raise EmotionCoreError(f"{src.name} has more than {max_rows:,} rows, the limit here. "
+                                       "Score it with: python -m emotion_core score FILE -o OUT.csv")
             summary.skipped += int(scored["emotion"].isna().sum())
             summary.label_counts.update(scored["emotion"].dropna())
     if summary is None or summary.rows == 0:

@@ -88,6 +88,6 @@ def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelC
         card_data, template_str=TEMPLATE, model_name=model_name, labels=report["labels"],
         base_model=run_config["base_model"], dataset=dataset, splits=splits, report_split=report_split,
         per_class=report["per_class"], settings=run_config["training"],
-        train_runtime_s=metrics.get("train_runtime_s", 0.0), command=run_config.get("command", "python train.py"),
+        train_runtime_s=metrics.get("train_runtime_s", 0.0), command=run_config.get("command") or "python train.py ...",
         dataset_note=EMOTION_NOTE if "emotion" in dataset else "See the training data's own licence.",
     )

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except EmotionCoreError as exc:
+    except (EmotionCoreError, OSError) as exc:  # bad input, a missing folder, a full disk: one line
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

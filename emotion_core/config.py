@@ -15,6 +15,8 @@ BUNDLED_MODEL = PROJECT_ROOT / "models" / "emotion-minilm"
 DEFAULT_DATASET = "dair-ai/emotion"
 DEFAULT_BASE_MODEL = "distilbert-base-uncased"
 MODEL_ENV_VAR = "EMOTION_MODEL"
+MAX_TEXT_CHARS = 10_000  # per text in the apps: longer texts are refused with a message, not truncated silently
+MAX_APP_ROWS = 50_000    # rows per CSV upload in the apps (about a minute and a half on 2 CPU cores)
 
 
 def _minilm_path() -> str:

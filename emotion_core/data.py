@@ -47,7 +47,7 @@ def read_txt(path: Path) -> Rows:
 
 def read_table(path: Path, text_column: str, label_column: str) -> Rows:
     """Read a CSV or TSV with a header row, keeping every cell as a string."""
-    sep = "\t" if path.suffix == ".tsv" else ","
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
@@ -72,6 +72,8 @@ def read_jsonl(path: Path, text_column: str, label_column: str) -> Rows:
             if not isinstance(row, dict):
                 raise EmotionCoreError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
             check_columns(path, list(row), text_column, label_column, where=f", line {number}")
+            if row[label_column] is None:
+                raise EmotionCoreError(f"{path}, line {number}: the label is null.")
             texts.append("" if row[text_column] is None else str(row[text_column]))
             labels.append(str(row[label_column]))
     return texts, labels
@@ -93,9 +95,10 @@ def read_file(path: str | Path, text_column: str = "text", label_column: str = "
     if not path.is_file():
         raise EmotionCoreError(f"File not found: {path}")
     try:
-        if path.suffix in (".csv", ".tsv"):
+        suffix = path.suffix.lower()
+        if suffix in (".csv", ".tsv"):
             return read_table(path, text_column, label_column)
-        if path.suffix in (".jsonl", ".json"):
+        if suffix in (".jsonl", ".json"):
             return read_jsonl(path, text_column, label_column)
         return read_txt(path)
     except UnicodeDecodeError as exc:
@@ -122,6 +125,8 @@ def find_split_files(folder: Path) -> dict[str, Path]:
 
 def local_split_files(cfg: DataConfig) -> dict[str, Path] | None:
     """Map split names to local files, or None when `cfg.data` names a Hub data set."""
+    if (cfg.validation_file or cfg.test_file) and not cfg.train_file:
+        raise EmotionCoreError("--validation-file and --test-file go with --train-file (or put all three in one --data folder).")
     if cfg.train_file:
         explicit = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
         return {split: Path(p) for split, p in explicit.items() if p}
@@ -187,7 +192,10 @@ def load_splits(cfg: DataConfig, seed: int = 42) -> DatasetDict:
         for split, (texts, split_labels) in named.items()
     })
     if "validation" not in splits:
-        held = splits["train"].train_test_split(test_size=HELD_OUT_FRACTION, seed=seed, stratify_by_column="label")
+        try:
+            held = splits["train"].train_test_split(test_size=HELD_OUT_FRACTION, seed=seed, stratify_by_column="label")
+        except ValueError:  # a label with a single row cannot be stratified
+            held = splits["train"].train_test_split(test_size=HELD_OUT_FRACTION, seed=seed)
         splits["train"], splits["validation"] = held["train"], held["test"]
         logger.info("no validation split given: held out %d training rows", len(splits["validation"]))
     if cfg.max_train_samples:

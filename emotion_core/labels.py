@@ -4,6 +4,7 @@ The six emotions keep the order of the Hub's `dair-ai/emotion` ClassLabel, so a 
 trained from the Hub or from local files has the same `id2label`.
 """
 
+import itertools
 from collections.abc import Iterable
 
 from .errors import EmotionCoreError
@@ -52,5 +53,5 @@ EXTRA_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#8c564b", "#e377c2", "#7f7f7f"
 
 def label_colors(labels: Iterable[str]) -> dict[str, str]:
     """A colour for every label: the emotion palette first, then a fixed cycle for other names."""
-    others = iter(EXTRA_COLORS * 100)
+    others = itertools.cycle(EXTRA_COLORS)
     return {label: EMOTION_COLORS.get(label) or next(others) for label in labels}

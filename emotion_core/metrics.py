@@ -9,11 +9,12 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 def compute_metrics(eval_pred) -> dict[str, float]:
     """The Trainer's per-epoch metrics: accuracy, macro-F1 (picks the best checkpoint), weighted-F1."""
     logits, labels = eval_pred
-    preds = np.asarray(logits).argmax(axis=-1)
+    logits = np.asarray(logits)
+    preds, ids = logits.argmax(axis=-1), list(range(logits.shape[-1]))  # every label, as in metrics.json
     return {
         "accuracy": float(accuracy_score(labels, preds)),
-        "macro_f1": float(f1_score(labels, preds, average="macro")),
-        "weighted_f1": float(f1_score(labels, preds, average="weighted")),
+        "macro_f1": float(f1_score(labels, preds, labels=ids, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(labels, preds, labels=ids, average="weighted", zero_division=0)),
     }
 
 

@@ -66,6 +66,8 @@ class Classifier:
         self.metrics = read_json(folder / "metrics.json") if folder else {}
         self.run_config = read_json(folder / "run_config.json") if folder else {}
         self.folder = folder
+        # The first call configures the shared Rust tokenizer (truncation); do it now, not in two threads at once.
+        self.predict_proba(["warm-up"])
 
     @classmethod
     def from_pretrained(cls, model: str | Path | None = None, engine: str | None = None) -> "Classifier":
@@ -77,6 +79,8 @@ class Classifier:
         folder = Path(source)
         if folder.exists():
             check_model_folder(folder)
+        elif source.startswith((".", "/", "~")) or source.count("/") > 1:
+            raise EmotionCoreError(f"Model folder {source} not found. {MODEL_HINT}")
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
             net = AutoModelForSequenceClassification.from_pretrained(
@@ -84,7 +88,8 @@ class Classifier:
             )
         except Exception as exc:  # a damaged file or an unreachable Hub: one line that names the source
             if folder.exists():
-                raise EmotionCoreError(f"Model folder {folder} could not be loaded: {str(exc).splitlines()[0]}") from None
+                first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise EmotionCoreError(f"Model folder {folder} could not be loaded: {first_line}") from None
             raise hub_failure(f"model '{source}'", exc, hint=MODEL_HINT) from None
         logger.info("loaded %s (%d labels)", source, net.config.num_labels)
         return cls(net, tokenizer, source, folder if folder.exists() else None, engine)

@@ -108,12 +108,14 @@ def deploy_space(space_id: str, private: bool = False, model_id: str | None = No
     with tempfile.TemporaryDirectory(prefix="emotion-space-") as tmp:
         folder = build_space(build_dir or Path(tmp) / "space", model_id=model_id, space_id=space_id)
         api = HfApi()
-        variables = [{"key": "EMOTION_MODEL", "value": model_id}] if model_id else None
         try:
-            api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True,
-                            space_variables=variables)
+            api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+            if model_id:  # set on every deploy: create_repo leaves an existing Space's variables alone
+                api.add_space_variable(space_id, "EMOTION_MODEL", model_id)
+            else:
+                api.delete_space_variable(space_id, "EMOTION_MODEL")
             api.upload_folder(repo_id=space_id, repo_type="space", folder_path=str(folder),
-                              commit_message="Deploy the emotion demo")
+                              commit_message="Deploy the emotion demo", delete_patterns=["*"])  # no stale files
         except Exception as exc:  # one clear line; tracebacks from the HTTP client may carry headers
             raise EmotionCoreError(f"Could not deploy the Space {space_id}: {describe_hub_error(exc)}.") from None
     return f"https://huggingface.co/spaces/{space_id}"

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -124,7 +125,7 @@ def evaluate_splits(trainer: Trainer, tokenized: DatasetDict, labels: list[str])
 def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, labels: list[str]) -> dict:
     """The resolved settings saved beside the model (run_config.json), as nanoGPT keeps its config."""
     return {
-        "command": " ".join(["python", "train.py", *sys.argv[1:]]) if sys.argv[0].endswith("train.py") else None,
+        "command": shlex.join(["python", "train.py", *sys.argv[1:]]) if sys.argv[0].endswith("train.py") else None,
         "base_model": base_model_id(model_cfg.base_model),
         "dataset": data_cfg.dataset_name or data_cfg.data,
         "labels": labels,

@@ -10,6 +10,7 @@ os.environ.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", GRADIO_ANALY
 os.environ.pop("EMOTION_MODEL", None)
 
 import random
+import socket
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,13 @@ def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
         rng.shuffle(words)
         rows.append((" ".join(words), label))
     return rows
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_txt(path: Path, rows: list[tuple[str, str]]) -> Path:

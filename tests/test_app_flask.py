@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from app_flask import create_app
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -204,14 +205,11 @@ def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript):
 
 
 def test_python_app_flask_serves_with_waitress(tmp_path):
-    import socket
     import subprocess
     import sys
     import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "app_flask.py", "--port", str(port)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -2,7 +2,6 @@
 
 import importlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,14 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +57,13 @@ def test_empty_text_is_a_gentle_message(app, text):
 
     with pytest.raises(gr.Error, match="Text is empty"):
         app.show(text)
+
+
+def test_huge_text_is_refused_with_the_limit(app):
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="Text is too long: 1,000,000 characters"):
+        app.classify("a" * 1_000_000)
 
 
 def test_column_picker_guesses_or_asks(app, tmp_path, sample_csv):

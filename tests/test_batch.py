@@ -156,3 +156,33 @@ def test_python_dash_m_runs(tmp_path, tiny_model_dir):
                              "--model", str(tiny_model_dir)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "o.csv").is_file()
+
+
+def test_scoring_a_scored_file_replaces_its_predictions(tmp_path, classifier):
+    src = tmp_path / "in.csv"
+    src.write_text("text,emotion,confidence,note\ni feel fine,joy,0.9,kept\n")
+    score_csv(src, tmp_path / "out.csv", classifier, progress=False)
+    out = read(tmp_path / "out.csv")
+    assert list(out.columns) == ["text", "note", "emotion", "confidence", *PROB_COLUMNS]
+    assert out["note"][0] == "kept"
+
+
+def test_text_column_named_like_an_output_is_refused(tmp_path, classifier):
+    src = write(tmp_path / "in.csv", b"emotion\ni feel fine\n")
+    with pytest.raises(EmotionCoreError, match="has the name of an output column"):
+        score_csv(src, tmp_path / "out.csv", classifier, progress=False)
+
+
+def test_row_cap(tmp_path, classifier):
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"text": ["hello"] * 30}).to_csv(src, index=False)
+    with pytest.raises(EmotionCoreError, match="has more than 20 rows, the limit here"):
+        score_csv(src, tmp_path / "out.csv", classifier, progress=False, chunk_rows=10, max_rows=20)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_missing_output_folder_is_one_line(tmp_path, tiny_model_dir, capsys):
+    src = write(tmp_path / "in.csv", b"text\nhello\n")
+    assert cli(["score", str(src), "-o", str(tmp_path / "no" / "such" / "out.csv"), "--model", str(tiny_model_dir),
+                "--quiet"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: ")

@@ -136,3 +136,21 @@ def test_shared_emotion_data_counts():
     assert splits["train"].features["label"].names == list(EMOTION_LABELS)
     counts = [splits["train"]["label"].count(i) for i in range(6)]
     assert counts == [4666, 5362, 1304, 2159, 1937, 572]  # from the data set's README
+
+
+def test_validation_file_needs_a_train_file(tmp_path):
+    with pytest.raises(EmotionCoreError, match="go with --train-file"):
+        load_splits(DataConfig(validation_file=str(write_txt(tmp_path / "v.txt", toy_rows(3, 1)))))
+
+
+def test_single_row_label_still_gets_a_validation_split(tmp_path):
+    rows = toy_rows(30, 1) + [("i am scared", "fear")]
+    splits = load_splits(DataConfig(data=str(write_txt(tmp_path / "only.txt", rows))))
+    assert len(splits["train"]) + len(splits["validation"]) == 31
+
+
+def test_upper_case_extension_and_null_label(tmp_path):
+    assert read_file(write_csv(tmp_path / "T.CSV", [("hi", "joy")])) == (["hi"], ["joy"])
+    (tmp_path / "n.jsonl").write_text('{"text": "hi", "label": null}\n')
+    with pytest.raises(EmotionCoreError, match="line 1: the label is null"):
+        read_file(tmp_path / "n.jsonl")

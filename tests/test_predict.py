@@ -97,3 +97,8 @@ def test_broken_model_folder_is_named_with_what_is_wrong(tmp_path, tiny_model_di
 def test_unknown_hub_model_offline_is_a_clear_error():
     with pytest.raises(EmotionCoreError, match=r"Could not load model 'someone/emotion-model'.*EMOTION_MODEL"):
         Classifier.from_pretrained("someone/emotion-model")
+
+
+def test_mistyped_model_folder_is_not_sent_to_the_hub():
+    with pytest.raises(EmotionCoreError, match=r"Model folder ./modles/emotion not found"):
+        Classifier.from_pretrained("./modles/emotion")
