@@ -21,6 +21,7 @@ from emotion_core import Classifier, EmotionCoreError
 from emotion_core.batch import score_csv
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.labels import label_colors
+from emotion_core.predict import check_length
 
 SECURITY_HEADERS = {
     # only this site's own files: no inline script or style, no framing
@@ -80,8 +81,10 @@ def check_text(text) -> str:
         raise InputError(f"Each text must be a string, not {type(text).__name__}.")
     if not text.strip():
         raise InputError("Text is empty: type something to classify.")
-    if len(text) > limit:
-        raise InputError(f"Text is too long: {len(text):,} characters (the limit is {limit:,}).", 413)
+    try:
+        check_length(text, limit)
+    except EmotionCoreError as exc:
+        raise InputError(str(exc), 413) from None
     return text
 
 

@@ -21,6 +21,7 @@ from emotion_core import Classifier, EmotionCoreError  # first: sets the Hub cli
 from emotion_core.batch import score_csv, sniff_columns
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.labels import label_colors
+from emotion_core.predict import check_length
 
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -54,8 +55,7 @@ def friendly(fn):
 @friendly
 def classify(text: str) -> dict[str, float]:
     """Every emotion's probability for one text, highest first."""
-    if text and len(text) > MAX_TEXT_CHARS:
-        raise EmotionCoreError(f"Text is too long: {len(text):,} characters (the limit is {MAX_TEXT_CHARS:,}).")
+    check_length(text or "")
     return classifier.predict(text or "")
 
 

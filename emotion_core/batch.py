@@ -157,12 +157,12 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
                 if summary.text_column in prediction_columns(classifier.labels):
                     raise EmotionCoreError(f"The text column '{summary.text_column}' has the name of an output column; "
                                            "rename it first.")
+            if max_rows is not None and summary.rows + len(chunk) > max_rows:  # refuse before scoring past the cap
+                raise EmotionCoreError(f"{src.name} has more than {max_rows:,} rows, the limit here. "
+                                       "Score it with: python -m emotion_core score FILE -o OUT.csv")
             scored = score_frame(chunk, summary.text_column, classifier)
             scored.to_csv(tmp, mode="a" if summary.rows else "w", header=not summary.rows, index=False, float_format="%.4f")
             summary.rows += len(chunk)
-            if max_rows is not None and summary.rows > max_rows:
-                raise EmotionCoreError(f"{src.name} has more than {max_rows:,} rows, the limit here. "
-                                       "Score it with: python -m emotion_core score FILE -o OUT.csv")
             summary.skipped += int(scored["emotion"].isna().sum())
             summary.label_counts.update(scored["emotion"].dropna())
     if summary is None or summary.rows == 0:

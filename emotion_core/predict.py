@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .config import resolve_model
+from .config import MAX_TEXT_CHARS, resolve_model
 from .engines import load_engine
 from .errors import EmotionCoreError
 from .hub import hub_failure
@@ -40,6 +40,12 @@ def check_model_folder(folder: Path) -> None:
                 "only safetensors are accepted. Convert it with `model.save_pretrained(folder)`."
             )
         raise EmotionCoreError(f"Model folder {folder} has no weights (model.safetensors is missing).")
+
+
+def check_length(text: str, limit: int = MAX_TEXT_CHARS) -> None:
+    """Refuse a text longer than the apps accept, saying how long it is and what the limit is."""
+    if len(text) > limit:
+        raise EmotionCoreError(f"Text is too long: {len(text):,} characters (the limit is {limit:,}).")
 
 
 def read_json(path: Path) -> dict:
