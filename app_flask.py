@@ -20,6 +20,7 @@ from werkzeug.utils import secure_filename
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.batch import score_csv
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
+from emotion_core.explain import explain
 from emotion_core.labels import label_colors
 from emotion_core.predict import check_length
 
@@ -113,14 +114,22 @@ def index():
         text = request.form.get("text", "")
         try:
             probs = classifier().predict(check_text(text))
-            result = {"emotion": next(iter(probs)), "probabilities": probs}
+            why = explain(classifier(), text)
+            words = [{"word": w, "score": s, "css": highlight_class(c)} for w, s, c in zip(why.words, why.scores, why.scaled())]
+            result = {"emotion": next(iter(probs)), "probabilities": probs, "words": words}
         except InputError as exc:
             error, status = str(exc), 400 if exc.status == 422 else exc.status
     return render_template("index.html", text=text, result=result, error=error), status
 
 
+def highlight_class(scaled: float) -> str:
+    """A CSS class for a word's scaled score: w-pos-1..4 (pushed up), w-neg-1..4 (pulled down), w-0."""
+    level = min(4, round(abs(scaled) * 4))
+    return "w-0" if level == 0 else f"w-{'pos' if scaled > 0 else 'neg'}-{level}"
+
+
 def api_predict():
-    """{"text": "..."} or {"texts": [...]} -> every label's probability, highest first."""
+    """{"text": "..."} or {"texts": [...]}, optionally "explain": true -> every label's probability, highest first."""
     if not request.is_json:
         return jsonify(error=ERROR_MESSAGES[415]), 415
     body = request.get_json(silent=True)
@@ -136,17 +145,24 @@ def predict_body(body) -> dict:
     """Validate a /api/predict body and classify it."""
     if not isinstance(body, dict) or ("text" in body) == ("texts" in body):
         raise InputError('Send an object with either "text" (a string) or "texts" (a list of strings).', 400)
+    want_why = body.get("explain", False)
+    if not isinstance(want_why, bool):
+        raise InputError('"explain" must be true or false.', 400)
     if "text" in body:
         probs = classifier().predict(check_text(body["text"]))
-        return {"model": classifier().name, "emotion": next(iter(probs)), "probabilities": probs}
+        answer = {"model": classifier().name, "emotion": next(iter(probs)), "probabilities": probs}
+        return answer | ({"explanation": explain(classifier(), body["text"]).as_dict()} if want_why else {})
     texts, limit = body["texts"], current_app.config["MAX_BATCH"]
     if not isinstance(texts, list) or not texts:
         raise InputError('"texts" must be a non-empty list of strings.')
     if len(texts) > limit:
         raise InputError(f'Too many texts: {len(texts)} (the limit is {limit} per request).', 413)
     batch = classifier().predict_batch([check_text(t) for t in texts])
-    return {"model": classifier().name,
-            "predictions": [{"emotion": next(iter(p)), "probabilities": p} for p in batch]}
+    predictions = [{"emotion": next(iter(p)), "probabilities": p} for p in batch]
+    if want_why:
+        for prediction, text in zip(predictions, texts):
+            prediction["explanation"] = explain(classifier(), text).as_dict()
+    return {"model": classifier().name, "predictions": predictions}
 
 
 def api_score():

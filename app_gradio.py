@@ -20,6 +20,7 @@ from pathlib import Path
 from emotion_core import Classifier, EmotionCoreError  # first: sets the Hub client's timeouts
 from emotion_core.batch import score_csv, sniff_columns
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
+from emotion_core.explain import explain
 from emotion_core.labels import label_colors
 from emotion_core.predict import check_length
 
@@ -64,10 +65,22 @@ def probability_frame(probs: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame({"emotion": list(probs), "probability": list(probs.values())})
 
 
-def show(text: str) -> tuple[dict[str, float], pd.DataFrame]:
-    """The text tab's outputs: the label and the chart."""
+@friendly
+def explain_words(text: str) -> dict:
+    """Which words pushed the predicted emotion up or down: {"label", "probability", "words": [{word, score, scaled}]}."""
+    check_length(text or "")
+    return explain(classifier, text or "").as_dict()
+
+
+def highlights(explanation: dict) -> list[tuple[str, float]]:
+    """(word, score in [-1, 1]) pairs for gr.HighlightedText: red pushed the emotion up, blue pulled it down."""
+    return [(w["word"] + " ", round(w["scaled"], 3)) for w in explanation["words"]]
+
+
+def show(text: str) -> tuple[dict[str, float], pd.DataFrame, list[tuple[str, float]]]:
+    """The text tab's outputs: the label, the chart and the highlighted words."""
     probs = classify(text)
-    return probs, probability_frame(probs)
+    return probs, probability_frame(probs), highlights(explain_words(text))
 
 
 # ----------------------------------------------------------------------------- batch
@@ -124,16 +137,26 @@ def model_card() -> str:
     if config:
         lines.append(f"**Base:** `{config.get('base_model')}` · **Data:** `{config.get('dataset')}`")
     lines.append(f"**Labels:** {', '.join(classifier.labels)} · **Engine:** `{classifier.engine.name}`")
-    splits = {k: v for k, v in classifier.metrics.items() if isinstance(v, dict)}
-    if splits:
+    metrics = classifier.metrics
+    rows = [(split, metrics[split]) for split in ("validation", "test") if split in metrics]
+    if len(metrics.get("sources", {})) > 1:
+        rows += [(f"{split} · {source}", m) for source, by_split in metrics["sources"].items() for split, m in by_split.items()]
+    if rows:
         lines += ["", "| split | texts | accuracy | macro-F1 |", "| --- | ---: | ---: | ---: |"]
-        lines += [f"| {s} | {m['n']} | {m['accuracy']:.1%} | {m['macro_f1']:.3f} |" for s, m in splits.items()]
+        lines += [f"| {s} | {m['n']:,} | {m['accuracy']:.1%} | {m['macro_f1']:.3f} |" for s, m in rows]
+    calibration = metrics.get("calibration")
+    if calibration and classifier.temperature != 1.0:
+        lines += ["", f"**Calibration:** probabilities are temperature-scaled (T = {classifier.temperature:.2f}, fitted on "
+                      "validation), so a 90% means right about 90% of the time.", "",
+                  "| split | ECE before | ECE after | NLL before | NLL after |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {s} | {m['ece_before']:.2%} | {m['ece_after']:.2%} | {m['nll_before']:.3f} | {m['nll_after']:.3f} |"
+                  for s, m in calibration.items() if s != "temperature"]
     return "\n".join(lines)
 
 
-def confusion_matrix_path() -> str | None:
-    """The model folder's confusion matrix, when it has one."""
-    path = classifier.folder / "confusion_matrix.png" if classifier.folder else None
+def model_image(name: str) -> str | None:
+    """A picture from the model folder (confusion matrix, reliability diagram), when it has one."""
+    path = classifier.folder / name if classifier.folder else None
     return str(path) if path and path.is_file() else None
 
 
@@ -153,8 +176,10 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                 label = gr.Label(num_top_classes=len(classifier.labels), label="Emotion", elem_id="emotion-label")
                 chart = gr.BarPlot(x="emotion", y="probability", color="emotion", color_map=COLORS, sort="-y",
                                    y_lim=[0, 1], label="Probabilities", elem_id="emotion-chart")
+        why = gr.HighlightedText(label="Why: red words pushed the top emotion up, blue words pulled it down",
+                                 combine_adjacent=False, show_legend=False, elem_id="why")
         for trigger in (text.submit, button.click):
-            trigger(show, inputs=text, outputs=[label, chart], api_visibility="private")
+            trigger(show, inputs=text, outputs=[label, chart, why], api_visibility="private")
     with gr.Tab("Batch (CSV)"):
         gr.Markdown(f"Upload a CSV with a header row (up to {MAX_UPLOAD.upper()} and {MAX_APP_ROWS:,} rows). Every row gets `emotion`, "
                     "`confidence` and one `prob_<label>` column, as with `python -m emotion_core score`.")
@@ -170,8 +195,12 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
             summarize, inputs=scored, outputs=[preview, counts], api_visibility="private")
     with gr.Tab("Model"):
         gr.Markdown(model_card())
-        gr.Image(confusion_matrix_path(), label="Confusion matrix", interactive=False, buttons=[])
+        with gr.Row():
+            gr.Image(model_image("confusion_matrix.png"), label="Confusion matrix", interactive=False, buttons=[])
+            gr.Image(model_image("reliability.png"), label="Reliability diagram", interactive=False, buttons=[],
+                     visible=model_image("reliability.png") is not None)
     gr.api(classify, api_name="classify")
+    gr.api(explain_words, api_name="explain")
 
 demo.queue(default_concurrency_limit=2, max_size=64)  # a full queue answers "busy", it does not pile up
 

@@ -2,10 +2,12 @@
 
     $ python train.py --base-model minilm --data ../shared/data/emotion --output-dir models/my-model
     $ python train.py                       # distilbert-base-uncased on dair-ai/emotion (needs the Hub)
+    $ python train.py --base-model minilm --data ../shared/data/emotion ../shared/data/goemotions
+    $ python train.py --base-model minilm --mix examples/mix.json   # sources with their own label maps
     $ python train.py config.json           # every flag from one JSON file
     $ python train.py --help
 
-Parse -> seed -> data -> model -> Trainer -> train -> evaluate -> save -> optional push.
+Parse -> seed -> data -> model -> Trainer -> train -> evaluate -> calibrate -> save -> optional push.
 """
 
 import logging
@@ -15,10 +17,11 @@ from emotion_core import EmotionCoreError  # first: sets the Hub client's timeou
 
 from transformers import HfArgumentParser, set_seed  # noqa: E402
 from emotion_core.config import DataConfig, ModelConfig, TrainConfig
-from emotion_core.data import load_splits, tokenize_splits
+from emotion_core.data import load_sources, tokenize_splits
 from emotion_core.hub import push_model
 from emotion_core.training import (
-    build_trainer, describe_run, evaluate_splits, load_base_model, run_training, save_model_folder,
+    build_trainer, calibrate_outputs, calibration_summary, describe_run, evaluate_splits, load_base_model, run_training, save_model_folder,
+    summary_lines,
 )
 
 
@@ -35,20 +38,20 @@ def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate and save; return the metrics that went into metrics.json."""
     data_cfg, model_cfg, train_cfg = parse(argv)
     set_seed(train_cfg.seed)
-    splits = load_splits(data_cfg, seed=train_cfg.seed)
+    splits, report = load_sources(data_cfg, seed=train_cfg.seed)
     labels = splits["train"].features["label"].names
     tokenizer, model = load_base_model(model_cfg, labels)
     tokenized = tokenize_splits(splits, tokenizer, model_cfg.max_length)
     trainer = build_trainer(model, tokenizer, tokenized, train_cfg)
     stats = run_training(trainer, train_cfg)
-    metrics = evaluate_splits(trainer, tokenized, labels)
+    metrics, outputs = evaluate_splits(trainer, tokenized, labels)
+    calibration = calibrate_outputs(outputs)
     metrics |= {"train_runtime_s": stats["train_runtime"], "train_samples_per_second": stats["train_samples_per_second"],
-                "train_rows": len(splits["train"])}
+                "train_rows": len(splits["train"]), "data": report, "calibration": calibration_summary(calibration)}
     if trainer.is_world_process_zero():
         out = save_model_folder(trainer, train_cfg.output_dir, metrics, describe_run(data_cfg, model_cfg, train_cfg, labels),
-                                fp16=train_cfg.save_fp16)
-        print(f"Saved {out}: " + ", ".join(f"{s} accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f}"
-                                           for s, m in metrics.items() if isinstance(m, dict)))
+                                fp16=train_cfg.save_fp16, calibration=calibration)
+        print(f"Saved {out}", *report.lines(), *summary_lines(metrics), sep="\n  ")
         if train_cfg.push_to_hub:
             print(f"Pushed to {push_model(out, train_cfg.hub_model_id, private=train_cfg.hub_private)}")
     return metrics

@@ -13,6 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .errors import EmotionCoreError
+from .explain import explain as explain_text
 from .predict import Classifier
 
 logger = logging.getLogger(__name__)
@@ -36,9 +37,17 @@ class ScoreSummary:
                 f"(column '{self.text_column}'; {self.skipped} skipped as empty). Labels: {counts or 'none'}.")
 
 
+TOP_WORDS = 3
+
+
 def prediction_columns(labels: list[str]) -> list[str]:
-    """The columns `score` adds, in order."""
-    return ["emotion", "confidence", *(f"prob_{label}" for label in labels)]
+    """The columns `score` adds, in order (and `top_words` with --explain)."""
+    return ["emotion", "confidence", *(f"prob_{label}" for label in labels), "top_words"]
+
+
+def top_words(classifier: Classifier, text: str) -> str:
+    """The words that pushed the prediction up the most, e.g. `furious (+2.52); am (+0.28)`."""
+    return "; ".join(f"{word} ({score:+.2f})" for word, score in explain_text(classifier, text).top_words(TOP_WORDS))
 
 
 def find_text_column(frame: pd.DataFrame, requested: str | None = None) -> str:
@@ -71,8 +80,8 @@ def sniff_columns(path: str | Path, encoding: str = "utf-8-sig") -> tuple[list[s
     return [str(c) for c in head.columns], guess
 
 
-def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier) -> pd.DataFrame:
-    """Add `emotion`, `confidence` and `prob_<label>` to one chunk; empty texts get empty cells."""
+def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier, explain: bool = False) -> pd.DataFrame:
+    """Add `emotion`, `confidence`, `prob_<label>` (and `top_words`) to one chunk; empty texts get empty cells."""
     texts = frame[column].fillna("").astype(str)
     valid = (texts.str.strip() != "").to_numpy()
     probs = np.full((len(frame), len(classifier.labels)), np.nan, dtype=np.float32)
@@ -85,6 +94,8 @@ def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier) -> pd.
     out["confidence"] = probs.max(axis=1)  # NaN (an empty cell) where the text was empty
     for i, label in enumerate(classifier.labels):
         out[f"prob_{label}"] = probs[:, i]
+    if explain:
+        out["top_words"] = [top_words(classifier, text) if ok else None for text, ok in zip(texts, valid)]
     return out
 
 
@@ -119,12 +130,15 @@ def score_csv(
     chunk_rows: int = CHUNK_ROWS,
     progress: bool = True,
     max_rows: int | None = None,
+    explain: bool = False,
 ) -> ScoreSummary:
     """Score every row of a CSV into a new CSV: input columns, then emotion, confidence, prob_<label>.
 
     Memory stays flat however long the file is; the output appears only when complete.
     Prediction columns already in the input (a scored file scored again) are replaced.
     `max_rows` caps the work one call may do (the apps set it; the command line does not).
+    `explain` adds `top_words`, the words that drove each prediction (one occlusion pass per row:
+    several times slower than scoring alone).
     """
     src, dst = Path(input_path), Path(output_path)
     check_encoding(encoding)
@@ -136,7 +150,7 @@ def score_csv(
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
         with clear_csv_errors(src, encoding):
-            summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress, max_rows)
+            summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress, max_rows, explain)
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
@@ -146,7 +160,8 @@ def score_csv(
 
 
 def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str | None,
-                  encoding: str, chunk_rows: int, progress: bool, max_rows: int | None = None) -> ScoreSummary:
+                  encoding: str, chunk_rows: int, progress: bool, max_rows: int | None = None,
+                  explain: bool = False) -> ScoreSummary:
     """Read, score and append chunk by chunk, with a progress bar measured in bytes read."""
     with open(src, "rb") as raw, tqdm.wrapattr(raw, "read", total=src.stat().st_size, desc=f"Scoring {src.name}",
                                                unit="B", unit_scale=True, disable=not progress) as wrapped:
@@ -160,7 +175,7 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
             if max_rows is not None and summary.rows + len(chunk) > max_rows:  # refuse before scoring past the cap
                 raise EmotionCoreError(f"{src.name} has more than {max_rows:,} rows, the limit here. "
                                        "Score it with: python -m emotion_core score FILE -o OUT.csv")
-            scored = score_frame(chunk, summary.text_column, classifier)
+            scored = score_frame(chunk, summary.text_column, classifier, explain)
             scored.to_csv(tmp, mode="a" if summary.rows else "w", header=not summary.rows, index=False, float_format="%.4f")
             summary.rows += len(chunk)
             summary.skipped += int(scored["emotion"].isna().sum())

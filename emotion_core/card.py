@@ -1,8 +1,11 @@
 """The model card: a `huggingface_hub.ModelCard` whose model-index lets the Hub show the metrics."""
 
+import re
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .data import DataReport
 
 TEMPLATE = """---
 {{ card_data }}
@@ -21,6 +24,17 @@ with the emotion toolkit's `train.py` (command below).
 {% for split, m in splits.items() -%}
 | {{ split }} | {{ m.n }} | {{ "%.4f" | format(m.accuracy) }} | {{ "%.4f" | format(m.macro_f1) }} | {{ "%.4f" | format(m.weighted_f1) }} |
 {% endfor %}
+{% if sources | length > 1 -%}
+Each source on its own:
+
+| source | split | texts | accuracy | macro-F1 |
+| --- | --- | ---: | ---: | ---: |
+{% for source, by_split in sources.items() -%}
+{% for split, m in by_split.items() -%}
+| {{ source }} | {{ split }} | {{ m.n }} | {{ "%.4f" | format(m.accuracy) }} | {{ "%.4f" | format(m.macro_f1) }} |
+{% endfor -%}
+{% endfor %}
+{% endif -%}
 Per class on the {{ report_split }} split:
 
 | label | precision | recall | F1 | support |
@@ -29,7 +43,20 @@ Per class on the {{ report_split }} split:
 | {{ name }} | {{ "%.3f" | format(c.precision) }} | {{ "%.3f" | format(c.recall) }} | {{ "%.3f" | format(c.f1) }} | {{ c.support }} |
 {% endfor %}
 ![Confusion matrix on the {{ report_split }} split](confusion_matrix.png)
+{% if calibration %}
+## Calibration
 
+Probabilities are temperature-scaled: logits divided by T = {{ "%.3f" | format(calibration.temperature) }}, fitted on
+the validation split (minimum negative log-likelihood). Labels do not change; probabilities become
+honest about how often they are right. Expected calibration error (15 bins) and NLL:
+
+| split | ECE before | ECE after | NLL before | NLL after |
+| --- | ---: | ---: | ---: | ---: |
+{% for split, m in calibration.items() if split != "temperature" -%}
+| {{ split }} | {{ "%.2f" | format(100 * m.ece_before) }}% | {{ "%.2f" | format(100 * m.ece_after) }}% | {{ "%.4f" | format(m.nll_before) }} | {{ "%.4f" | format(m.nll_after) }} |
+{% endfor %}
+![Reliability diagram](reliability.png)
+{% endif %}
 ## Use
 
 ```python
@@ -50,17 +77,35 @@ or, with transformers alone: `pipeline("text-classification", model="path/or/hub
 {% for key, value in settings.items() -%}
 - `{{ key }}`: {{ value }}
 {% endfor %}
-Training took {{ "%.0f" | format(train_runtime_s) }} s.
+Training took {{ "%.0f" | format(train_runtime_s) }} s. Text normalisation (applied again at inference):
+{{ normalize | join(", ") or "none" }}.
+{% if data_lines %}
+Rows used, and rows dropped with the reason:
+
+{% for line in data_lines -%}
+- {{ line }}
+{% endfor -%}
+{% endif %}
 
 ## Data and licence
 
 {{ dataset_note }}
 """
 
-EMOTION_NOTE = (
-    "The emotion data set (CARER: Saravia et al., EMNLP 2018) is for educational and research use "
-    "only; cite the CARER paper when you use this model's results."
-)
+SOURCE_NOTES = {
+    "emotion": "The emotion data set (CARER: Saravia et al., EMNLP 2018) is for educational and research use "
+               "only; cite the CARER paper when you use this model's results.",
+    "goemotions": "GoEmotions (Demszky et al., ACL 2020; Reddit comments, names masked as [NAME]) is under "
+                  "Apache-2.0; cite the GoEmotions paper.",
+}
+
+
+def dataset_note(run_config: dict) -> str:
+    """Licence notes for the known sources, else a pointer to the data's own licence."""
+    names = " ".join([run_config["dataset"], *(s["name"] for s in run_config.get("sources", []))]).lower()
+    words = set(re.findall(r"[a-z]+", names))
+    notes = [note for key, note in SOURCE_NOTES.items() if key in words]
+    return "\n\n".join(notes) or "See the training data's own licence."
 
 
 def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelCard:
@@ -89,5 +134,6 @@ def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelC
         base_model=run_config["base_model"], dataset=dataset, splits=splits, report_split=report_split,
         per_class=report["per_class"], settings=run_config["training"],
         train_runtime_s=metrics.get("train_runtime_s", 0.0), command=run_config.get("command") or "python train.py ...",
-        dataset_note=EMOTION_NOTE if "emotion" in dataset else "See the training data's own licence.",
+        dataset_note=dataset_note(run_config), sources=metrics.get("sources", {}),
+        normalize=run_config.get("normalize", []), calibration=metrics.get("calibration"), data_lines=DataReport(metrics.get("data", {})).lines(),
     )

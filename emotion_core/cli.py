@@ -1,4 +1,4 @@
-"""The command line: `python -m emotion_core score IN.csv -o OUT.csv`, `predict TEXT`, `space build|deploy`.
+"""The command line: `score IN.csv -o OUT.csv`, `predict TEXT`, `export`, `calibrate`, `space build|deploy`.
 
 The library does the work; this module parses arguments and prints. Every EmotionCoreError
 becomes one line on stderr and exit status 1.
@@ -20,7 +20,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
     classifier = Classifier.from_pretrained(args.model, engine=args.engine)
     summary = score_csv(args.input, args.output, classifier, text_column=args.text_column,
-                        encoding=args.encoding, progress=not args.quiet)
+                        encoding=args.encoding, progress=not args.quiet, explain=args.explain)
     print(summary)
 
 
@@ -42,6 +42,21 @@ def cmd_export(args: argparse.Namespace) -> None:
     if classifier.folder is None:
         raise EmotionCoreError("export needs a local model folder (download a Hub model first).")
     print(f"Wrote {export_onnx(classifier.model, classifier.folder)}")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    """Fit the temperature of an existing model folder and report calibration before and after."""
+    from .config import BUNDLED_MODEL, DataConfig
+    from .training import calibrate_folder
+
+    folder = args.model or BUNDLED_MODEL
+    report = calibrate_folder(folder, DataConfig(data=args.data, label_map=args.label_map) if args.data else None)
+    print(f"{folder}: temperature {report['temperature']:.3f}")
+    for split in ("validation", "test"):
+        if split in report:
+            m = report[split]
+            print(f"  {split} (n={m['n']:,}): ECE {100 * m['ece_before']:.2f}% -> {100 * m['ece_after']:.2f}%, "
+                  f"NLL {m['nll_before']:.4f} -> {m['nll_after']:.4f}, labels unchanged: {m['labels_unchanged']}")
 
 
 def cmd_space_build(args: argparse.Namespace) -> None:
@@ -75,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
     score.add_argument("--encoding", default="utf-8-sig", help="the input's encoding (default: UTF-8, with or without BOM)")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
+    score.add_argument("--explain", action="store_true",
+                       help="add a top_words column: the words that drove each prediction (slower: one occlusion pass a row)")
     score.set_defaults(func=cmd_score)
 
     predict = commands.add_parser("predict", help="classify texts given as arguments",
@@ -85,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write the int8 ONNX file of the fast engine into a model folder",
                                  description="Example: python -m emotion_core export --model models/my-model")
     export.set_defaults(func=cmd_export)
+
+    calibrate = commands.add_parser("calibrate", help="fit the temperature of a model folder on its validation data",
+                                    description="Writes calibration.json and reliability.png into the model folder. "
+                                                "Example: python -m emotion_core calibrate --model models/my-model")
+    calibrate.add_argument("--data", nargs="+", help="data the model was trained on (default: the sources in its run_config.json)")
+    calibrate.add_argument("--label-map", help="label map for the data, as in train.py")
+    calibrate.set_defaults(func=cmd_calibrate)
 
     space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")
     space_commands = space.add_subparsers(dest="space_command", required=True)
@@ -102,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (build, deploy):
         sub.add_argument("--model-id", help="serve this Hub model (set as EMOTION_MODEL) instead of bundling the model files")
 
-    for sub in (score, predict, export):
+    for sub in (score, predict, export, calibrate):
         sub.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
     for sub in (score, predict):
         sub.add_argument("--engine", choices=ENGINES,

@@ -52,10 +52,15 @@ def resolve_model(model: str | os.PathLike | None = None) -> str:
 class DataConfig:
     """Where the labelled text comes from and how to read it."""
 
-    data: str = field(
-        default=DEFAULT_DATASET,
-        metadata={"help": "Hub dataset id, or a local folder holding train/validation/test files "
-                          "(e.g. ../shared/data/emotion), or one file used as the train split."},
+    data: list[str] = field(
+        default_factory=lambda: [DEFAULT_DATASET],
+        metadata={"help": "One or more sources, each a Hub dataset id, a local folder holding train/validation/test "
+                          "files (e.g. ../shared/data/emotion ../shared/data/goemotions), or one file used as the train split."},
+    )
+    mix: str | None = field(
+        default=None,
+        metadata={"help": 'JSON file listing sources, each with its own columns and label map: '
+                          '{"sources": [{"data": "...", "label_map": "ekman-love"}, ...]} (instead of --data).'},
     )
     train_file: str | None = field(default=None, metadata={"help": "Explicit train file (.txt 'text;label', .csv, .tsv or .jsonl)."})
     validation_file: str | None = field(default=None, metadata={"help": "Explicit validation file; without one, 10%% of train is held out."})
@@ -67,10 +72,22 @@ class DataConfig:
         metadata={"help": "Names for integer label ids, comma-separated in id order, or 'emotion' for "
                           "sadness,joy,love,anger,fear,surprise. Not needed for word labels."},
     )
+    label_map: str | None = field(
+        default=None,
+        metadata={"help": "Map source labels to the model's: 'six' or 'ekman-love' (GoEmotions), or a JSON file "
+                          "{source label: model label}. Rows whose label is not mapped are dropped and counted."},
+    )
+    normalize: str = field(
+        default="default",
+        metadata={"help": "Text normalisation, saved with the model and applied again at inference: 'default' "
+                          "(urls,mentions,names,lowercase,spaces), 'none', or a comma-separated list of those steps."},
+    )
     dataset_name: str | None = field(default=None, metadata={"help": "Name for the model card, e.g. dair-ai/emotion for a local copy of it (default: --data)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows (after shuffling), for quick runs."})
 
     def __post_init__(self) -> None:
+        if isinstance(self.data, str):
+            self.data = [self.data]
         if self.max_train_samples is not None and self.max_train_samples < 1:
             raise EmotionCoreError("--max-train-samples must be a positive number of rows")
 

@@ -1,7 +1,8 @@
 """Load labelled text from the Hub or local files into one `DatasetDict`, and tokenize it.
 
-Every source ends up as the same shape: splits `train`, `validation` and maybe `test`, each
-with a string column `text` and a ClassLabel column `label` whose names are stored with it.
+Every run ends up as the same shape, however many sources it mixes: splits `train`, `validation`
+and maybe `test`, each with a string column `text`, a ClassLabel column `label` whose names are
+stored with it, and a string column `source` naming where each row came from.
 """
 
 import json
@@ -10,12 +11,14 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets
 
 from .config import DataConfig
 from .errors import EmotionCoreError
 from .hub import hub_failure, hub_is_offline
 from .labels import name_label, order_labels, parse_label_names
+from .normalize import normalize, parse_steps
+from .sources import MULTI_LABEL_SEPARATOR, Source, read_goemotions, read_mix_file
 
 logger = logging.getLogger(__name__)
 
@@ -89,13 +92,15 @@ def check_columns(path: Path, found: list[str], text_column: str, label_column: 
             )
 
 
-def read_file(path: str | Path, text_column: str = "text", label_column: str = "label") -> Rows:
-    """Read one labelled file of any supported format, chosen by its extension."""
+def read_file(path: str | Path, text_column: str = "text", label_column: str = "label", fmt: str | None = None) -> Rows:
+    """Read one labelled file of any supported format, chosen by `fmt` (a known source's) or its extension."""
     path = Path(path)
     if not path.is_file():
         raise EmotionCoreError(f"File not found: {path}")
     try:
         suffix = path.suffix.lower()
+        if fmt == "goemotions":
+            return read_goemotions(path)
         if suffix in (".csv", ".tsv"):
             return read_table(path, text_column, label_column)
         if suffix in (".jsonl", ".json"):
@@ -123,32 +128,32 @@ def find_split_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def local_split_files(cfg: DataConfig) -> dict[str, Path] | None:
-    """Map split names to local files, or None when `cfg.data` names a Hub data set."""
-    if (cfg.validation_file or cfg.test_file) and not cfg.train_file:
+def local_split_files(source: Source) -> dict[str, Path] | None:
+    """Map split names to local files, or None when `source.data` names a Hub data set."""
+    if (source.validation_file or source.test_file) and not source.train_file:
         raise EmotionCoreError("--validation-file and --test-file go with --train-file (or put all three in one --data folder).")
-    if cfg.train_file:
-        explicit = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+    if source.train_file:
+        explicit = {"train": source.train_file, "validation": source.validation_file, "test": source.test_file}
         return {split: Path(p) for split, p in explicit.items() if p}
-    path = Path(cfg.data)
+    path = Path(source.data)
     if path.is_dir():
         return find_split_files(path)
     if path.is_file():
         return {"train": path}
-    if path.is_absolute() or cfg.data.startswith(".") or not HUB_ID.match(cfg.data):
-        raise EmotionCoreError(f"Data not found: {cfg.data} is neither a file nor a folder.")
+    if path.is_absolute() or source.data.startswith(".") or not HUB_ID.match(source.data):
+        raise EmotionCoreError(f"Data not found: {source.data} is neither a file nor a folder.")
     return None
 
 
-def read_hub(cfg: DataConfig) -> dict[str, Rows]:
+def read_hub(source: Source) -> dict[str, Rows]:
     """Download a Hub data set and return its splits as texts and label names."""
     from datasets import load_dataset
 
     try:
-        hub = load_dataset(cfg.data)
+        hub = load_dataset(source.data)
     except Exception as exc:  # offline, unknown id, gated: all become one clear line
         raise hub_failure(
-            f"data set '{cfg.data}' from the Hub" + ("" if hub_is_offline() else f" (no local folder of that name either)"),
+            f"data set '{source.data}' from the Hub" + ("" if hub_is_offline() else " (no local folder of that name either)"),
             exc,
         ) from None
     splits = {}
@@ -157,65 +162,169 @@ def read_hub(cfg: DataConfig) -> dict[str, Rows]:
         if name is None:
             continue
         part = hub[name]
-        check_columns(Path(cfg.data), part.column_names, cfg.text_column, cfg.label_column, where=f" [{name}]")
-        feature = part.features[cfg.label_column]
-        labels = part[cfg.label_column]
+        check_columns(Path(source.data), part.column_names, source.text_column, source.label_column, where=f" [{name}]")
+        feature = part.features[source.label_column]
+        labels = part[source.label_column]
         labels = feature.int2str(labels) if isinstance(feature, ClassLabel) else [str(x) for x in labels]
-        splits[split] = (part[cfg.text_column], labels)
+        splits[split] = (part[source.text_column], labels)
     return splits
+
+
+def read_source(source: Source) -> dict[str, Rows]:
+    """Every split of one source, as texts and raw labels."""
+    files = local_split_files(source)
+    if files is None:
+        return read_hub(source)
+    return {split: read_file(path, source.text_column, source.label_column, source.format) for split, path in files.items()}
+
+
+def config_sources(cfg: DataConfig) -> list[Source]:
+    """The sources of a run: the mix file's, or one per --data value sharing the column and label flags."""
+    if cfg.mix:
+        return read_mix_file(cfg.mix)
+    if cfg.train_file or cfg.validation_file or cfg.test_file:
+        return [Source(train_file=cfg.train_file, validation_file=cfg.validation_file, test_file=cfg.test_file,
+                       text_column=cfg.text_column, label_column=cfg.label_column, label_names=cfg.label_names,
+                       label_map=cfg.label_map)]
+    return [Source(data=data, text_column=cfg.text_column, label_column=cfg.label_column, label_names=cfg.label_names,
+                   label_map=cfg.label_map) for data in cfg.data]
 
 
 # ----------------------------------------------------------------------------- building splits
 
+class DataReport(dict):
+    """{source: {split: {"rows": kept, "dropped": {reason: count}}}}, for the log, metrics.json and the card."""
+
+    def count(self, source: str, split: str, kept: int = 0, reason: str | None = None, n: int = 1) -> None:
+        entry = self.setdefault(source, {}).setdefault(split, {"rows": 0, "dropped": {}})
+        entry["rows"] += kept
+        if reason:
+            entry["dropped"][reason] = entry["dropped"].get(reason, 0) + n
+
+    def lines(self) -> list[str]:
+        """One line per source and split, e.g. `goemotions train: 5,272 rows (dropped 7,102 multi-label, ...)`."""
+        out = []
+        for source, splits in self.items():
+            for split, entry in splits.items():
+                dropped = ", ".join(f"{n:,} {reason}" for reason, n in entry["dropped"].items() if n)
+                out.append(f"{source} {split}: {entry['rows']:,} rows" + (f" (dropped {dropped})" if dropped else ""))
+        return out
+
+
 def load_splits(cfg: DataConfig, seed: int = 42) -> DatasetDict:
-    """Load train / validation (/ test) with labels named and checked, ready to tokenize.
+    """`load_sources` without its report."""
+    return load_sources(cfg, seed)[0]
 
-    Without a validation file, 10% of train is held out (stratified) so there is always a
-    split to pick the best checkpoint on.
+
+def load_sources(cfg: DataConfig, seed: int = 42) -> tuple[DatasetDict, DataReport]:
+    """Load every source into one train / validation (/ test), with a `source` column, ready to tokenize.
+
+    Labels are mapped and checked, texts normalised (`--normalize`), and train rows that repeat
+    another train row or any validation or test text are dropped, so no figure is inflated by a
+    text the model trained on. A source without a validation file gives 10% of its train rows
+    (stratified) to validation, so there is always a split to pick the best checkpoint on.
     """
-    files = local_split_files(cfg)
-    raw = {split: read_file(path, cfg.text_column, cfg.label_column) for split, path in files.items()} if files else read_hub(cfg)
-    label_names = parse_label_names(cfg.label_names)
-    named = {split: clean_rows(split, rows, label_names) for split, rows in raw.items()}
-
-    labels = order_labels(named["train"][1])
-    for split, (_, split_labels) in named.items():
-        unknown = sorted(set(split_labels) - set(labels))
-        if unknown:
-            raise EmotionCoreError(
-                f"The {split} split has labels that train lacks: {', '.join(unknown)}. "
-                f"Train has: {', '.join(labels)}."
-            )
-    features = Features({"text": Value("string"), "label": ClassLabel(names=labels)})
-    splits = DatasetDict({
-        split: Dataset.from_dict({"text": texts, "label": [labels.index(x) for x in split_labels]}, features=features)
-        for split, (texts, split_labels) in named.items()
-    })
-    if "validation" not in splits:
-        try:
-            held = splits["train"].train_test_split(test_size=HELD_OUT_FRACTION, seed=seed, stratify_by_column="label")
-        except ValueError:  # a label with a single row cannot be stratified
-            held = splits["train"].train_test_split(test_size=HELD_OUT_FRACTION, seed=seed)
-        splits["train"], splits["validation"] = held["train"], held["test"]
-        logger.info("no validation split given: held out %d training rows", len(splits["validation"]))
+    sources = config_sources(cfg)
+    names = [source.name for source in sources]
+    if len(set(names)) != len(names):
+        raise EmotionCoreError(f"Two sources share the name {max(names, key=names.count)!r}: give them names in a mix file.")
+    steps = parse_steps(cfg.normalize)
+    report = DataReport()
+    rows = {source.name: {split: map_rows(source, split, split_rows, steps, report)
+                          for split, split_rows in read_source(source).items()} for source in sources}
+    labels = order_labels(label for by_split in rows.values() for label in by_split["train"][1])
+    strict = len(sources) == 1 and sources[0].label_map is None
+    features = Features({"text": Value("string"), "label": ClassLabel(names=labels), "source": Value("string")})
+    parts: dict[str, list[Dataset]] = {}
+    for name, by_split in rows.items():
+        for split, (texts, split_labels) in by_split.items():
+            texts, split_labels = keep_known_labels(name, split, texts, split_labels, labels, strict, report)
+            data = {"text": texts, "label": [labels.index(x) for x in split_labels], "source": [name] * len(texts)}
+            parts.setdefault(split, []).append(Dataset.from_dict(data, features=features))
+        if "validation" not in by_split:
+            held = hold_out(parts["train"].pop(), seed)
+            parts["train"].append(held["train"])
+            parts.setdefault("validation", []).append(held["test"])
+            report.count(name, "validation", kept=len(held["test"]))
+            report.count(name, "train", kept=-len(held["test"]), reason="moved to validation", n=len(held["test"]))
+            logger.info("%s: no validation split given: held out %d training rows", name, len(held["test"]))
+    splits = DatasetDict({split: concatenate_datasets(datasets) for split, datasets in parts.items()})
+    splits["train"] = drop_leaks(splits, report)
     if cfg.max_train_samples:
         train = splits["train"].shuffle(seed=seed)
         splits["train"] = train.select(range(min(cfg.max_train_samples, len(train))))
-    logger.info("loaded %s", {split: len(ds) for split, ds in splits.items()})
-    return splits
+    for line in report.lines():
+        logger.info("data: %s", line)
+    return splits, report
 
 
-def clean_rows(split: str, rows: Rows, label_names: list[str] | None) -> Rows:
-    """Name the labels, drop rows with empty text (counted in the log), and refuse an empty split."""
-    texts, raw_labels = rows
-    kept = [(text, name_label(label, label_names)) for text, label in zip(texts, raw_labels) if text and text.strip()]
-    if len(kept) < len(texts):
-        logger.warning("%s: dropped %d rows with empty text", split, len(texts) - len(kept))
-    if not kept:
-        raise EmotionCoreError(f"The {split} split has no rows with text.")
-    if any(not label for _, label in kept):
-        raise EmotionCoreError(f"The {split} split has rows with an empty label.")
+def map_rows(source: Source, split: str, rows: Rows, steps: tuple[str, ...], report: DataReport) -> Rows:
+    """Name, map and normalise one split's rows, dropping (and counting) what cannot be used."""
+    label_names = parse_label_names(source.label_names)
+    mapping = source.mapping(split)
+    texts, labels, seen = [], [], set()
+    for text, raw in zip(*rows):
+        if not text or not text.strip():
+            report.count(source.name, split, reason="empty text")
+            continue
+        label = name_label(raw, label_names)
+        if not label:
+            raise EmotionCoreError(f"The {split} split of {source.name} has rows with an empty label.")
+        if source.format == "goemotions" and MULTI_LABEL_SEPARATOR in label:
+            report.count(source.name, split, reason="multi-label")
+            continue
+        if mapping is not None:
+            if label not in mapping:
+                report.count(source.name, split, reason="unmapped label")
+                continue
+            label = mapping[label]
+        text = normalize(text, steps)
+        if split == "train":
+            if text in seen:
+                report.count(source.name, split, reason="duplicate")
+                continue
+            seen.add(text)
+        texts.append(text)
+        labels.append(label)
+        report.count(source.name, split, kept=1)
+    if not texts:
+        dropped = report.get(source.name, {}).get(split, {}).get("dropped")
+        why = " (dropped: " + ", ".join(f"{n:,} {reason}" for reason, n in dropped.items()) + ")" if dropped else ""
+        raise EmotionCoreError(f"The {split} split of {source.name} has no usable rows{why}.")
+    return texts, labels
+
+
+def keep_known_labels(name: str, split: str, texts: list[str], split_labels: list[str], labels: list[str],
+                      strict: bool, report: DataReport) -> Rows:
+    """Refuse (one plain source) or drop (mixed or mapped sources) evaluation rows whose label no train row has."""
+    unknown = sorted(set(split_labels) - set(labels))
+    if not unknown:
+        return texts, split_labels
+    if strict:
+        raise EmotionCoreError(f"The {split} split has labels that train lacks: {', '.join(unknown)}. "
+                               f"Train has: {', '.join(labels)}.")
+    kept = [(t, label) for t, label in zip(texts, split_labels) if label in labels]
+    report.count(name, split, kept=len(kept) - len(texts), reason="unmapped label", n=len(texts) - len(kept))
     return [t for t, _ in kept], [label for _, label in kept]
+
+
+def hold_out(train: Dataset, seed: int) -> DatasetDict:
+    """Split 10% of one source's train rows off as validation, stratified by label where possible."""
+    try:
+        return train.train_test_split(test_size=HELD_OUT_FRACTION, seed=seed, stratify_by_column="label")
+    except ValueError:  # a label with a single row cannot be stratified
+        return train.train_test_split(test_size=HELD_OUT_FRACTION, seed=seed)
+
+
+def drop_leaks(splits: DatasetDict, report: DataReport) -> Dataset:
+    """Train without the rows whose text is also a validation or test text (of any source)."""
+    held = {text for split in ("validation", "test") if split in splits for text in splits[split]["text"]}
+    leaks = [i for i, text in enumerate(splits["train"]["text"]) if text in held]
+    sources = splits["train"]["source"]
+    for i in leaks:
+        report.count(sources[i], "train", kept=-1, reason="duplicate")
+    keep = sorted(set(range(len(splits["train"]))) - set(leaks))
+    return splits["train"].select(keep) if leaks else splits["train"]
 
 
 def tokenize_batch(batch: dict, tokenizer, max_length: int) -> dict:

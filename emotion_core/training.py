@@ -21,11 +21,14 @@ from transformers import (
 )
 
 from .card import build_model_card
+from .calibration import calibrate, save_calibration
 from .config import DataConfig, ModelConfig, TrainConfig, base_model_id, resolve_base_model
+from .data import config_sources, load_sources
 from .engines import export_onnx
 from .errors import EmotionCoreError
 from .hub import hub_failure
 from .metrics import classification_report, compute_metrics, plot_confusion_matrix
+from .normalize import parse_steps, save_steps
 
 logger = logging.getLogger(__name__)
 
@@ -111,23 +114,107 @@ def run_training(trainer: Trainer, cfg: TrainConfig) -> dict:
     return result.metrics
 
 
-def evaluate_splits(trainer: Trainer, tokenized: DatasetDict, labels: list[str]) -> dict:
-    """Full metrics for validation and, when present, test."""
-    reports = {}
+def evaluate_splits(trainer: Trainer, tokenized: DatasetDict, labels: list[str]) -> tuple[dict, dict]:
+    """Full metrics for validation and, when present, test: overall and for each source on its own.
+
+    Also returns each split's (logits, labels), which calibration fits and checks the temperature on.
+    """
+    reports: dict = {}
+    outputs: dict = {}
     for split in ("validation", "test"):
-        if split in tokenized:
-            output = trainer.predict(tokenized[split], metric_key_prefix=split)
-            reports[split] = classification_report(output.label_ids, np.argmax(output.predictions, axis=-1), labels)
-            logger.info("%s: accuracy %.4f, macro-F1 %.4f", split, reports[split]["accuracy"], reports[split]["macro_f1"])
-    return reports
+        if split not in tokenized:
+            continue
+        output = trainer.predict(tokenized[split], metric_key_prefix=split)
+        truth, preds = output.label_ids, np.argmax(output.predictions, axis=-1)
+        outputs[split] = (output.predictions, truth)
+        reports[split] = classification_report(truth, preds, labels)
+        logger.info("%s: accuracy %.4f, macro-F1 %.4f", split, reports[split]["accuracy"], reports[split]["macro_f1"])
+        sources = np.array(tokenized[split]["source"])
+        for source in dict.fromkeys(sources):  # in order of appearance
+            rows = sources == source
+            report = classification_report(truth[rows], preds[rows], labels)
+            reports.setdefault("sources", {}).setdefault(str(source), {})[split] = report
+            logger.info("%s / %s: accuracy %.4f, macro-F1 %.4f", split, source, report["accuracy"], report["macro_f1"])
+    return reports, outputs
+
+
+def calibrate_outputs(outputs: dict) -> dict:
+    """Fit the temperature on validation logits and report ECE / NLL before and after (test too, when present)."""
+    report = calibrate(outputs["validation"], outputs.get("test"))
+    split = "test" if "test" in report else "validation"
+    logger.info("calibration: T = %.3f; %s ECE %.2f%% -> %.2f%%, NLL %.4f -> %.4f", report["temperature"], split,
+                100 * report[split]["ece_before"], 100 * report[split]["ece_after"], report[split]["nll_before"],
+                report[split]["nll_after"])
+    return report
+
+
+def calibration_summary(report: dict) -> dict:
+    """The calibration figures metrics.json and the card carry (calibration.json also has the bins)."""
+    keep = ("n", "ece_before", "ece_after", "nll_before", "nll_after", "labels_unchanged")
+    return {"temperature": report["temperature"]} | {
+        split: {k: report[split][k] for k in keep} for split in ("validation", "test") if split in report
+    }
+
+
+def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> dict:
+    """Redo calibration for an existing model folder, on the data it was trained on (or `data_cfg`'s).
+
+    The logits come from the fp32 model (the `torch` engine), as they do in training.
+    """
+    from .predict import Classifier
+
+    classifier = Classifier.from_pretrained(folder, engine="torch")
+    if classifier.folder is None:
+        raise EmotionCoreError("calibrate needs a local model folder.")
+    if data_cfg is None:
+        sources = classifier.run_config.get("sources") or []
+        if not sources:
+            raise EmotionCoreError(f"{folder} does not say what data it was trained on: pass --data.")
+        data_cfg = DataConfig(data=[s["data"] for s in sources], label_map=sources[0].get("label_map"))
+    data_cfg.normalize = "none"  # the classifier normalises as the model was trained
+    splits, _ = load_sources(data_cfg)
+    outputs = {}
+    for split in ("validation", "test"):
+        if split in splits:
+            names = splits[split].features["label"].int2str(splits[split]["label"])
+            unknown = sorted(set(names) - set(classifier.labels))
+            if unknown:
+                raise EmotionCoreError(f"The {split} split has labels the model lacks: {', '.join(unknown)}.")
+            truth = np.array([classifier.labels.index(n) for n in names])
+            outputs[split] = (classifier.logits(splits[split]["text"]), truth)
+    report = calibrate_outputs(outputs)
+    save_calibration(classifier.folder, report)
+    metrics = json.loads((classifier.folder / "metrics.json").read_text()) | {"calibration": calibration_summary(report)}
+    write_atomically(classifier.folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    card = build_model_card(metrics, classifier.run_config, model_name=classifier.folder.name)
+    write_atomically(classifier.folder / "README.md", str(card))
+    return report
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a text file via a temporary name, so a crash never leaves half of it."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """Accuracy and macro-F1 per split, overall and per source, one line each."""
+    rows = [(split, metrics[split]) for split in ("validation", "test") if split in metrics]
+    if len(metrics.get("sources", {})) > 1:
+        rows += [(f"{split} / {source}", m) for source, by_split in metrics["sources"].items() for split, m in by_split.items()]
+    return [f"{name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (n={m['n']:,})" for name, m in rows]
 
 
 def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, labels: list[str]) -> dict:
     """The resolved settings saved beside the model (run_config.json), as nanoGPT keeps its config."""
+    sources = config_sources(data_cfg)
     return {
         "command": shlex.join(["python", "train.py", *sys.argv[1:]]) if sys.argv[0].endswith("train.py") else None,
         "base_model": base_model_id(model_cfg.base_model),
-        "dataset": data_cfg.dataset_name or data_cfg.data,
+        "dataset": data_cfg.dataset_name or " + ".join(source.name for source in sources),
+        "sources": [{"name": s.name, "data": s.data or s.train_file, "label_map": s.label_map} for s in sources],
+        "normalize": list(parse_steps(data_cfg.normalize)),
         "labels": labels,
         "max_length": model_cfg.max_length,
         "training": {
@@ -139,7 +226,8 @@ def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainC
     }
 
 
-def save_model_folder(trainer: Trainer, out_dir: str | Path, metrics: dict, run_config: dict, fp16: bool = False) -> Path:
+def save_model_folder(trainer: Trainer, out_dir: str | Path, metrics: dict, run_config: dict, fp16: bool = False,
+                      calibration: dict | None = None) -> Path:
     """Write weights, tokenizer, config, metrics, confusion matrix and card, then rename into place.
 
     Everything goes to a hidden temporary folder beside the target first, so an interrupted
@@ -151,6 +239,8 @@ def save_model_folder(trainer: Trainer, out_dir: str | Path, metrics: dict, run_
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         write_model_files(trainer, tmp, metrics, run_config, fp16, model_name=out.name)
+        if calibration:
+            save_calibration(tmp, calibration)
         replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -166,6 +256,7 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
     tokenizer.save_pretrained(tmp)
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (tmp / "run_config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+    save_steps(tmp, tuple(run_config["normalize"]))  # inference normalises text as training did
     (tmp / "training_args.json").write_text(trainer.args.to_json_string())
     report_split = "test" if "test" in metrics else "validation"
     plot_confusion_matrix(metrics[report_split]["confusion_matrix"], metrics[report_split]["labels"],

@@ -45,6 +45,13 @@ def test_post_shows_every_emotion_highest_first_and_keeps_the_text(client):
     names = [line.split(">")[1].split("<")[0] for line in html.splitlines() if '<span class="name">' in line]
     assert len(names) == 6 and names[0] == "fear"
     assert ">i am so scared of the dark forest</textarea>" in html
+    marks = [line for line in html.split("<mark ")[1:]]
+    assert len(marks) == 8 and any('class="w w-pos-4"' in m and ">scared</mark>" in m for m in marks)
+
+
+def test_explanation_words_are_escaped_too(client):
+    html = client.post("/", data={"text": "i feel <b>great</b> today"}).get_data(as_text=True)
+    assert "<b>great</b>" not in html and "&lt;b&gt;great&lt;/b&gt;</mark>" in html
 
 
 @pytest.mark.parametrize("text,status,message", [
@@ -87,6 +94,18 @@ def test_api_predict_one_and_many(client):
     assert sum(one["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     many = client.post("/api/predict", json={"texts": ["i am furious", "i feel so lonely"]}).get_json()
     assert [p["emotion"] for p in many["predictions"]] == ["anger", "sadness"]
+    assert "explanation" not in one and "explanation" not in many["predictions"][0]
+
+
+def test_api_predict_explains_on_request(client):
+    one = client.post("/api/predict", json={"text": "i am furious about the delay", "explain": True}).get_json()
+    why = one["explanation"]
+    assert why["label"] == one["emotion"] == "anger" and why["probability"] == pytest.approx(one["probabilities"]["anger"], abs=2e-3)  # int8: batch-dependent
+    assert [w["word"] for w in why["words"]] == "i am furious about the delay".split()
+    assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
+    assert max(abs(w["scaled"]) for w in why["words"]) == pytest.approx(1.0)
+    many = client.post("/api/predict", json={"texts": ["i am furious", "so lonely"], "explain": True}).get_json()
+    assert [len(p["explanation"]["words"]) for p in many["predictions"]] == [3, 2]
 
 
 @pytest.mark.parametrize("kwargs,status,message", [
@@ -103,6 +122,7 @@ def test_api_predict_one_and_many(client):
     ({"json": {"texts": ["a"] * 9}}, 413, "Too many texts: 9 (the limit is 8 per request)."),
     ({"json": {"text": "x" * 501}}, 413, "Text is too long"),
     ({"json": {"text": "x" * 70_000}}, 413, "The request is too large (the limit is 64 KB)."),
+    ({"json": {"text": "hi", "explain": "yes"}}, 400, '"explain" must be true or false'),
 ])
 def test_api_predict_bad_input(client, kwargs, status, message):
     response = client.post("/api/predict", **kwargs)
@@ -197,6 +217,9 @@ def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript):
         assert width > 50 and first.locator(".value").inner_text().endswith("%")
         assert page.get_by_label("Your text").input_value() == "i feel so lonely and sad without you"
         assert page.locator(".bar").first.bounding_box()["width"] > 100  # styles loaded despite the strict CSP
+        expect(page.locator(".why mark")).to_have_count(8)
+        strongest = page.locator(".why mark.w-pos-4").first
+        assert strongest.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(224, 79, 72)"
         assert not [e for e in errors if "Content Security Policy" in e]
         if javascript:
             (ROOT / "docs").mkdir(exist_ok=True)

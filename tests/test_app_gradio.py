@@ -44,8 +44,9 @@ def sample_csv(tmp_path) -> Path:
 # ----------------------------------------------------------------------------- handlers
 
 def test_show_gives_label_and_sorted_chart(app):
-    probs, frame = app.show("i feel happy today")
+    probs, frame, words = app.show("i feel happy today")
     assert next(iter(probs)) == "joy"
+    assert [w for w, _ in words] == ["i ", "feel ", "happy ", "today "] and max(abs(s) for _, s in words) == 1.0
     assert list(frame.columns) == ["emotion", "probability"] and len(frame) == 6
     assert frame["probability"].is_monotonic_decreasing
     assert list(probs) == frame["emotion"].tolist()
@@ -101,9 +102,11 @@ def test_bad_csv_gets_the_cli_message(app, tmp_path, content, message):
 
 def test_model_tab_names_the_model(app):
     card = app.model_card()
-    assert "`emotion-minilm`" in card and "sentence-transformers/all-MiniLM-L6-v2" in card and "| test | 2000 |" in card
-    assert "**Engine:** `onnx-int8`" in card
-    assert app.confusion_matrix_path().endswith("confusion_matrix.png")
+    assert "`emotion-minilm`" in card and "sentence-transformers/all-MiniLM-L6-v2" in card and "| test | 2,000 |" in card
+    assert "**Engine:** `onnx-int8`" in card and "| validation · goemotions |" in card
+    assert "**Calibration:**" in card and "| test |" in card.split("**Calibration:**")[1]
+    assert app.model_image("confusion_matrix.png").endswith("confusion_matrix.png")
+    assert app.model_image("reliability.png").endswith("reliability.png")
 
 
 # ----------------------------------------------------------------------------- launched app
@@ -119,6 +122,9 @@ def test_client_classify_and_score(server, sample_csv, tmp_path):
     with pytest.raises(Exception, match="Text is empty"):
         client.predict("  ", api_name="/classify")
     assert len(client.predict("still serving", api_name="/classify")) == 6
+    why = client.predict("i am furious about the delay", api_name="/explain")
+    assert why["label"] == "anger" and [w["word"] for w in why["words"]] == "i am furious about the delay".split()
+    assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
 
 
 def test_browser_text_and_csv(server, sample_csv, tmp_path):
@@ -134,6 +140,7 @@ def test_browser_text_and_csv(server, sample_csv, tmp_path):
         expect(page.locator("#emotion-label [data-testid=label-output-value]")).to_have_text("fear", timeout=20_000)
         expect(page.locator("#emotion-label [data-testid=joy-confidence-set]")).to_be_visible()
         expect(page.locator("#emotion-chart canvas, #emotion-chart svg").first).to_be_visible(timeout=20_000)
+        expect(page.locator("#why")).to_contain_text("scared", timeout=20_000)
         docs = ROOT / "docs"
         docs.mkdir(exist_ok=True)
         page.screenshot(path=str(docs / "gradio.png"))

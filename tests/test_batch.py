@@ -49,6 +49,23 @@ def test_scores_match_predict(tmp_path, classifier):
         assert float(row["prob_joy"]) == pytest.approx(expected["joy"], abs=1e-4)
 
 
+def test_explain_adds_the_top_words(tmp_path, classifier):
+    from emotion_core.explain import explain
+
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,i feel so happy and glad today\n2,\n3,so lonely at work\n")
+    assert cli(["score", str(src), "-o", str(tmp_path / "out.csv"), "--model", str(classifier.folder), "--explain",
+                "--quiet"]) == 0
+    out = read(tmp_path / "out.csv")
+    assert list(out.columns) == ["id", "text", "emotion", "confidence", *PROB_COLUMNS, "top_words"]
+    assert out["top_words"][1] == ""
+    expected = explain(classifier, "i feel so happy and glad today").top_words(3)
+    assert out["top_words"][0] == "; ".join(f"{w} ({s:+.2f})" for w, s in expected) and expected
+    # scoring the scored file again without --explain drops the now stale column
+    score_csv(tmp_path / "out.csv", tmp_path / "again.csv", classifier, progress=False)
+    assert "top_words" not in read(tmp_path / "again.csv").columns
+
+
 @pytest.mark.parametrize("header,rows,column", [
     ("text,id", ["hello,1"], "text"),
     ("Text,id", ["hello,1"], "Text"),

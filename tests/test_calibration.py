@@ -1,0 +1,85 @@
+"""Temperature scaling: the fit, the figures, the files, and the classifier applying it."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from emotion_core import Classifier, EmotionCoreError
+from emotion_core.calibration import calibrate, ece, fit_temperature, nll, save_calibration, softmax
+from emotion_core.cli import main as cli
+
+
+def overconfident(n: int, temperature: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits whose labels were drawn from softmax(logits / temperature): the right T is `temperature`."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, size=(n, 6))
+    probs = softmax(logits, temperature)
+    labels = np.array([rng.choice(6, p=p) for p in probs])
+    return logits, labels
+
+
+def test_fit_recovers_the_temperature():
+    logits, labels = overconfident(20_000, 2.5)
+    assert fit_temperature(logits, labels) == pytest.approx(2.5, rel=0.06)
+
+
+def test_calibration_lowers_ece_and_nll_and_keeps_labels():
+    report = calibrate(overconfident(5_000, 2.0, seed=1), overconfident(5_000, 2.0, seed=2))
+    test = report["test"]
+    assert test["ece_after"] < test["ece_before"] / 3 and test["ece_after"] < 0.03
+    assert test["nll_after"] < test["nll_before"] and test["labels_unchanged"]
+    assert sum(b["n"] for b in test["bins_after"]) == 5_000 and len(test["bins_after"]) == 15
+
+
+def test_ece_of_a_calibrated_model_is_small_and_of_a_sure_wrong_one_large():
+    logits, labels = overconfident(20_000, 1.0, seed=3)
+    assert ece(softmax(logits), labels) < 0.02
+    sure = np.tile([0.99, 0.002, 0.002, 0.002, 0.002, 0.002], (100, 1))
+    assert ece(sure, np.ones(100, dtype=int)) == pytest.approx(0.99)
+    assert nll(sure, np.zeros(100, dtype=int)) == pytest.approx(-np.log(0.99))
+
+
+@pytest.fixture
+def calibrated_dir(tmp_path, tiny_model_dir):
+    folder = tmp_path / "calibrated"
+    shutil.copytree(tiny_model_dir, folder)
+    save_calibration(folder, calibrate(overconfident(600, 2.0, seed=4), overconfident(600, 2.0, seed=5)))
+    return folder
+
+
+def test_classifier_applies_the_temperature(calibrated_dir, tiny_model_dir):
+    raw, scaled = Classifier.from_pretrained(tiny_model_dir), Classifier.from_pretrained(calibrated_dir)
+    temperature = json.loads((calibrated_dir / "calibration.json").read_text())["temperature"]
+    assert raw.temperature == 1.0 and scaled.temperature == pytest.approx(temperature) and temperature > 1.5
+    texts = ["i feel happy today", "so lonely at work"]
+    logits = raw.logits(texts)
+    assert np.allclose(scaled.predict_proba(texts), softmax(logits, temperature), atol=1e-6)
+    assert (scaled.predict_proba(texts).argmax(1) == raw.predict_proba(texts).argmax(1)).all()
+    assert (calibrated_dir / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_damaged_calibration_is_a_clear_error(calibrated_dir):
+    (calibrated_dir / "calibration.json").write_text("{not json")
+    with pytest.raises(EmotionCoreError, match="calibration.json is damaged"):
+        Classifier.from_pretrained(calibrated_dir)
+
+
+def test_calibrate_command_redoes_an_existing_folder(tmp_path, tiny_base_dir, toy_dir, capsys):
+    import train
+
+    out = tmp_path / "model"
+    train.main(["--base-model", str(tiny_base_dir), "--data", str(toy_dir), "--output-dir", str(out), "--max-steps", "3",
+                "--max-length", "32"])
+    first = json.loads((out / "calibration.json").read_text())
+    assert {"validation", "test", "temperature"} <= set(first) and first["test"]["labels_unchanged"]
+    assert json.loads((out / "metrics.json").read_text())["calibration"]["temperature"] == first["temperature"]
+    (out / "calibration.json").unlink()
+    assert cli(["calibrate", "--model", str(out)]) == 0  # data from run_config.json
+    printed = capsys.readouterr().out
+    assert "temperature" in printed and "test (n=60): ECE" in printed and "labels unchanged: True" in printed
+    again = json.loads((out / "calibration.json").read_text())
+    assert again["temperature"] == pytest.approx(first["temperature"], rel=1e-3)  # same data, same fp32 logits
+    assert "## Calibration" in (out / "README.md").read_text()
+    assert not list(out.glob(".*.tmp*"))

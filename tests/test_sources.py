@@ -1,0 +1,138 @@
+"""Several sources in one run: formats, label maps, drop counts, normalisation, per-source metrics."""
+
+import json
+
+import pytest
+
+import train
+from conftest import toy_rows, write_txt
+from emotion_core import Classifier, EmotionCoreError
+from emotion_core.config import DataConfig
+from emotion_core.data import load_sources
+from emotion_core.normalize import normalize, parse_steps
+
+GOEMOTIONS_NAMES = ["admiration", "anger", "joy", "neutral", "sadness"]  # a short emotions.txt: ids index it
+
+
+def write_goemotions(folder, train_rows, dev_rows):
+    """A GoEmotions-format folder: emotions.txt and headerless TSVs of text, label ids, comment id."""
+    folder.mkdir()
+    (folder / "emotions.txt").write_text("\n".join(GOEMOTIONS_NAMES) + "\n")
+    for name, rows in (("train.tsv", train_rows), ("dev.tsv", dev_rows)):
+        ids = lambda labels: ",".join(str(GOEMOTIONS_NAMES.index(x)) for x in labels.split("+"))  # noqa: E731
+        (folder / name).write_text("".join(f"{text}\t{ids(labels)}\tid{i}\n" for i, (text, labels) in enumerate(rows)))
+    return folder
+
+
+@pytest.fixture
+def two_sources(tmp_path):
+    """A `text;label` folder (toy task) and a GoEmotions-style folder with every kind of row to drop."""
+    toy = tmp_path / "toy"
+    toy.mkdir()
+    write_txt(toy / "train.txt", toy_rows(60, seed=1))
+    write_txt(toy / "val.txt", toy_rows(12, seed=2))
+    reddit_train = [
+        ("So HAPPY for [NAME]!! https://redd.it/x", "joy"),
+        ("this is just sad, u/somebody", "sadness"),
+        ("I am furious about this", "anger"),
+        ("Thanks, great post", "admiration"),       # joy under ekman-love, unmapped under six
+        ("ok", "neutral"),                          # unmapped under both
+        ("sad and angry at once", "sadness+anger"),  # multi-label
+        ("   ", "joy"),                             # empty text
+        ("so happy for [NAME]!! https://redd.it/x", "joy"),  # a duplicate once normalised
+    ]
+    reddit_dev = [("Such a sad day", "sadness"), ("Wow, amazing work", "admiration"), ("I'm angry", "anger+sadness")]
+    reddit = write_goemotions(tmp_path / "goemotions", reddit_train, reddit_dev)
+    return toy, reddit
+
+
+def test_two_formats_mix_with_counts_per_source(two_sources):
+    toy, reddit = two_sources
+    splits, report = load_sources(DataConfig(data=[str(toy), str(reddit)]))
+    assert report["goemotions"]["train"] == {"rows": 3, "dropped": {"unmapped label": 2, "multi-label": 1,
+                                                                    "empty text": 1, "duplicate": 1}}
+    assert report["goemotions"]["validation"] == {"rows": 1, "dropped": {"unmapped label": 1, "multi-label": 1}}
+    assert report["toy"]["train"]["rows"] == 60 and report["toy"]["validation"]["rows"] == 12
+    assert len(splits["train"]) == 63 and len(splits["validation"]) == 13
+    assert splits["train"]["source"].count("goemotions") == 3 and splits["validation"]["source"][-1] == "goemotions"
+    assert splits["train"].features["label"].names == ["sadness", "joy", "anger"]
+    assert "goemotions train: 3 rows (dropped 2 unmapped label, 1 multi-label, 1 empty text, 1 duplicate)" in report.lines()
+
+
+def test_broader_grouping_widens_train_but_not_validation(two_sources):
+    toy, reddit = two_sources
+    splits, report = load_sources(DataConfig(data=[str(toy), str(reddit)], label_map="ekman-love"))
+    assert report["goemotions"]["train"]["rows"] == 4  # admiration -> joy joins
+    assert report["goemotions"]["validation"]["rows"] == 1  # dev stays single-label six-emotion rows
+
+
+def test_mix_file_with_its_own_columns_and_label_map(tmp_path, two_sources):
+    toy, _ = two_sources
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("body,feeling\nwhat a lovely day,happy\nthis makes me mad,mad\nmeh,meh\nsunny and bright,happy\n")
+    (tmp_path / "map.json").write_text(json.dumps({"happy": "joy", "mad": "anger"}))
+    (tmp_path / "mix.json").write_text(json.dumps({"sources": [
+        {"data": str(toy), "name": "toy"},
+        {"data": str(reviews), "name": "reviews", "text_column": "body", "label_column": "feeling",
+         "label_map": str(tmp_path / "map.json")},
+    ]}))
+    splits, report = load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+    # a source without validation gives a tenth of its rows (at least one) to validation
+    assert report["reviews"]["train"] == {"rows": 2, "dropped": {"unmapped label": 1, "moved to validation": 1}}
+    assert report["reviews"]["validation"] == {"rows": 1, "dropped": {}}
+    rows = [(t, splits["train"].features["label"].int2str(y)) for t, y, s in
+            zip(splits["train"]["text"], splits["train"]["label"], splits["train"]["source"]) if s == "reviews"]
+    held = [t for t, s in zip(splits["validation"]["text"], splits["validation"]["source"]) if s == "reviews"]
+    assert len(rows) == 2 and len(held) == 1
+    assert ("this makes me mad", "anger") in rows or held == ["this makes me mad"]
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"sources": [{"data": "x", "colour": "red"}]}', "unknown key 'colour'"),
+    ('[1, 2]', "must be JSON like"),
+    ('{"sources": [{"data": "x", "format": "xml"}]}', "Unknown source format 'xml'"),
+])
+def test_bad_mix_file_is_refused(tmp_path, content, message):
+    (tmp_path / "mix.json").write_text(content)
+    with pytest.raises(EmotionCoreError, match=message):
+        load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+
+
+def test_sources_need_distinct_names(two_sources):
+    toy, _ = two_sources
+    with pytest.raises(EmotionCoreError, match="share the name 'toy'"):
+        load_sources(DataConfig(data=[str(toy), str(toy)]))
+
+
+def test_normalisation_steps():
+    steps = parse_steps("default")
+    text = "LOL @Bob_99 see https://example.com/a?b=1 and u/some-one, [NAME]   is GREAT. mail a@b.com"
+    assert normalize(text, steps) == "lol @user see http and @user, someone is great. mail a@b.com"
+    assert normalize(text, parse_steps("none")) == text
+    assert parse_steps("lowercase,urls") == ("urls", "lowercase")  # always applied in one order
+    with pytest.raises(EmotionCoreError, match="Unknown normalisation step 'emoji'"):
+        parse_steps("emoji")
+
+
+def test_training_and_inference_normalise_alike_and_report_each_source(tmp_path, tiny_base_dir, two_sources):
+    toy, reddit = two_sources
+    out = tmp_path / "mixed"
+    metrics = train.main(["--base-model", str(tiny_base_dir), "--data", str(toy), str(reddit), "--output-dir", str(out),
+                          "--max-steps", "2", "--max-length", "32"])
+    assert set(metrics["sources"]) == {"toy", "goemotions"}
+    assert metrics["sources"]["goemotions"]["validation"]["n"] == 1 and metrics["sources"]["toy"]["validation"]["n"] == 12
+    assert metrics["data"]["goemotions"]["train"]["dropped"]["multi-label"] == 1
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["sources"] == json.loads(json.dumps(metrics["sources"]))
+    card = (out / "README.md").read_text()
+    assert "| goemotions | validation | 1 |" in card and "goemotions train: 3 rows (dropped" in card
+    run_config = json.loads((out / "run_config.json").read_text())
+    assert [s["name"] for s in run_config["sources"]] == ["toy", "goemotions"]
+
+    classifier = Classifier.from_pretrained(out, engine="torch")
+    assert classifier.normalization == parse_steps("default")
+    raw, normalised = "So HAPPY for [NAME]!! https://redd.it/x @Someone", "so happy for someone!! http @user"
+    assert (classifier.predict_proba([raw]) == classifier.predict_proba([normalised])).all()
+    # what training fed the model is the same normalised text
+    splits, _ = load_sources(DataConfig(data=[str(toy), str(reddit)]))
+    assert "so happy for someone!! http" in splits["train"]["text"]
