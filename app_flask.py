@@ -11,9 +11,10 @@ Web glue only: the model, scoring and error wording live in emotion_core.
 import argparse
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
-from flask import Flask, current_app, jsonify, render_template, request, send_file
+from flask import Flask, abort, current_app, g, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import secure_filename
 
@@ -33,7 +34,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 ERROR_MESSAGES = {413: "The request is too large (the limit is {limit}).",
-                  415: "Send JSON with Content-Type: application/json."}
+                  415: "Send JSON with Content-Type: application/json.",
+                  503: "The server is busy; try again in a moment."}
+MODEL_ROUTES = {"index", "api_predict", "api_score"}  # the views that run the model and need a slot
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -45,6 +48,8 @@ def create_app(config: dict | None = None) -> Flask:
         MAX_BATCH=64,                         # texts per /api/predict request
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,  # bytes per request, CSV uploads included
         MAX_ROWS=MAX_APP_ROWS,                # rows per /api/score upload
+        MAX_BUSY=2,                           # requests running the model at once (2 CPU cores: more only contend)
+        BUSY_WAIT_S=10.0,                     # how long a request waits for a free slot before a 503
     )
     app.config.from_prefixed_env("EMOTION")  # e.g. EMOTION_MAX_TEXT_CHARS=5000
     app.config.update(config or {})
@@ -53,6 +58,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["classifier"] = model
     app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name,
                                  max_chars=app.config["MAX_TEXT_CHARS"])
+    app.extensions["model_slots"] = threading.BoundedSemaphore(app.config["MAX_BUSY"])
+    app.before_request(take_model_slot)
+    app.teardown_request(give_model_slot)
     app.after_request(add_security_headers)
     app.register_error_handler(HTTPException, http_error)
     app.add_url_rule("/", view_func=index, methods=["GET", "POST"])
@@ -89,6 +97,21 @@ def check_text(text) -> str:
     return text
 
 
+def take_model_slot() -> None:
+    """Let at most MAX_BUSY requests run the model; the others wait briefly, then get a 503 with Retry-After."""
+    if request.endpoint not in MODEL_ROUTES or request.method != "POST":
+        return
+    if not current_app.extensions["model_slots"].acquire(timeout=current_app.config["BUSY_WAIT_S"]):
+        abort(503)
+    g.model_slot = True
+
+
+def give_model_slot(_exc=None) -> None:
+    """Free the slot whatever happened in the request."""
+    if g.pop("model_slot", False):
+        current_app.extensions["model_slots"].release()
+
+
 def add_security_headers(response):
     """Every response: a strict Content-Security-Policy and no MIME sniffing."""
     response.headers.update(SECURITY_HEADERS)
@@ -100,9 +123,10 @@ def http_error(exc: HTTPException):
     size = current_app.config["MAX_CONTENT_LENGTH"]
     limit = f"{size / 2**20:g} MB" if size >= 2**20 else f"{size / 2**10:g} KB"
     message = ERROR_MESSAGES[exc.code].format(limit=limit) if exc.code in ERROR_MESSAGES else exc.description
+    headers = {"Retry-After": "1"} if exc.code == 503 else {}
     if request.path.startswith("/api/"):
-        return jsonify(error=message), exc.code
-    return render_template("index.html", text="", result=None, error=message), exc.code
+        return jsonify(error=message), exc.code, headers
+    return render_template("index.html", text="", result=None, error=message), exc.code, headers
 
 
 # ----------------------------------------------------------------------------- views
@@ -202,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the emotion web form and JSON API with waitress.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
-    parser.add_argument("--threads", type=int, default=4, help="worker threads (default: 4)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="worker threads (default: 8; at most MAX_BUSY of them run the model at once, the rest wait or answer 503)")
     parser.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
     args = parser.parse_args(argv)
     app = create_app({"MODEL": args.model} if args.model else None)

@@ -147,6 +147,7 @@ def score_csv(
     if src.resolve() == dst.resolve():
         raise EmotionCoreError("The output file must differ from the input file.")
     classifier = classifier or Classifier.from_pretrained()
+    remove_stale_partials(dst)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
         with clear_csv_errors(src, encoding):
@@ -157,6 +158,25 @@ def score_csv(
     summary.output = dst
     logger.info("%s", summary)
     return summary
+
+
+def remove_stale_partials(dst: Path) -> None:
+    """Delete partial outputs that killed runs left beside `dst` (their process is gone); live runs' stay."""
+    for partial in dst.parent.glob(f".{dst.name}.tmp-*"):
+        pid = partial.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    """True when a process with this id exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str | None,

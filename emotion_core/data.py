@@ -15,7 +15,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concaten
 
 from .config import DataConfig
 from .errors import EmotionCoreError
-from .hub import hub_failure, hub_is_offline
+from .hub import OFFLINE_TRAINING_HINT, hub_failure, hub_is_offline, hub_unreachable
 from .labels import name_label, order_labels, parse_label_names
 from .normalize import normalize, parse_steps
 from .sources import MULTI_LABEL_SEPARATOR, Source, read_goemotions, read_mix_file
@@ -149,13 +149,14 @@ def read_hub(source: Source) -> dict[str, Rows]:
     """Download a Hub data set and return its splits as texts and label names."""
     from datasets import load_dataset
 
+    what = f"data set '{source.data}' from the Hub" + ("" if hub_is_offline() else " (no local folder of that name either)")
+    unreachable = hub_unreachable()
+    if unreachable:
+        raise EmotionCoreError(f"Could not load {what}: {unreachable}. {OFFLINE_TRAINING_HINT}")
     try:
         hub = load_dataset(source.data)
-    except Exception as exc:  # offline, unknown id, gated: all become one clear line
-        raise hub_failure(
-            f"data set '{source.data}' from the Hub" + ("" if hub_is_offline() else " (no local folder of that name either)"),
-            exc,
-        ) from None
+    except Exception as exc:  # unknown id, gated, a dropped connection: all become one clear line
+        raise hub_failure(what, exc) from None
     splits = {}
     for split, stems in SPLIT_STEMS.items():
         name = next((stem for stem in stems if stem in hub), None)

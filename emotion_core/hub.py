@@ -7,11 +7,14 @@ this module first.
 
 import logging
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import EmotionCoreError
 
 HUB_TIMEOUT_S = 10
+PROBE_TIMEOUT_S = 3
 os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(HUB_TIMEOUT_S))
 os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(HUB_TIMEOUT_S))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -45,8 +48,17 @@ def hub_is_offline() -> bool:
 
 
 def describe_hub_error(exc: BaseException) -> str:
-    """Say in a few words why a Hub call failed, without echoing headers or tokens."""
+    """Say in a few words why a Hub call failed, without echoing headers or tokens.
+
+    transformers wraps the Hub's errors in an OSError: the cause chain is searched for the real one.
+    """
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    cause, seen = exc, set()
+    while cause is not None and not isinstance(cause, HfHubHTTPError) and id(cause) not in seen:
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    exc = cause if cause is not None and id(cause) not in seen else exc
 
     if isinstance(exc, GatedRepoError):
         return "the repository is gated: accept its terms on the Hub and log in"
@@ -58,13 +70,37 @@ def describe_hub_error(exc: BaseException) -> str:
             return f"the Hub refused the request (HTTP {status}): check HF_TOKEN or run `hf auth login`"
         return f"the Hub answered HTTP {status}"
     if hub_is_offline():
-        return "HF_HUB_OFFLINE=1 is set (and nothing usable is in the local cache)"
+        return "HF_HUB_OFFLINE=1 is set and nothing usable is in the local cache"
     return f"the Hub could not be reached ({type(exc).__name__})"
 
 
-def hub_failure(what: str, exc: BaseException, hint: str = OFFLINE_TRAINING_HINT) -> EmotionCoreError:
-    """Wrap a failed Hub call in an error that names what was wanted and what to do instead."""
-    return EmotionCoreError(f"Could not load {what}: {describe_hub_error(exc)}. {hint}")
+def hub_unreachable() -> str | None:
+    """Why the Hub can't be reached right now, or None: HF_HUB_OFFLINE, else a DNS lookup and TCP connect.
+
+    Without this probe an offline machine spends about 45 s in the Hub client's retries before
+    any error; with it, every Hub path fails within seconds.
+    """
+    if hub_is_offline():
+        return "HF_HUB_OFFLINE=1 is set"
+    from huggingface_hub import constants
+
+    url = urlsplit(constants.ENDPOINT)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        return f"the Hub ({host}) could not be reached ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def hub_failure(what: str, exc: BaseException | None, hint: str = OFFLINE_TRAINING_HINT,
+                unreachable: str | None = None) -> EmotionCoreError:
+    """Wrap a failed Hub call in an error that names what was wanted and what to do instead.
+
+    `unreachable` is `hub_unreachable()`'s answer when the call only looked in the local cache.
+    """
+    reason = f"{unreachable} and nothing usable is in the local cache" if unreachable else describe_hub_error(exc)
+    return EmotionCoreError(f"Could not load {what}: {reason}. {hint}")
 
 
 def push_model(folder: str | Path, repo_id: str, private: bool = False) -> str:
@@ -74,6 +110,9 @@ def push_model(folder: str | Path, repo_id: str, private: bool = False) -> str:
     """
     from huggingface_hub import HfApi
 
+    problem = hub_unreachable()
+    if problem:
+        raise EmotionCoreError(f"Could not push to {repo_id}: {problem}.")
     api = HfApi()
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)

@@ -13,7 +13,7 @@ from .calibration import load_temperature, softmax
 from .config import MAX_TEXT_CHARS, resolve_model
 from .engines import load_engine
 from .errors import EmotionCoreError
-from .hub import hub_failure
+from .hub import hub_failure, hub_unreachable
 from .normalize import load_steps, normalize
 
 logger = logging.getLogger(__name__)
@@ -91,16 +91,18 @@ class Classifier:
             check_model_folder(folder)
         elif source.startswith((".", "/", "~")) or source.count("/") > 1:
             raise EmotionCoreError(f"Model folder {source} not found. {MODEL_HINT}")
+        unreachable = None if folder.exists() else hub_unreachable()  # then only the local cache is tried
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=bool(unreachable))
             net = AutoModelForSequenceClassification.from_pretrained(
                 source, use_safetensors=True, trust_remote_code=False, dtype=torch.float32,
+                local_files_only=bool(unreachable),
             )
         except Exception as exc:  # a damaged file or an unreachable Hub: one line that names the source
             if folder.exists():
                 first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
                 raise EmotionCoreError(f"Model folder {folder} could not be loaded: {first_line}") from None
-            raise hub_failure(f"model '{source}'", exc, hint=MODEL_HINT) from None
+            raise hub_failure(f"model '{source}'", exc, hint=MODEL_HINT, unreachable=unreachable) from None
         logger.info("loaded %s (%d labels)", source, net.config.num_labels)
         return cls(net, tokenizer, source, folder if folder.exists() else None, engine)
 

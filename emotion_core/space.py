@@ -15,7 +15,7 @@ from huggingface_hub import SpaceCardData
 
 from .config import BUNDLED_MODEL, PROJECT_ROOT
 from .errors import EmotionCoreError
-from .hub import describe_hub_error
+from .hub import describe_hub_error, hub_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ def deploy_space(space_id: str, private: bool = False, model_id: str | None = No
 
     from huggingface_hub import HfApi
 
+    problem = hub_unreachable()
+    if problem:
+        raise EmotionCoreError(f"Could not deploy the Space {space_id}: {problem}.")
     with tempfile.TemporaryDirectory(prefix="emotion-space-") as tmp:
         folder = build_space(build_dir or Path(tmp) / "space", model_id=model_id, space_id=space_id)
         api = HfApi()

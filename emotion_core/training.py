@@ -26,7 +26,7 @@ from .config import DataConfig, ModelConfig, TrainConfig, base_model_id, resolve
 from .data import config_sources, load_sources
 from .engines import export_onnx
 from .errors import EmotionCoreError
-from .hub import hub_failure
+from .hub import hub_failure, hub_unreachable
 from .metrics import classification_report, compute_metrics, plot_confusion_matrix
 from .normalize import parse_steps, save_steps
 
@@ -36,17 +36,19 @@ logger = logging.getLogger(__name__)
 def load_base_model(model_cfg: ModelConfig, labels: list[str]):
     """Load the tokenizer and a fresh classification head on the pretrained encoder (safetensors only)."""
     source = resolve_base_model(model_cfg.base_model)
+    unreachable = None if Path(source).exists() else hub_unreachable()  # then only the local cache is tried
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=bool(unreachable))
         model = AutoModelForSequenceClassification.from_pretrained(
             source, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)}, use_safetensors=True, trust_remote_code=False,
             dtype=torch.float32,  # train in full precision even from a float16 checkpoint; AMP handles GPUs
+            local_files_only=bool(unreachable),
         )
     except (OSError, ValueError) as exc:
         if Path(source).exists():
             raise EmotionCoreError(f"Cannot load base model from {source}: {exc}") from None
-        raise hub_failure(f"base model '{model_cfg.base_model}'", exc) from None
+        raise hub_failure(f"base model '{model_cfg.base_model}'", exc, unreachable=unreachable) from None
     return tokenizer, model
 
 
