@@ -73,7 +73,7 @@ def explain_words(text: str) -> dict:
 
 
 def highlights(explanation: dict) -> list[tuple[str, float]]:
-    """(word, score in [-1, 1]) pairs for gr.HighlightedText: red pushed the emotion up, blue pulled it down."""
+    """(word, score in [-1, 1]) pairs for gr.HighlightedText: red pushed the emotion up, purple pulled it down."""
     return [(w["word"] + " ", round(w["scaled"], 3)) for w in explanation["words"]]
 
 
@@ -176,7 +176,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                 label = gr.Label(num_top_classes=len(classifier.labels), label="Emotion", elem_id="emotion-label")
                 chart = gr.BarPlot(x="emotion", y="probability", color="emotion", color_map=COLORS, sort="-y",
                                    y_lim=[0, 1], label="Probabilities", elem_id="emotion-chart")
-        why = gr.HighlightedText(label="Why: red words pushed the top emotion up, blue words pulled it down",
+        why = gr.HighlightedText(label="Why: red words pushed the top emotion up, purple words pulled it down",
                                  combine_adjacent=False, show_legend=False, elem_id="why")
         for trigger in (text.submit, button.click):
             trigger(show, inputs=text, outputs=[label, chart, why], api_visibility="private")

@@ -16,6 +16,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -42,9 +43,12 @@ def free_port() -> int:
 
 @contextmanager
 def server(command: list[str], ready_url: str, env: dict | None = None, timeout_s: float = 120):
-    """Start a server process, wait until `ready_url` answers, stop it afterwards."""
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    """Start a server process, wait until `ready_url` answers, stop it afterwards.
+
+    Its output goes to a file, not a pipe: a pipe nobody reads fills up and blocks the server's logging.
+    """
+    log = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -53,7 +57,8 @@ def server(command: list[str], ready_url: str, env: dict | None = None, timeout_
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {process.stderr.read()[-2000:] if process.poll() is not None else 'timeout'}")
+                    log.seek(0)
+                    raise RuntimeError(f"server did not start: {log.read()[-2000:]}")
                 time.sleep(0.3)
         yield process
     finally:
@@ -62,6 +67,7 @@ def server(command: list[str], ready_url: str, env: dict | None = None, timeout_
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 @contextmanager

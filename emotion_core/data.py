@@ -10,6 +10,7 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets
 
@@ -208,7 +209,8 @@ class DataReport(dict):
         for source, splits in self.items():
             for split, entry in splits.items():
                 dropped = ", ".join(f"{n:,} {reason}" for reason, n in entry["dropped"].items() if n)
-                out.append(f"{source} {split}: {entry['rows']:,} rows" + (f" (dropped {dropped})" if dropped else ""))
+                weighed = f", {entry['per_epoch']:,} seen per epoch" if "per_epoch" in entry else ""
+                out.append(f"{source} {split}: {entry['rows']:,} rows" + (f" (dropped {dropped})" if dropped else "") + weighed)
         return out
 
 
@@ -235,28 +237,37 @@ def load_sources(cfg: DataConfig, seed: int = 42) -> tuple[DatasetDict, DataRepo
                           for split, split_rows in read_source(source).items()} for source in sources}
     labels = order_labels(label for by_split in rows.values() for label in by_split["train"][1])
     strict = len(sources) == 1 and sources[0].label_map is None
-    features = Features({"text": Value("string"), "label": ClassLabel(names=labels), "source": Value("string")})
     parts: dict[str, list[Dataset]] = {}
     for name, by_split in rows.items():
-        for split, (texts, split_labels) in by_split.items():
-            texts, split_labels = keep_known_labels(name, split, texts, split_labels, labels, strict, report)
-            data = {"text": texts, "label": [labels.index(x) for x in split_labels], "source": [name] * len(texts)}
-            parts.setdefault(split, []).append(Dataset.from_dict(data, features=features))
-        if "validation" not in by_split:
-            held = hold_out(parts["train"].pop(), seed)
-            parts["train"].append(held["train"])
-            parts.setdefault("validation", []).append(held["test"])
-            report.count(name, "validation", kept=len(held["test"]))
-            report.count(name, "train", kept=-len(held["test"]), reason="moved to validation", n=len(held["test"]))
-            logger.info("%s: no validation split given: held out %d training rows", name, len(held["test"]))
+        for split, dataset in source_datasets(name, by_split, labels, strict, seed, report).items():
+            parts.setdefault(split, []).append(dataset)
     splits = DatasetDict({split: concatenate_datasets(datasets) for split, datasets in parts.items()})
     splits["train"] = drop_leaks(splits, report)
+    splits["train"] = weigh(splits["train"], {source.name: source.weight for source in sources}, seed, report)
     if cfg.max_train_samples:
         train = splits["train"].shuffle(seed=seed)
         splits["train"] = train.select(range(min(cfg.max_train_samples, len(train))))
     for line in report.lines():
         logger.info("data: %s", line)
     return splits, report
+
+
+def source_datasets(name: str, by_split: dict[str, Rows], labels: list[str], strict: bool, seed: int,
+                    report: DataReport) -> dict[str, Dataset]:
+    """One source's splits as Datasets with the run's label names; validation held out of train if missing."""
+    features = Features({"text": Value("string"), "label": ClassLabel(names=labels), "source": Value("string")})
+    out = {}
+    for split, (texts, split_labels) in by_split.items():
+        texts, split_labels = keep_known_labels(name, split, texts, split_labels, labels, strict, report)
+        data = {"text": texts, "label": [labels.index(x) for x in split_labels], "source": [name] * len(texts)}
+        out[split] = Dataset.from_dict(data, features=features)
+    if "validation" not in out:
+        held = hold_out(out["train"], seed)
+        out["train"], out["validation"] = held["train"], held["test"]
+        report.count(name, "validation", kept=len(held["test"]))
+        report.count(name, "train", kept=-len(held["test"]), reason="moved to validation", n=len(held["test"]))
+        logger.info("%s: no validation split given: held out %d training rows", name, len(held["test"]))
+    return out
 
 
 def map_rows(source: Source, split: str, rows: Rows, steps: tuple[str, ...], report: DataReport) -> Rows:
@@ -315,6 +326,19 @@ def hold_out(train: Dataset, seed: int) -> DatasetDict:
         return train.train_test_split(test_size=HELD_OUT_FRACTION, seed=seed, stratify_by_column="label")
     except ValueError:  # a label with a single row cannot be stratified
         return train.train_test_split(test_size=HELD_OUT_FRACTION, seed=seed)
+
+
+def weigh(train: Dataset, weights: dict[str, float], seed: int, report: DataReport) -> Dataset:
+    """Repeat (weight > 1) or subsample (weight < 1) each source's train rows, so one source counts for more."""
+    if all(weight == 1 for weight in weights.values()):
+        return train
+    rng, sources, picks = np.random.default_rng(seed), np.array(train["source"]), []
+    for name, weight in weights.items():
+        rows = np.flatnonzero(sources == name)
+        extra = rng.choice(rows, size=round((weight % 1) * len(rows)), replace=False)
+        picks += [rows] * int(weight) + [extra]
+        report[name]["train"]["per_epoch"] = int(len(rows) * int(weight) + len(extra))
+    return train.select(np.sort(np.concatenate(picks)))
 
 
 def drop_leaks(splits: DatasetDict, report: DataReport) -> Dataset:

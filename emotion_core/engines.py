@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,7 @@ logger = logging.getLogger(__name__)
 ENGINES = ("auto", "torch", "bf16", "onnx-int8")
 ENGINE_ENV_VAR = "EMOTION_ENGINE"
 ONNX_FILE = "model.int8.onnx"
-# The first layer's feed-forward stays in float: quantizing it flips about 10x as many labels
-# on the bundled model (0.15% -> 1.5% of the test split; docs/benchmarks.md).
-KEEP_FLOAT = "layer.0/"
+MIN_AGREEMENT = 0.995  # labels identical to fp32 that an int8 export must keep, measured on validation texts
 
 
 def cpu_has_bf16() -> bool:
@@ -120,12 +119,23 @@ def load_engine(name: str | None, model: torch.nn.Module, folder: Path | None):
     return TorchEngine(model, bf16=name == "bf16" or (name == "auto" and cpu_has_bf16()))
 
 
-def export_onnx(model: torch.nn.Module, folder: Path) -> Path:
+def float_layer_choices(layers: int) -> list[tuple[int, ...]]:
+    """Which layers' feed-forward to keep in float, cheapest first: the first; then the last too; then more.
+
+    The first layer's feed-forward is the most sensitive to int8 (on the first bundled model,
+    quantizing it flipped 10x as many labels); each further choice costs some speed.
+    """
+    order = [0, layers - 1, 1, layers - 2, 2][:max(1, layers)]
+    return [tuple(sorted(set(order[:n]))) for n in range(1, len(order) + 1)]
+
+
+def export_onnx(model: torch.nn.Module, folder: Path, agreement: Callable[[OnnxEngine], float] | None = None) -> Path | None:
     """Export the model to ONNX, fuse it for ORT, quantize its weights to int8: `folder/model.int8.onnx`.
 
     Eager attention exports the classic pattern that ORT fuses into one (quantizable) Attention
-    op; the fusion and the first layer's feed-forward kept in float are what made int8 both
-    faster and closer to fp32 on the bundled model (docs/benchmarks.md).
+    op. Some layers' feed-forward stay in float: `agreement` (the share of validation labels an
+    engine gives identically to fp32) picks the fastest choice that keeps MIN_AGREEMENT; without
+    it, only the first layer's. When no choice keeps it, nothing is written and `auto` uses bf16.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
@@ -140,11 +150,23 @@ def export_onnx(model: torch.nn.Module, folder: Path) -> Path:
             config = model.config
             heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", 0)
             hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", 0)
+            layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", 1)
             optimize_model(str(fp32), model_type="bert", num_heads=heads, hidden_size=hidden).save_model_to_file(str(fused))
-            keep = [n.name for n in onnx_nodes(fused) if n.op_type == "MatMul" and KEEP_FLOAT in n.name and "attention" not in n.name]
-            quantize_dynamic(str(fused), str(int8), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep,
-                             extra_options={"DefaultTensorType": 1})  # 1 = float: types of fused ops' outputs
-            stamp_and_move(int8, folder)
+            for keep in float_layer_choices(layers) if agreement else [(0,)]:
+                names = [n.name for n in onnx_nodes(fused) if n.op_type == "MatMul" and "attention" not in n.name
+                         and any(f"layer.{i}/" in n.name for i in keep)]
+                quantize_dynamic(str(fused), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                                 nodes_to_exclude=names, extra_options={"DefaultTensorType": 1})  # 1: float outputs of fused ops
+                share = agreement(OnnxEngine(int8)) if agreement else None
+                logger.info("int8 export, feed-forward in float for layers %s: %s", keep,
+                            "not checked" if share is None else f"{share:.2%} labels = fp32")
+                if share is None or share >= MIN_AGREEMENT:
+                    stamp_and_move(int8, folder)
+                    break
+            else:
+                logger.warning("no int8 export keeps %.1f%% of labels identical; none written", 100 * MIN_AGREEMENT)
+                (folder / ONNX_FILE).unlink(missing_ok=True)
+                return None
     finally:
         model.set_attn_implementation(attention)
     target = folder / ONNX_FILE

@@ -138,12 +138,21 @@ class Classifier:
             if not isinstance(text, str) or not text.strip():
                 where = "" if len(texts) == 1 else f" (item {i})"
                 raise EmotionCoreError(f"Text is empty{where}: type something to classify.")
-        texts = [normalize(text, self.normalization) for text in texts]
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        return self.logits_of_ids(encoded["input_ids"], batch_size)
+        return self.logits_of_ids(self.encode(texts), batch_size)
 
-    def logits_of_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32) -> np.ndarray:
-        """Raw class scores for token-id lists (with special tokens), batched by length."""
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, normalised and truncated as in training."""
+        texts = [normalize(text, self.normalization) for text in texts]
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+
+    def agreement(self, ids: Sequence[Sequence[int]]):
+        """A function giving the share of these inputs that an engine labels as this classifier's engine does."""
+        reference = self.logits_of_ids(ids).argmax(axis=1)
+        return lambda engine: float((self.logits_of_ids(ids, engine=engine).argmax(axis=1) == reference).mean())
+
+    def logits_of_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32, engine=None) -> np.ndarray:
+        """Raw class scores for token-id lists (with special tokens), batched by length (by `engine`, default ours)."""
+        engine = engine or self.engine
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
         out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
         pad = self.tokenizer.pad_token_id or 0
@@ -154,5 +163,5 @@ class Classifier:
             mask = np.zeros((len(chunk), width), dtype=np.int64)
             for row, i in enumerate(chunk):
                 input_ids[row, :len(ids[i])], mask[row, :len(ids[i])] = ids[i], 1
-            out[chunk] = self.engine.logits(input_ids, mask)
+            out[chunk] = engine.logits(input_ids, mask)
         return out

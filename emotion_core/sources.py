@@ -47,8 +47,11 @@ class Source:
     label_names: str | None = None
     label_map: str | None = None  # a name in LABEL_MAPS or a JSON file {source label: model label}
     format: str | None = None     # None: by file extension; "goemotions": its TSV + emotions.txt
+    weight: float = 1.0           # times each train row is seen per epoch: 2 twice, 0.5 a seeded half
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.weight, (int, float)) and self.weight > 0):
+            raise EmotionCoreError(f"A source's weight must be a positive number, not {self.weight!r}.")
         if self.format is None and self.data and (Path(self.data) / "emotions.txt").is_file():
             self.format = "goemotions"
         if self.format not in (None, "goemotions"):

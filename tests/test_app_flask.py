@@ -100,7 +100,7 @@ def test_api_predict_one_and_many(client):
 def test_api_predict_explains_on_request(client):
     one = client.post("/api/predict", json={"text": "i am furious about the delay", "explain": True}).get_json()
     why = one["explanation"]
-    assert why["label"] == one["emotion"] == "anger" and why["probability"] == pytest.approx(one["probabilities"]["anger"], abs=2e-3)  # int8: batch-dependent
+    assert why["label"] == one["emotion"] == "anger" and why["probability"] == pytest.approx(one["probabilities"]["anger"], abs=0.01)  # int8 scales activations per batch
     assert [w["word"] for w in why["words"]] == "i am furious about the delay".split()
     assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
     assert max(abs(w["scaled"]) for w in why["words"]) == pytest.approx(1.0)
@@ -219,7 +219,7 @@ def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript):
         assert page.locator(".bar").first.bounding_box()["width"] > 100  # styles loaded despite the strict CSP
         expect(page.locator(".why mark")).to_have_count(8)
         strongest = page.locator(".why mark.w-pos-4").first
-        assert strongest.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(224, 79, 72)"
+        assert strongest.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(239, 68, 60)"
         assert not [e for e in errors if "Content Security Policy" in e]
         if javascript:
             (ROOT / "docs").mkdir(exist_ok=True)

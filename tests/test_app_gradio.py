@@ -185,7 +185,8 @@ def test_space_front_matter(space_dir):
     requirements = (space_dir / "requirements.txt").read_text()
     assert f"gradio=={gradio.__version__}" in requirements and "torch==2.13.0" in requirements
     assert "pytest" not in requirements and "playwright" not in requirements
-    assert (space_dir / "models" / "emotion-minilm" / "model.safetensors").is_file()
+    for name in ("model.safetensors", "model.int8.onnx", "normalization.json", "calibration.json", "reliability.png"):
+        assert (space_dir / "models" / "emotion-minilm" / name).is_file(), name  # served as trained: normalised, calibrated
     assert (space_dir / "emotion_core" / "predict.py").is_file() and (space_dir / "examples" / "sentences.txt").is_file()
 
 
@@ -210,7 +211,7 @@ def test_space_app_boots_from_its_folder(space_dir):
         probs = client.predict("i am so happy to see you", api_name="/classify")
         assert next(iter(probs)) == "joy"
         info = client.view_api(return_format="dict", print_info=False)
-        assert {"/classify", "/score_csv"} <= set(info["named_endpoints"])
+        assert {"/classify", "/explain", "/score_csv"} <= set(info["named_endpoints"])
     finally:
         proc.terminate()
         proc.wait(timeout=30)

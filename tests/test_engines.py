@@ -67,9 +67,44 @@ def test_stale_export_is_never_used(tmp_path, exported):
 
 
 @pytest.mark.slow
-def test_bundled_int8_agrees_with_fp32_on_the_test_split():
-    texts = [line.rsplit(";", 1)[0] for line in (SHARED_EMOTION / "test.txt").read_text().splitlines()]
+def test_bundled_int8_keeps_the_labels_of_fp32_on_validation():
+    """The rule the export applied: at least 99.5% identical labels on the validation texts it was checked on."""
+    from emotion_core.config import DataConfig
+    from emotion_core.data import load_sources
+
     fast = Classifier.from_pretrained()
     assert fast.engine.name == "onnx-int8"  # the default for the bundled model
-    reference = Classifier.from_pretrained(engine="torch").predict_proba(texts).argmax(axis=1)
-    assert (fast.predict_proba(texts).argmax(axis=1) == reference).mean() >= 0.995
+    splits, _ = load_sources(DataConfig(data=[str(SHARED_EMOTION), str(SHARED_EMOTION.parent / "goemotions")],
+                                        normalize="none"))
+    ids = fast.encode(splits["validation"]["text"])
+    reference = Classifier.from_pretrained(engine="torch").agreement(ids)
+    assert reference(fast.engine) >= 0.995
+
+
+def test_export_keeps_more_layers_in_float_until_labels_agree(tmp_path, tiny_model_dir, caplog):
+    import logging
+
+    import torch
+
+    from emotion_core.engines import export_onnx, float_layer_choices
+
+    assert float_layer_choices(6) == [(0,), (0, 5), (0, 1, 5), (0, 1, 4, 5), (0, 1, 2, 4, 5)]
+    assert float_layer_choices(1) == [(0,)]
+    model = Classifier.from_pretrained(tiny_model_dir, engine="torch").model
+    seen = []
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
+        assert export_onnx(model, folder, agreement=lambda engine: seen.append(engine) or 0.9) is None
+    assert len(seen) == 1 and not (folder / ONNX_FILE).exists()  # one layer: one choice, refused, nothing written
+    assert "90.00% labels = fp32" in caplog.text
+    written = export_onnx(model, folder, agreement=lambda engine: 1.0)
+    assert written == folder / ONNX_FILE and isinstance(model, torch.nn.Module)
+
+
+def test_export_command_checks_against_the_validation_split(tmp_path, tiny_model_dir, toy_dir, caplog):
+    import logging
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
+        code = cli(["export", "--model", str(folder), "--data", str(toy_dir)])
+    assert code == 0 and "labels = fp32" in caplog.text

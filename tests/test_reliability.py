@@ -172,17 +172,21 @@ def test_score_killed_mid_file_leaves_nothing_at_the_destination(tmp_path, tiny_
     assert len(pd.read_csv(dst)) == 30_000 and not list(tmp_path.glob(".scored.csv.tmp-*"))
 
 
-def test_refusing_hub_fails_fast_and_clearly(monkeypatch):
-    """A Hub that answers 401 to everything (a loopback server standing in for it)."""
+def test_refusing_hub_fails_fast_and_clearly_and_never_prints_the_token(monkeypatch, capsys, caplog):
+    """A Hub that answers 401 to everything (a loopback server standing in for it); HF_TOKEN is set."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     import huggingface_hub.constants
 
     from emotion_core import Classifier, EmotionCoreError
     from emotion_core.hub import push_model
+    from emotion_core.space import deploy_space
+
+    secret, sent = "hf_thisIsNotARealTokenButMustNeverBePrinted", []
 
     class Refuse(BaseHTTPRequestHandler):
         def refuse(self):
+            sent.append(self.headers.get("Authorization", ""))
             self.send_response(401)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -201,6 +205,7 @@ def test_refusing_hub_fails_fast_and_clearly(monkeypatch):
                         endpoint + "/{repo_id}/resolve/{revision}/{filename}")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_TOKEN", secret)
     try:
         start = time.monotonic()
         with pytest.raises(EmotionCoreError) as err:
@@ -213,8 +218,13 @@ def test_refusing_hub_fails_fast_and_clearly(monkeypatch):
                                                    r"request \(HTTP 401\)"):
             Classifier.from_pretrained("someone/emotion-model")
         assert time.monotonic() - start < 30
+        with pytest.raises(EmotionCoreError, match="Could not deploy the Space someone/emotion: the Hub refused"):
+            deploy_space("someone/emotion")
     finally:
         hub.shutdown()
+    assert f"Bearer {secret}" in sent  # the token was used...
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err + caplog.text  # ...and never shown
 
 
 def test_unreachable_hub_fails_fast_on_every_path(monkeypatch, tmp_path, toy_dir):

@@ -136,3 +136,17 @@ def test_training_and_inference_normalise_alike_and_report_each_source(tmp_path,
     # what training fed the model is the same normalised text
     splits, _ = load_sources(DataConfig(data=[str(toy), str(reddit)]))
     assert "so happy for someone!! http" in splits["train"]["text"]
+
+
+def test_weights_repeat_or_subsample_a_source(tmp_path, two_sources):
+    toy, reddit = two_sources
+    (tmp_path / "mix.json").write_text(json.dumps({"sources": [
+        {"data": str(toy), "weight": 0.5}, {"data": str(reddit), "weight": 2}]}))
+    splits, report = load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+    sources = splits["train"]["source"]
+    assert sources.count("toy") == 30 and sources.count("goemotions") == 6
+    assert report["toy"]["train"]["per_epoch"] == 30 and "goemotions train: 3 rows (dropped" in report.lines()[2]
+    assert report.lines()[2].endswith(", 6 seen per epoch")
+    (tmp_path / "mix.json").write_text(json.dumps({"sources": [{"data": str(toy), "weight": 0}]}))
+    with pytest.raises(EmotionCoreError, match="weight must be a positive number"):
+        load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
