@@ -171,13 +171,13 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                 text = gr.Textbox(label="Text", placeholder="Type a sentence and press Enter", lines=1, max_lines=6,
                                   max_length=MAX_TEXT_CHARS, submit_btn=False, elem_id="text-input")
                 button = gr.Button("Classify", variant="primary", elem_id="classify-button")
+                why = gr.HighlightedText(label="Why: red words pushed the top emotion up, purple words pulled it down",
+                                         combine_adjacent=False, show_legend=False, elem_id="why")
                 gr.Examples(EXAMPLES, inputs=text, label="Try one")
             with gr.Column():
                 label = gr.Label(num_top_classes=len(classifier.labels), label="Emotion", elem_id="emotion-label")
                 chart = gr.BarPlot(x="emotion", y="probability", color="emotion", color_map=COLORS, sort="-y",
                                    y_lim=[0, 1], label="Probabilities", elem_id="emotion-chart")
-        why = gr.HighlightedText(label="Why: red words pushed the top emotion up, purple words pulled it down",
-                                 combine_adjacent=False, show_legend=False, elem_id="why")
         for trigger in (text.submit, button.click):
             trigger(show, inputs=text, outputs=[label, chart, why], api_visibility="private")
     with gr.Tab("Batch (CSV)"):
