@@ -152,9 +152,9 @@ def export_onnx(model: torch.nn.Module, folder: Path, agreement: Callable[[OnnxE
             hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", 0)
             layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", 1)
             optimize_model(str(fp32), model_type="bert", num_heads=heads, hidden_size=hidden).save_model_to_file(str(fused))
+            feed_forward = [n.name for n in onnx_nodes(fused) if n.op_type == "MatMul" and "attention" not in n.name]
             for keep in float_layer_choices(layers) if agreement else [(0,)]:
-                names = [n.name for n in onnx_nodes(fused) if n.op_type == "MatMul" and "attention" not in n.name
-                         and any(f"layer.{i}/" in n.name for i in keep)]
+                names = [name for name in feed_forward if any(f"layer.{i}/" in name for i in keep)]
                 quantize_dynamic(str(fused), str(int8), weight_type=QuantType.QInt8, per_channel=True,
                                  nodes_to_exclude=names, extra_options={"DefaultTensorType": 1})  # 1: float outputs of fused ops
                 share = agreement(OnnxEngine(int8)) if agreement else None

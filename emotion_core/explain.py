@@ -4,8 +4,8 @@ For a text of n words we score n + 1 inputs at once: the text itself and the tex
 (or with word i's pieces replaced by [MASK]). A word's score is how much the predicted emotion's
 log-odds fall when the word is gone: positive words pushed the prediction up, negative ones
 pulled it down. (Log-odds keep words apart when the model is 99.9% sure, where probabilities
-barely move; they rank words exactly as the fall in probability does.) Word pieces are grouped into whitespace-separated words, so "heartbroken" is one
-word even when the tokenizer splits it. Attention weights are cheaper but not faithful; integrated
+barely move; they rank words exactly as the fall in probability does.) Word pieces are grouped
+into whitespace-separated words, so "heartbroken" is one word even when the tokenizer splits it. Attention weights are cheaper but not faithful; integrated
 gradients, SHAP or LIME need tens to thousands of passes. Occlusion needs one batch, and
 `benchmarks/bench_explain.py` measures that it is faithful.
 """
