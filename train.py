@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "train_rows": len(splits["train"]), "data": report, "calibration": calibration_summary(calibration)}
     if trainer.is_world_process_zero():
         out = save_model_folder(trainer, train_cfg.output_dir, metrics, describe_run(data_cfg, model_cfg, train_cfg, labels),
-                                fp16=train_cfg.save_fp16, calibration=calibration)
+                                fp16=train_cfg.save_fp16, calibration=calibration, export=train_cfg.export)
         print(f"Saved {out}", *report.lines(), *summary_lines(metrics), sep="\n  ")
         if train_cfg.push_to_hub:
             print(f"Pushed to {push_model(out, train_cfg.hub_model_id, private=train_cfg.hub_private)}")

@@ -1,4 +1,4 @@
-"""The command line: `score IN.csv -o OUT.csv`, `predict TEXT`, `export`, `calibrate`, `space build|deploy`.
+"""The command line: `score IN.csv -o OUT.csv`, `predict TEXT`, `export`, `calibrate`, `sweep`, `space build|deploy`.
 
 The library does the work; this module parses arguments and prints. Every EmotionCoreError
 becomes one line on stderr and exit status 1.
@@ -58,6 +58,13 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
                   f"NLL {m['nll_before']:.4f} -> {m['nll_after']:.4f}, labels unchanged: {m['labels_unchanged']}")
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """Train every run of a grid file, choose on validation, print the table and the chosen run's figures."""
+    from .sweep import run_sweep, summary_table
+
+    print(*summary_table(run_sweep(args.grid, args.out, jobs=args.jobs), args.out), sep="\n")
+
+
 def cmd_space_build(args: argparse.Namespace) -> None:
     """Write a Space folder."""
     import time
@@ -111,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--data", nargs="+", help="data the model was trained on, whose validation split is used "
                                                    "(default: the sources in the folder's run_config.json)")
         sub.add_argument("--label-map", help="label map for the data, as in train.py")
+
+    sweep = commands.add_parser("sweep", help="train a grid of settings fixed in a file; choose on validation",
+                                description="Chooses the run with the best mean over sources of validation macro-F1 and "
+                                            "prints test figures for that run alone. "
+                                            "Example: python -m emotion_core sweep examples/sweep/bundled.json --out runs/sweep --jobs 6")
+    sweep.add_argument("grid", help='JSON file: {"common": [train.py flags], "runs": {"name": [flags], ...}}')
+    sweep.add_argument("--out", required=True, help="folder for the runs' model folders, logs and sweep.json")
+    sweep.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1; several share a GPU well)")
+    sweep.set_defaults(func=cmd_sweep)
 
     space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")
     space_commands = space.add_subparsers(dest="space_command", required=True)

@@ -249,7 +249,7 @@ def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainC
 
 
 def save_model_folder(trainer: Trainer, out_dir: str | Path, metrics: dict, run_config: dict, fp16: bool = False,
-                      calibration: dict | None = None) -> Path:
+                      calibration: dict | None = None, export: bool = True) -> Path:
     """Write weights, tokenizer, config, metrics, confusion matrix and card, then rename into place.
 
     Everything goes to a hidden temporary folder beside the target first, so an interrupted
@@ -260,7 +260,7 @@ def save_model_folder(trainer: Trainer, out_dir: str | Path, metrics: dict, run_
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        write_model_files(trainer, tmp, metrics, run_config, fp16, model_name=out.name)
+        write_model_files(trainer, tmp, metrics, run_config, fp16, model_name=out.name, export=export)
         if calibration:
             save_calibration(tmp, calibration)
         replace_dir(tmp, out)
@@ -269,7 +269,8 @@ def save_model_folder(trainer: Trainer, out_dir: str | Path, metrics: dict, run_
     return out
 
 
-def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: dict, fp16: bool, model_name: str) -> None:
+def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: dict, fp16: bool, model_name: str,
+                      export: bool = True) -> None:
     """Everything a model folder holds, written into `tmp`."""
     model, tokenizer = trainer.model, trainer.processing_class
     state = {k: v.half() if fp16 and v.is_floating_point() else v for k, v in model.state_dict().items()}
@@ -284,6 +285,8 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
     plot_confusion_matrix(metrics[report_split]["confusion_matrix"], metrics[report_split]["labels"],
                           tmp / "confusion_matrix.png", f"Confusion matrix ({report_split}, n={metrics[report_split]['n']})")
     build_model_card(metrics, run_config, model_name=model_name).save(tmp / "README.md")
+    if not export:
+        return
     # the fast CPU engine's file, so apps and `score` are fast by default; checked against fp32 on validation
     from .predict import Classifier
 

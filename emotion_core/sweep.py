@@ -1,0 +1,93 @@
+"""Choose training settings honestly: a grid fixed in a file beforehand, chosen on validation alone.
+
+    $ python -m emotion_core sweep examples/sweep/bundled.json --out runs/sweep --jobs 6
+
+Each run is `train.py` with the grid's common flags plus its own, in its own process (several at
+once share a GPU well; small models leave it mostly idle). The winner is the run with the best
+mean over sources of validation macro-F1, so a large source cannot drown a small one; ties go
+to the run listed first. Only the winner's test figures are printed: the others' stay in their
+folders, unread, so the test split is looked at once.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .errors import EmotionCoreError
+from .training import summary_lines
+
+TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "train.py"
+
+
+def read_grid(path: str | Path) -> dict[str, list[str]]:
+    """The runs of a grid file, each as its full list of train.py flags."""
+    try:
+        grid = json.loads(Path(path).read_text())
+        common, runs = grid.get("common", []), grid["runs"]
+    except (OSError, json.JSONDecodeError, KeyError, AttributeError) as exc:
+        raise EmotionCoreError(f"{path}: not a sweep grid ({type(exc).__name__}: {exc}); "
+                               'expected {"common": [flags], "runs": {"name": [flags], ...}}') from None
+    if not runs or not all(isinstance(flags, list) for flags in runs.values()):
+        raise EmotionCoreError(f"{path}: 'runs' must map each run's name to a list of train.py flags")
+    return {name: [*common, *flags] for name, flags in runs.items()}
+
+
+def train_one(name: str, flags: list[str], out: Path, threads: int) -> int:
+    """Run train.py for one grid point, its output going to OUT/NAME.log; return its exit status."""
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "TQDM_MININTERVAL": "30"}
+    with open(out / f"{name}.log", "w") as log:
+        command = [sys.executable, str(TRAIN_SCRIPT), *flags, "--output-dir", str(out / name)]
+        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+
+
+def validation_score(metrics: dict) -> float:
+    """Mean over sources of validation macro-F1 (the validation macro-F1 itself for one source)."""
+    sources = metrics.get("sources") or {"all": {"validation": metrics["validation"]}}
+    scores = [by_split["validation"]["macro_f1"] for by_split in sources.values()]
+    return sum(scores) / len(scores)
+
+
+def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
+    """Train every run of the grid (`jobs` at a time), choose on validation, write OUT/sweep.json."""
+    runs = read_grid(grid_file)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        status = dict(zip(runs, pool.map(lambda item: train_one(*item, out, threads), runs.items())))
+    results = {}
+    for name, flags in runs.items():
+        metrics_file = out / name / "metrics.json"
+        if status[name] != 0 or not metrics_file.is_file():
+            results[name] = {"flags": flags, "failed": f"exit status {status[name]}; see {out / f'{name}.log'}"}
+            continue
+        metrics = json.loads(metrics_file.read_text())
+        results[name] = {"flags": flags, "score": validation_score(metrics), "train_runtime_s": metrics["train_runtime_s"],
+                         "validation": {s: m["validation"]["macro_f1"] for s, m in metrics.get("sources", {}).items()}}
+    finished = [name for name in runs if "score" in results[name]]
+    if not finished:
+        raise EmotionCoreError(f"every run failed; see the logs in {out}")
+    chosen = max(finished, key=lambda name: results[name]["score"])  # max keeps the first of equals
+    summary = {"grid": str(grid_file), "rule": "mean over sources of validation macro-F1", "chosen": chosen,
+               "wall_s": time.perf_counter() - start, "runs": results}
+    (out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summary_table(summary: dict, out: str | Path) -> list[str]:
+    """Validation figures of every run, then every figure of the chosen run (its test split included)."""
+    lines = ["| run | mean validation macro-F1 | per source | train s |", "| --- | ---: | --- | ---: |"]
+    for name, r in summary["runs"].items():
+        if "failed" in r:
+            lines.append(f"| {name} | failed | {r['failed']} | |")
+            continue
+        per_source = ", ".join(f"{s} {f:.4f}" for s, f in r["validation"].items())
+        mark = " (chosen)" if name == summary["chosen"] else ""
+        lines.append(f"| {name}{mark} | {r['score']:.4f} | {per_source} | {r['train_runtime_s']:.0f} |")
+    metrics = json.loads((Path(out) / summary["chosen"] / "metrics.json").read_text())
+    return lines + ["", f"chosen: {summary['chosen']} ({Path(out) / summary['chosen']})", *summary_lines(metrics)]

@@ -1,0 +1,59 @@
+"""`python -m emotion_core sweep`: a grid trained in parallel processes, chosen on validation alone."""
+
+import json
+
+import pytest
+
+from emotion_core import EmotionCoreError
+from emotion_core.cli import main as cli
+from emotion_core.sweep import read_grid, validation_score
+
+
+def test_sweep_chooses_on_validation_and_reads_test_of_the_winner_only(tmp_path, tiny_base_dir, toy_dir, capsys):
+    common = ["--base-model", str(tiny_base_dir), "--data", str(toy_dir), "--batch-size", "16", "--warmup-ratio", "0",
+              "--max-length", "32"]
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"common": common, "runs": {
+        "barely": ["--learning-rate", "1e-6", "--max-steps", "2", "--no-export"],
+        "learns": ["--learning-rate", "3e-3", "--epochs", "20"],
+        "broken": ["--epochs", "0"],
+    }}))
+    out = tmp_path / "sweep"
+    assert cli(["sweep", str(grid), "--out", str(out), "--jobs", "3"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "sweep.json").read_text())
+    runs = summary["runs"]
+    assert summary["chosen"] == "learns"  # not the first listed: the better on validation
+    assert runs["learns"]["score"] > runs["barely"]["score"]
+    assert "must be positive" in (out / "broken.log").read_text() and "exit status 1" in runs["broken"]["failed"]
+    assert "failed" in runs["broken"] and "| broken | failed |" in printed
+    assert "chosen: learns" in printed
+    assert printed.count("test: accuracy") == 1  # the winner's test figures, and no one else's
+    winner = json.loads((out / "learns" / "metrics.json").read_text())
+    assert f"test: accuracy {winner['test']['accuracy']:.4f}" in printed
+    assert (out / "learns" / "model.safetensors").is_file() and (out / "learns.log").stat().st_size > 0
+    assert (out / "learns" / "model.int8.onnx").is_file() and not (out / "barely" / "model.int8.onnx").exists()
+
+
+def test_validation_score_is_the_mean_over_sources():
+    metrics = {"validation": {"macro_f1": 0.5},
+               "sources": {"a": {"validation": {"macro_f1": 0.9}}, "b": {"validation": {"macro_f1": 0.7}}}}
+    assert validation_score(metrics) == pytest.approx(0.8)
+    assert validation_score({"validation": {"macro_f1": 0.5}}) == 0.5
+
+
+@pytest.mark.parametrize("text", ["not json", '{"common": []}', '{"runs": {"a": "--epochs 3"}}', '{"runs": {}}'])
+def test_a_bad_grid_file_is_refused_with_the_expected_shape(tmp_path, text):
+    grid = tmp_path / "grid.json"
+    grid.write_text(text)
+    with pytest.raises(EmotionCoreError, match="grid"):
+        read_grid(grid)
+
+
+def test_the_bundled_grid_reads_and_names_its_rule():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "sweep" / "bundled.json"
+    runs = read_grid(path)
+    assert len(runs) == 6 and all("--base-model" in flags and "--mix" in flags for flags in runs.values())
+    assert "validation macro-F1" in json.loads(path.read_text())["about"]
