@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import transformers
 from datasets import DatasetDict
+from torch.utils.data import SequentialSampler
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -94,9 +95,21 @@ def training_arguments(cfg: TrainConfig) -> TrainingArguments:
     )
 
 
+class InOrderTrainer(Trainer):
+    """A Trainer that evaluates rows in their own order.
+
+    transformers 5 groups evaluation batches by length too when training does, so predictions
+    come back in another order than the rows; per-source metrics would then pair rows with the
+    wrong sources (the labels travel with the batches, so overall figures were right).
+    """
+
+    def _get_eval_sampler(self, eval_dataset):
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
 def build_trainer(model, tokenizer, tokenized: DatasetDict, cfg: TrainConfig) -> Trainer:
     """A Trainer that pads each batch dynamically and reports accuracy / macro-F1 / weighted-F1."""
-    return Trainer(
+    return InOrderTrainer(
         model=model,
         args=training_arguments(cfg),
         train_dataset=tokenized["train"],
@@ -128,6 +141,8 @@ def evaluate_splits(trainer: Trainer, tokenized: DatasetDict, labels: list[str])
             continue
         output = trainer.predict(tokenized[split], metric_key_prefix=split)
         truth, preds = output.label_ids, np.argmax(output.predictions, axis=-1)
+        if not np.array_equal(truth, tokenized[split]["label"]):  # rows must line up with their sources
+            raise EmotionCoreError(f"{split}: predictions came back in another order than the rows")
         outputs[split] = (output.predictions, truth)
         reports[split] = classification_report(truth, preds, labels)
         logger.info("%s: accuracy %.4f, macro-F1 %.4f", split, reports[split]["accuracy"], reports[split]["macro_f1"])

@@ -150,3 +150,36 @@ def test_weights_repeat_or_subsample_a_source(tmp_path, two_sources):
     (tmp_path / "mix.json").write_text(json.dumps({"sources": [{"data": str(toy), "weight": 0}]}))
     with pytest.raises(EmotionCoreError, match="weight must be a positive number"):
         load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+
+
+def test_per_source_metrics_belong_to_that_source(tmp_path, tiny_base_dir):
+    """Short random rows listed before long learnable ones: each source's figures must be its own rows' figures.
+
+    (Evaluation grouped by length would return the long rows first and pair them with the short source.)
+    """
+    import random
+
+    rng = random.Random(0)
+    long_rows = lambda n, seed: [(f"{text} and then the weather at work was really so very gloomy now", label)  # noqa: E731
+                                 for text, label in toy_rows(n, seed)]
+    short_rows = lambda n: [(rng.choice(["hm", "ok", "so", "now", "the"]), rng.choice(["sadness", "joy", "anger"]))  # noqa: E731
+                            for _ in range(n)]
+    cued, noise = tmp_path / "cued", tmp_path / "noise"
+    for folder, train_rows, val_rows in ((cued, long_rows(240, 1), long_rows(30, 2)), (noise, short_rows(120), short_rows(30))):
+        folder.mkdir()
+        write_txt(folder / "train.txt", train_rows)
+        write_txt(folder / "val.txt", val_rows)
+    out = tmp_path / "model"
+    metrics = train.main(["--base-model", str(tiny_base_dir), "--data", str(noise), str(cued), "--output-dir", str(out),
+                          "--epochs", "15", "--learning-rate", "3e-3", "--batch-size", "16", "--warmup-ratio", "0",
+                          "--max-length", "32", "--no-export"])
+    classifier = Classifier.from_pretrained(out, engine="torch")
+    splits, _ = load_sources(DataConfig(data=[str(noise), str(cued)], normalize="none"))
+    validation = splits["validation"]
+    for name in ("cued", "noise"):
+        rows = [i for i, source in enumerate(validation["source"]) if source == name]
+        truth = [validation.features["label"].int2str(validation["label"][i]) for i in rows]
+        probs = classifier.predict_proba([validation["text"][i] for i in rows])
+        accuracy = sum(classifier.labels[p.argmax()] == t for p, t in zip(probs, truth)) / len(rows)
+        assert metrics["sources"][name]["validation"]["accuracy"] == pytest.approx(accuracy, abs=0.04), name
+    assert metrics["sources"]["cued"]["validation"]["accuracy"] > 0.9  # the learnable source is learned
