@@ -87,9 +87,17 @@ def measure(model_dir: str, config: str, repeats: int) -> dict:
 
 
 def run_config(model_dir: str, config: str, repeats: int) -> dict:
-    """`measure` in a fresh process, so peak memory belongs to that configuration alone."""
+    """`measure` in a fresh process, so peak memory belongs to that configuration alone.
+
+    An engine the folder can't run (no int8 export) gives {"unavailable": why} instead.
+    """
     result = subprocess.run([sys.executable, __file__, "--one", model_dir, config, "--repeats", str(repeats)],
-                            capture_output=True, text=True, check=True)
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = [line for line in result.stderr.splitlines() if "is not available" in line]
+        if not reason:
+            raise RuntimeError(f"{config} failed:\n{result.stderr[-2000:]}")
+        return {"unavailable": reason[-1].split("is not available: ", 1)[-1]}
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -102,6 +110,9 @@ def report(name: str, model_dir: str, repeats: int) -> None:
     print("| configuration | texts/s | × best pipeline | p50 ms (1 text) | p99 ms | peak MB | labels = fp32 | test accuracy |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for config, r in results.items():
+        if "unavailable" in r:
+            print(f"| {config} | not available: {r['unavailable']} | | | | | | |")
+            continue
         agree = np.mean([a == b for a, b in zip(r["predicted"], reference)])
         print(f"| {config} | {r['texts_per_s']:.0f} | {r['texts_per_s'] / baseline:.2f} | {r['p50_ms']:.1f} | "
               f"{r['p99_ms']:.1f} | {r['peak_mb']:.0f} | {agree:.2%} | {r['accuracy']:.2%} |")

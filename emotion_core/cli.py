@@ -1,4 +1,4 @@
-"""The command line: `score IN.csv -o OUT.csv`, `predict TEXT`, `export`, `calibrate`, `sweep`, `space build|deploy`.
+"""The command line: `score IN.csv -o OUT.csv`, `predict TEXT`, `export`, `calibrate`, `evaluate`, `sweep`, `space build|deploy`.
 
 The library does the work; this module parses arguments and prints. Every EmotionCoreError
 becomes one line on stderr and exit status 1.
@@ -44,12 +44,17 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
-    """Fit the temperature of an existing model folder and report calibration before and after."""
+    """Fit the temperature of an existing model folder and report calibration before and after (`evaluate`: figures too)."""
     from .config import BUNDLED_MODEL, DataConfig
     from .training import calibrate_folder
 
     folder = args.model or BUNDLED_MODEL
-    report = calibrate_folder(folder, DataConfig(data=args.data, label_map=args.label_map) if args.data else None)
+    report = calibrate_folder(folder, DataConfig(data=args.data, label_map=args.label_map) if args.data else None,
+                              figures=args.command == "evaluate")
+    if args.command == "evaluate":
+        from .training import summary_lines
+
+        print(f"{folder}:", *summary_lines(report["figures"]), sep="\n  ")
     print(f"{folder}: temperature {report['temperature']:.3f}")
     for split in ("validation", "test"):
         if split in report:
@@ -114,7 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     description="Writes calibration.json and reliability.png into the model folder. "
                                                 "Example: python -m emotion_core calibrate --model models/my-model")
     calibrate.set_defaults(func=cmd_calibrate)
-    for sub in (export, calibrate):
+    evaluate = commands.add_parser("evaluate", help="redo a model folder's figures and calibration on the CPU in fp32",
+                                   description="Rewrites metrics.json (overall and per source), the confusion matrix, "
+                                               "calibration and the card, e.g. for a model trained on a GPU in bf16. "
+                                               "Example: python -m emotion_core evaluate --model models/my-model")
+    evaluate.set_defaults(func=cmd_calibrate)
+    for sub in (export, calibrate, evaluate):
         sub.add_argument("--data", nargs="+", help="data the model was trained on, whose validation split is used "
                                                    "(default: the sources in the folder's run_config.json)")
         sub.add_argument("--label-map", help="label map for the data, as in train.py")
@@ -144,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (build, deploy):
         sub.add_argument("--model-id", help="serve this Hub model (set as EMOTION_MODEL) instead of bundling the model files")
 
-    for sub in (score, predict, export, calibrate):
+    for sub in (score, predict, export, calibrate, evaluate):
         sub.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
     for sub in (score, predict):
         sub.add_argument("--engine", choices=ENGINES,

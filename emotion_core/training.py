@@ -140,19 +140,25 @@ def evaluate_splits(trainer: Trainer, tokenized: DatasetDict, labels: list[str])
         if split not in tokenized:
             continue
         output = trainer.predict(tokenized[split], metric_key_prefix=split)
-        truth, preds = output.label_ids, np.argmax(output.predictions, axis=-1)
-        if not np.array_equal(truth, tokenized[split]["label"]):  # rows must line up with their sources
+        truth = output.label_ids
+        # rows must line up with their sources (rank 0's gathered copy does; it alone writes the results)
+        if trainer.is_world_process_zero() and not np.array_equal(truth, tokenized[split]["label"]):
             raise EmotionCoreError(f"{split}: predictions came back in another order than the rows")
         outputs[split] = (output.predictions, truth)
-        reports[split] = classification_report(truth, preds, labels)
-        logger.info("%s: accuracy %.4f, macro-F1 %.4f", split, reports[split]["accuracy"], reports[split]["macro_f1"])
-        sources = np.array(tokenized[split]["source"])
-        for source in dict.fromkeys(sources):  # in order of appearance
-            rows = sources == source
-            report = classification_report(truth[rows], preds[rows], labels)
-            reports.setdefault("sources", {}).setdefault(str(source), {})[split] = report
-            logger.info("%s / %s: accuracy %.4f, macro-F1 %.4f", split, source, report["accuracy"], report["macro_f1"])
+        add_reports(reports, split, truth, np.argmax(output.predictions, axis=-1), tokenized[split]["source"], labels)
     return reports, outputs
+
+
+def add_reports(reports: dict, split: str, truth: np.ndarray, preds: np.ndarray, sources: list[str], labels: list[str]) -> None:
+    """Put one split's figures into `reports`: overall under the split's name, and per source under "sources"."""
+    reports[split] = classification_report(truth, preds, labels)
+    logger.info("%s: accuracy %.4f, macro-F1 %.4f", split, reports[split]["accuracy"], reports[split]["macro_f1"])
+    sources = np.array(sources)
+    for source in dict.fromkeys(sources):  # in order of appearance
+        rows = sources == source
+        report = classification_report(truth[rows], preds[rows], labels)
+        reports.setdefault("sources", {}).setdefault(str(source), {})[split] = report
+        logger.info("%s / %s: accuracy %.4f, macro-F1 %.4f", split, source, report["accuracy"], report["macro_f1"])
 
 
 def calibrate_outputs(outputs: dict) -> dict:
@@ -173,24 +179,32 @@ def calibration_summary(report: dict) -> dict:
     }
 
 
-def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> dict:
+def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, figures: bool = False) -> dict:
     """Redo calibration for an existing model folder, on the data it was trained on (or `data_cfg`'s).
 
-    The logits come from the fp32 model (the `torch` engine), as they do in training.
+    The logits come from the fp32 model (the `torch` engine), as they do in training. With `figures`,
+    the accuracy / F1 figures (overall and per source) and the confusion matrix are redone from the
+    same logits too: `python -m emotion_core evaluate`, e.g. for a model trained on a GPU in bf16.
     """
     from .predict import Classifier
 
     classifier = Classifier.from_pretrained(folder, engine="torch")
     if classifier.folder is None:
         raise EmotionCoreError("calibrate needs a local model folder.")
-    outputs = {split: (classifier.logits(texts), labels) for split, (texts, labels) in eval_data(classifier, data_cfg).items()}
+    metrics = json.loads((classifier.folder / "metrics.json").read_text())
+    outputs, reports = {}, {}
+    for split, (texts, labels, sources) in eval_data(classifier, data_cfg).items():
+        outputs[split] = (classifier.logits(texts), labels)
+        add_reports(reports, split, labels, outputs[split][0].argmax(axis=1), sources, classifier.labels)
     report = calibrate_outputs(outputs)
     save_calibration(classifier.folder, report)
-    metrics = json.loads((classifier.folder / "metrics.json").read_text()) | {"calibration": calibration_summary(report)}
+    metrics |= (reports if figures else {}) | {"calibration": calibration_summary(report)}
+    if figures:
+        plot_split_confusion(metrics, classifier.folder)
     write_atomically(classifier.folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     card = build_model_card(metrics, classifier.run_config, model_name=classifier.folder.name)
     write_atomically(classifier.folder / "README.md", str(card))
-    return report
+    return report | {"figures": reports}
 
 
 def export_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> Path | None:
@@ -203,12 +217,12 @@ def export_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> Pat
     if data_cfg is None and not classifier.run_config.get("sources"):
         logger.warning("%s does not say what data it was trained on: export not checked (pass --data)", folder)
         return export_onnx(classifier.model, classifier.folder)
-    texts = eval_data(classifier, data_cfg, splits=("validation",))["validation"][0]
+    texts = eval_data(classifier, data_cfg, splits=("validation",))["validation"][0]  # texts, labels, sources
     return export_onnx(classifier.model, classifier.folder, agreement=classifier.agreement(classifier.encode(texts)))
 
 
-def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "test")) -> dict[str, tuple[list[str], np.ndarray]]:
-    """Raw texts and label indices of the evaluation splits of the data the model was trained on (or `data_cfg`'s)."""
+def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "test")) -> dict[str, tuple[list[str], np.ndarray, list[str]]]:
+    """Raw texts, label indices and source names of the evaluation splits of the model's data (or `data_cfg`'s)."""
     if data_cfg is None:
         sources = classifier.run_config.get("sources") or []
         if not sources:
@@ -223,7 +237,7 @@ def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "te
             unknown = sorted(set(names) - set(classifier.labels))
             if unknown:
                 raise EmotionCoreError(f"The {split} split has labels the model lacks: {', '.join(unknown)}.")
-            out[split] = (loaded[split]["text"], np.array([classifier.labels.index(n) for n in names]))
+            out[split] = (loaded[split]["text"], np.array([classifier.labels.index(n) for n in names]), loaded[split]["source"])
     return out
 
 
@@ -296,9 +310,7 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
     (tmp / "run_config.json").write_text(json.dumps(run_config, indent=2) + "\n")
     save_steps(tmp, tuple(run_config["normalize"]))  # inference normalises text as training did
     (tmp / "training_args.json").write_text(trainer.args.to_json_string())
-    report_split = "test" if "test" in metrics else "validation"
-    plot_confusion_matrix(metrics[report_split]["confusion_matrix"], metrics[report_split]["labels"],
-                          tmp / "confusion_matrix.png", f"Confusion matrix ({report_split}, n={metrics[report_split]['n']})")
+    plot_split_confusion(metrics, tmp)
     build_model_card(metrics, run_config, model_name=model_name).save(tmp / "README.md")
     if not export:
         return
@@ -307,6 +319,13 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
 
     reference = Classifier(model.cpu(), tokenizer, str(tmp), tmp, engine="torch")
     export_onnx(model.cpu(), tmp, agreement=reference.agreement(trainer.eval_dataset["input_ids"]))
+
+
+def plot_split_confusion(metrics: dict, folder: Path) -> None:
+    """confusion_matrix.png of the test split (validation when there is none)."""
+    split = "test" if "test" in metrics else "validation"
+    plot_confusion_matrix(metrics[split]["confusion_matrix"], metrics[split]["labels"], folder / "confusion_matrix.png",
+                          f"Confusion matrix ({split}, n={metrics[split]['n']})")
 
 
 def replace_dir(new: Path, target: Path) -> None:

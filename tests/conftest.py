@@ -42,6 +42,16 @@ def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
     return rows
 
 
+def bundled_engine() -> str:
+    """The engine `auto` picks for the bundled model: its int8 export if it has one, else bf16 where the CPU has it."""
+    from emotion_core.config import BUNDLED_MODEL
+    from emotion_core.engines import ONNX_FILE, cpu_has_bf16
+
+    if (BUNDLED_MODEL / ONNX_FILE).is_file():
+        return "onnx-int8"
+    return "bf16" if cpu_has_bf16() else "torch"
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from app_flask import create_app
-from conftest import free_port
+from conftest import bundled_engine, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -79,7 +79,8 @@ def test_security_headers_everywhere(client):
 
 def test_healthz(client):
     assert client.get("/healthz").get_json() == {
-        "status": "ok", "model": "emotion-minilm", "engine": "onnx-int8", "labels": ["sadness", "joy", "love", "anger", "fear", "surprise"]}
+        "status": "ok", "model": "emotion-minilm", "engine": bundled_engine(),
+        "labels": ["sadness", "joy", "love", "anger", "fear", "surprise"]}
 
 
 def test_debug_is_off_unless_asked(app):

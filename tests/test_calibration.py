@@ -83,3 +83,15 @@ def test_calibrate_command_redoes_an_existing_folder(tmp_path, tiny_base_dir, to
     assert again["temperature"] == pytest.approx(first["temperature"], rel=1e-3)  # same data, same fp32 logits
     assert "## Calibration" in (out / "README.md").read_text()
     assert not list(out.glob(".*.tmp*"))
+    # `evaluate` also redoes the figures from the same fp32 logits: stale ones are replaced, calibration stays
+    metrics = json.loads((out / "metrics.json").read_text())
+    (source,) = metrics["sources"]
+    trained = metrics["test"]["accuracy"], metrics["sources"][source]["validation"]["macro_f1"]
+    metrics["test"]["accuracy"] = metrics["sources"][source]["validation"]["macro_f1"] = -1.0
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    assert cli(["evaluate", "--model", str(out)]) == 0
+    assert f"test: accuracy {trained[0]:.4f}" in capsys.readouterr().out
+    redone = json.loads((out / "metrics.json").read_text())
+    assert (redone["test"]["accuracy"], redone["sources"][source]["validation"]["macro_f1"]) == pytest.approx(trained, abs=0.02)
+    assert redone["calibration"]["temperature"] == pytest.approx(first["temperature"], rel=1e-3)
+    assert "| test | 60 | " in (out / "README.md").read_text()
