@@ -6,8 +6,9 @@
 | `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~1.6x         | 99.75%         |
 | `onnx-int8` | ONNX Runtime, fused attention, int8 weights       | ~2.0x         | 99.85%         |
 
-`auto` (the default) takes the fastest one this model folder and CPU allow. Figures: the bundled
-model on 2 CPU cores, from `benchmarks/bench_inference.py` (docs/benchmarks.md).
+`auto` (the default) takes the fastest one this model folder and CPU allow. Figures: an earlier
+bundled model on 2 AVX-512 cores, from `benchmarks/bench_inference.py` (docs/benchmarks.md). Some
+models have no int8 export: none keeps 99.5% of their labels (the current bundled one among them).
 """
 
 import contextlib
