@@ -53,6 +53,8 @@ def validation_score(metrics: dict) -> float:
 
 def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
     """Train every run of the grid (`jobs` at a time), choose on validation, write OUT/sweep.json."""
+    if jobs < 1:
+        raise EmotionCoreError("--jobs must be at least 1")
     runs = read_grid(grid_file)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,11 @@ def test_a_bad_grid_file_is_refused_with_the_expected_shape(tmp_path, text):
         read_grid(grid)
 
 
+def test_jobs_must_be_positive(tmp_path, capsys):
+    assert cli(["sweep", "examples/sweep/bundled.json", "--out", str(tmp_path), "--jobs", "0"]) == 1
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
 def test_the_bundled_grid_reads_and_names_its_rule():
     from pathlib import Path
 
