@@ -137,8 +137,8 @@ def index():
     if request.method == "POST":
         text = request.form.get("text", "")
         try:
-            probs = classifier().predict(check_text(text))
-            why = explain(classifier(), text)
+            why = explain(classifier(), check_text(text))  # the probabilities come from the same pass
+            probs = why.probabilities
             words = [{"word": w, "score": s, "css": highlight_class(c)} for w, s, c in zip(why.words, why.scores, why.scaled())]
             result = {"emotion": next(iter(probs)), "probabilities": probs, "words": words}
         except InputError as exc:
@@ -173,9 +173,10 @@ def predict_body(body) -> dict:
     if not isinstance(want_why, bool):
         raise InputError('"explain" must be true or false.', 400)
     if "text" in body:
-        probs = classifier().predict(check_text(body["text"]))
+        why = explain(classifier(), check_text(body["text"])) if want_why else None
+        probs = why.probabilities if why else classifier().predict(check_text(body["text"]))
         answer = {"model": classifier().name, "emotion": next(iter(probs)), "probabilities": probs}
-        return answer | ({"explanation": explain(classifier(), body["text"]).as_dict()} if want_why else {})
+        return answer | ({"explanation": why.as_dict()} if why else {})
     texts, limit = body["texts"], current_app.config["MAX_BATCH"]
     if not isinstance(texts, list) or not texts:
         raise InputError('"texts" must be a non-empty list of strings.')

@@ -77,10 +77,12 @@ def highlights(explanation: dict) -> list[tuple[str, float]]:
     return [(w["word"] + " ", round(w["scaled"], 3)) for w in explanation["words"]]
 
 
+@friendly
 def show(text: str) -> tuple[dict[str, float], pd.DataFrame, list[tuple[str, float]]]:
-    """The text tab's outputs: the label, the chart and the highlighted words."""
-    probs = classify(text)
-    return probs, probability_frame(probs), highlights(explain_words(text))
+    """The text tab's outputs: the label, the chart and the highlighted words, from one forward pass."""
+    check_length(text or "")
+    why = explain(classifier, text or "")
+    return why.probabilities, probability_frame(why.probabilities), highlights(why.as_dict())
 
 
 # ----------------------------------------------------------------------------- batch

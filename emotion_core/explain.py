@@ -25,13 +25,18 @@ MODES = ("delete", "mask")
 
 @dataclass
 class Explanation:
-    """The predicted label, its probability, and one score per word of the text."""
+    """The predicted label, its probability, and one score per word of the text.
+
+    `probabilities` (every label's, highest first) come from the same forward pass, so an app that
+    shows bars and highlights needs no second pass.
+    """
 
     label: str
     probability: float
     words: list[str]
     scores: list[float]  # fall in the label's log-odds without the word; 0 for words past the truncation point
     seen: list[int]      # indices of the words the model sees (all but those past the truncation point)
+    probabilities: dict[str, float]
 
     def scaled(self) -> list[float]:
         """Scores divided by the largest magnitude, in [-1, 1], for highlighting."""
@@ -61,7 +66,7 @@ def occlude(classifier, text: str, groups: Sequence[Sequence[int]] | None = None
         raise EmotionCoreError(f"Unknown occlusion mode {mode!r}: choose one of {', '.join(MODES)}.")
     words = text.split()
     if not words:
-        raise EmotionCoreError("Text is empty: type something to explain.")
+        raise EmotionCoreError("Text is empty: type something to classify.")
     tokenizer = classifier.tokenizer
     if mode == "mask" and tokenizer.mask_token_id is None:
         raise EmotionCoreError(f"The tokenizer of {classifier.name} has no [MASK] token; use mode 'delete'.")
@@ -93,12 +98,12 @@ def explain(classifier, text: str, mode: str = "delete") -> Explanation:
     """
     words, logits, seen = occlude(classifier, text, mode=mode)
     label = int(logits[0].argmax())
-    probability = float(softmax(logits[:1])[0, label])
+    probs = softmax(logits[:1])[0]
     odds = log_odds(logits, label)
     scores = [0.0] * len(words)
     for row, i in enumerate(seen, start=1):
         scores[i] = float(odds[0] - odds[row])
-    return Explanation(classifier.labels[label], probability, words, scores, seen)
+    return Explanation(classifier.labels[label], float(probs[label]), words, scores, seen, classifier.to_dict(probs))
 
 
 def faithfulness(classifier, texts: Sequence[str], ks: Sequence[int] = (1, 2, 3), mode: str = "delete",

@@ -18,6 +18,14 @@ def test_one_score_per_word_and_the_predicted_label(classifier):
     assert max(abs(s) for s in e.scaled()) == pytest.approx(1.0) and all(-1 <= s <= 1 for s in e.scaled())
 
 
+def test_the_probabilities_come_with_the_explanation(classifier):
+    text = "i feel so happy and glad, https://example.com [NAME]"
+    why, direct = explain(classifier, text), classifier.predict(text)
+    assert why.probabilities == pytest.approx(direct, abs=1e-5)
+    assert list(why.probabilities.values()) == sorted(why.probabilities.values(), reverse=True)  # highest first
+    assert why.probability == why.probabilities[why.label] == max(why.probabilities.values())
+
+
 def test_a_score_is_the_fall_in_log_odds_without_the_word(classifier):
     e = explain(classifier, TEXT)
     k = classifier.labels.index(e.label)
