@@ -5,8 +5,9 @@ For a text of n words we score n + 1 inputs at once: the text itself and the tex
 log-odds fall when the word is gone: positive words pushed the prediction up, negative ones
 pulled it down. (Log-odds keep words apart when the model is 99.9% sure, where probabilities
 barely move; they rank words exactly as the fall in probability does.) Word pieces are grouped
-into whitespace-separated words, so "heartbroken" is one word even when the tokenizer splits it. Attention weights are cheaper but not faithful; integrated
-gradients, SHAP or LIME need tens to thousands of passes. Occlusion needs one batch, and
+into whitespace-separated words, so "heartbroken" is one word even when the tokenizer splits it.
+Attention weights are cheaper but not faithful; integrated gradients, SHAP or LIME need tens to
+thousands of passes. Occlusion needs one batch, and
 `benchmarks/bench_explain.py` measures that it is faithful.
 """
 
@@ -25,18 +26,22 @@ MODES = ("delete", "mask")
 
 @dataclass
 class Explanation:
-    """The predicted label, its probability, and one score per word of the text.
+    """The predicted label, every label's probability, and one score per word of the text.
 
-    `probabilities` (every label's, highest first) come from the same forward pass, so an app that
+    `probabilities` (highest first) come from the same forward pass as the scores, so an app that
     shows bars and highlights needs no second pass.
     """
 
     label: str
-    probability: float
+    probabilities: dict[str, float]
     words: list[str]
     scores: list[float]  # fall in the label's log-odds without the word; 0 for words past the truncation point
     seen: list[int]      # indices of the words the model sees (all but those past the truncation point)
-    probabilities: dict[str, float]
+
+    @property
+    def probability(self) -> float:
+        """The predicted label's probability."""
+        return self.probabilities[self.label]
 
     def scaled(self) -> list[float]:
         """Scores divided by the largest magnitude, in [-1, 1], for highlighting."""
@@ -98,12 +103,11 @@ def explain(classifier, text: str, mode: str = "delete") -> Explanation:
     """
     words, logits, seen = occlude(classifier, text, mode=mode)
     label = int(logits[0].argmax())
-    probs = softmax(logits[:1])[0]
     odds = log_odds(logits, label)
     scores = [0.0] * len(words)
     for row, i in enumerate(seen, start=1):
         scores[i] = float(odds[0] - odds[row])
-    return Explanation(classifier.labels[label], float(probs[label]), words, scores, seen, classifier.to_dict(probs))
+    return Explanation(classifier.labels[label], classifier.to_dict(softmax(logits[:1])[0]), words, scores, seen)
 
 
 def faithfulness(classifier, texts: Sequence[str], ks: Sequence[int] = (1, 2, 3), mode: str = "delete",

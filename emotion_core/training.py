@@ -195,10 +195,11 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, fig
     outputs, reports = {}, {}
     for split, (texts, labels, sources) in eval_data(classifier, data_cfg).items():
         outputs[split] = (classifier.logits(texts), labels)
-        add_reports(reports, split, labels, outputs[split][0].argmax(axis=1), sources, classifier.labels)
+        if figures:
+            add_reports(reports, split, labels, outputs[split][0].argmax(axis=1), sources, classifier.labels)
     report = calibrate_outputs(outputs)
     save_calibration(classifier.folder, report)
-    metrics |= (reports if figures else {}) | {"calibration": calibration_summary(report)}
+    metrics |= reports | {"calibration": calibration_summary(report)}
     if figures:
         plot_split_confusion(metrics, classifier.folder)
     write_atomically(classifier.folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
