@@ -60,7 +60,7 @@ def test_model_card_carries_metrics_for_the_hub(trained):
 
 def test_trained_model_loads_and_beats_chance(trained, toy_dir):
     out, metrics = trained
-    classifier = Classifier.from_pretrained(out)
+    classifier = Classifier.from_pretrained(out, engine="torch")  # fp32, as the metrics were measured
     assert classifier.labels == ["sadness", "joy", "anger"]
     assert classifier.max_length == 32  # inference truncates where training did
     probs = classifier.predict("i feel so happy and glad today")
@@ -157,8 +157,10 @@ def test_torchrun_two_cpu_processes_train_one_model(tmp_path, tiny_base_dir, toy
     result = subprocess.run(command, cwd=train.__file__.rsplit("/", 1)[0], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Saved ") == 1  # rank 0 alone writes the model folder
-    for name in ("model.safetensors", "model.int8.onnx", "metrics.json", "README.md", "config.json"):
+    for name in ("model.safetensors", "metrics.json", "README.md", "config.json"):
         assert (out / name).is_file(), name
+    # rank 0 alone checks the int8 export: it is written, or refused once (a toy model may lose labels in int8)
+    assert (out / "model.int8.onnx").is_file() != (result.stderr.count("no int8 export keeps") == 1)
     # 300 rows, 16 per device, 2 processes: 10 steps an epoch (19 for one process)
     steps = [int(p.name.split("-")[1]) for p in out.with_name("ddp.checkpoints").glob("checkpoint-*")]
     assert max(steps) == 200
