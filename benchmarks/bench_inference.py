@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, peak_rss_mb, test_split  # noqa: E402
 
-CONFIGS = ("pipeline-bs1", "pipeline-bs32", "torch", "bf16", "onnx-int8")
+CONFIGS = ("pipeline-bs1", "pipeline-bs32", "torch", "bf16", "onnx", "onnx-int8", "auto")
 LATENCY_CALLS = 200
 
 
@@ -82,7 +82,7 @@ def measure(model_dir: str, config: str, repeats: int) -> dict:
         "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
         "peak_mb": peak_rss_mb(),
         "accuracy": float(np.mean([p == y for p, y in zip(predicted, labels)])),
-        "predicted": predicted,
+        "predicted": predicted, "engine": classifier.engine.name,
     }
 
 
@@ -114,7 +114,8 @@ def report(name: str, model_dir: str, repeats: int) -> None:
             print(f"| {config} | not available: {r['unavailable']} | | | | | | |")
             continue
         agree = np.mean([a == b for a, b in zip(r["predicted"], reference)])
-        print(f"| {config} | {r['texts_per_s']:.0f} | {r['texts_per_s'] / baseline:.2f} | {r['p50_ms']:.1f} | "
+        label = f"auto = {r['engine']}" if config == "auto" else config
+        print(f"| {label} | {r['texts_per_s']:.0f} | {r['texts_per_s'] / baseline:.2f} | {r['p50_ms']:.1f} | "
               f"{r['p99_ms']:.1f} | {r['peak_mb']:.0f} | {agree:.2%} | {r['accuracy']:.2%} |")
 
 

@@ -34,13 +34,16 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    """Write the int8 ONNX file the fast engine runs into the model folder, checked on validation texts."""
+    """Write the ONNX files the fast engines run into the model folder, the int8 one checked on validation texts."""
     from .config import BUNDLED_MODEL, DataConfig
     from .training import export_folder
 
     folder = args.model or BUNDLED_MODEL
     written = export_folder(folder, DataConfig(data=args.data, label_map=args.label_map) if args.data else None)
-    print(f"Wrote {written}" if written else f"No int8 export of {folder} keeps 99.5% of labels identical; none written.")
+    for path in written:
+        print(f"Wrote {path}")
+    if len(written) < 2:
+        print(f"No int8 export of {folder} keeps 99.5% of labels identical; none written.")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
@@ -110,9 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="+", help="one or more texts")
     predict.set_defaults(func=cmd_predict)
 
-    export = commands.add_parser("export", help="write the int8 ONNX file of the fast engine into a model folder",
-                                 description="Keeps some layers in float: the fastest choice whose labels on the validation split "
-                                             "are at least 99.5%% those of fp32. Example: python -m emotion_core export --model models/my-model")
+    export = commands.add_parser("export", help="write the ONNX files of the fast engines into a model folder",
+                                 description="model.onnx (fp32) and model.int8.onnx, which keeps some layers in float: the fastest "
+                                             "choice whose labels on the validation split are at least 99.5%% those of fp32 (none "
+                                             "written when no choice does). Example: python -m emotion_core export --model models/my-model")
     export.set_defaults(func=cmd_export)
 
     calibrate = commands.add_parser("calibrate", help="fit the temperature of a model folder on its validation data",

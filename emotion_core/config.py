@@ -123,7 +123,7 @@ class TrainConfig:
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (overrides --epochs; -1 = off). For smoke tests."})
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in <output-dir>.checkpoints/."})
     save_fp16: bool = field(default=False, metadata={"help": "Store the weights as float16 (half the size; loaded as float32 on CPU)."})
-    export: bool = field(default=True, metadata={"help": "Write the int8 ONNX file of the fast CPU engine, checked on validation "
+    export: bool = field(default=True, metadata={"help": "Write the ONNX files of the fast CPU engines, int8 checked on validation "
                                                        "(--no-export skips it, e.g. on a GPU machine; "
                                                        "python -m emotion_core export makes it later)."})
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the finished model folder to the Hub (token from HF_TOKEN or `hf auth login`)."})

@@ -1,14 +1,17 @@
-"""Inference engines: the same model run three ways on a CPU, picked by measurement.
+"""Inference engines: the same model run several ways on a CPU, picked by measurement.
 
-| engine      | what                                              | speed vs fp32 | labels vs fp32 |
-| ----------- | ------------------------------------------------- | ------------- | -------------- |
-| `torch`     | PyTorch fp32 (the reference)                      | 1x            | 100%           |
-| `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~1.6x         | 99.75%         |
-| `onnx-int8` | ONNX Runtime, fused attention, int8 weights       | ~2.0x         | 99.85%         |
+| engine      | what                                               | texts/s vs fp32 | 1 text vs fp32 | labels vs fp32 |
+| ----------- | -------------------------------------------------- | --------------- | -------------- | -------------- |
+| `torch`     | PyTorch fp32 (the reference)                       | 1x              | 1x             | 100%           |
+| `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~1.7x           | ~1.2x          | 99.9%          |
+| `onnx`      | ONNX Runtime fp32, fused attention                 | ~1.25x          | ~2.5x          | 100%           |
+| `onnx-int8` | ONNX Runtime, fused attention, int8 weights        | ~2.0x           | ~4x            | 99.5% or more  |
 
-`auto` (the default) takes the fastest one this model folder and CPU allow. Figures: an earlier
-bundled model on 2 AVX-512 cores, from `benchmarks/bench_inference.py` (docs/benchmarks.md). Some
-models have no int8 export: none keeps 99.5% of their labels (the current bundled one among them).
+`auto` (the default) takes the fastest this model folder and CPU allow: the int8 file when the
+export wrote one; else, on CPUs with native bf16, `onnx` for small batches and `bf16` for large
+(`onnx+bf16`); else `onnx`; else `torch`. Figures: the bundled model on 2 cores, from
+`benchmarks/bench_inference.py` (docs/benchmarks.md). Some models have no int8 export: none keeps
+99.5% of their labels (the current bundled one among them).
 """
 
 import contextlib
@@ -27,9 +30,12 @@ from .errors import EmotionCoreError
 
 logger = logging.getLogger(__name__)
 
-ENGINES = ("auto", "torch", "bf16", "onnx-int8")
+ENGINES = ("auto", "torch", "bf16", "onnx", "onnx-int8")
 ENGINE_ENV_VAR = "EMOTION_ENGINE"
 ONNX_FILE = "model.int8.onnx"
+FLOAT_ONNX_FILE = "model.onnx"
+ONNX_FILES = {"onnx": FLOAT_ONNX_FILE, "onnx-int8": ONNX_FILE}
+SMALL_BATCH_TOKENS = 128  # below this many tokens a batch, ORT fp32 beats bf16 (measured: docs/benchmarks.md)
 MIN_AGREEMENT = 0.995  # labels identical to fp32 that an int8 export must keep, measured on validation texts
 
 
@@ -66,13 +72,12 @@ class TorchEngine:
 
 
 class OnnxEngine:
-    """ONNX Runtime on the int8 export (`python -m emotion_core export`)."""
+    """ONNX Runtime on an export of `python -m emotion_core export`: fp32 (`onnx`) or int8 (`onnx-int8`)."""
 
-    name = "onnx-int8"
-
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, name: str = "onnx-int8"):
         import onnxruntime as ort
 
+        self.name = name
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = torch.get_num_threads()
@@ -83,23 +88,49 @@ class OnnxEngine:
         return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
 
 
-def onnx_status(folder: Path | None) -> str | None:
-    """Why the int8 export can't be used (None when it can)."""
-    if folder is None or not (folder / ONNX_FILE).is_file():
-        return f"no {ONNX_FILE} in the model folder (make one with: python -m emotion_core export --model FOLDER)"
+class SplitEngine:
+    """Small batches on one engine, large ones on another: on AVX-512 BF16 CPUs ORT fp32 answers one
+    text about twice as fast as bf16, and bf16 scores a file about 1.4x as fast as ORT fp32."""
+
+    def __init__(self, small, large):
+        self.small, self.large = small, large
+        self.name = f"{small.name}+{large.name}"
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Class scores for one padded batch, from the engine that is faster at its size."""
+        engine = self.small if input_ids.size < SMALL_BATCH_TOKENS else self.large
+        return engine.logits(input_ids, attention_mask)
+
+
+def onnx_status(folder: Path | None, file: str = ONNX_FILE) -> str | None:
+    """Why an ONNX export can't be used (None when it can)."""
+    if folder is None or not (folder / file).is_file():
+        return f"no {file} in the model folder (make one with: python -m emotion_core export --model FOLDER)"
     try:
         import onnx
         import onnxruntime  # noqa: F401
     except ImportError:
         return "onnxruntime is not installed"
     try:
-        meta = {p.key: p.value for p in onnx.load(str(folder / ONNX_FILE), load_external_data=False).metadata_props}
+        meta = {p.key: p.value for p in onnx.load(str(folder / file), load_external_data=False).metadata_props}
         digest = weights_digest(folder)
     except Exception as exc:  # a damaged file, sharded weights: fall back, never crash the app
-        return f"{ONNX_FILE} could not be checked ({type(exc).__name__})"
+        return f"{file} could not be checked ({type(exc).__name__})"
     if meta.get("source_sha256") != digest:
-        return f"{ONNX_FILE} was exported from other weights; re-run python -m emotion_core export"
+        return f"{file} was exported from other weights; re-run python -m emotion_core export"
     return None
+
+
+def load_onnx(name: str, folder: Path | None) -> OnnxEngine:
+    """ONNX engine `name` ("onnx" or "onnx-int8") on its file in `folder`; EmotionCoreError saying why not."""
+    file = ONNX_FILES[name]
+    problem = onnx_status(folder, file)
+    if problem is None:
+        try:
+            return OnnxEngine(folder / file, name)
+        except Exception as exc:  # ONNX Runtime refused the file
+            problem = f"ONNX Runtime could not load {file} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    raise EmotionCoreError(f"Engine {name} is not available: {problem}.")
 
 
 def load_engine(name: str | None, model: torch.nn.Module, folder: Path | None):
@@ -107,17 +138,21 @@ def load_engine(name: str | None, model: torch.nn.Module, folder: Path | None):
     name = (name or os.environ.get(ENGINE_ENV_VAR) or "auto").lower()
     if name not in ENGINES:
         raise EmotionCoreError(f"Unknown engine {name!r}: choose one of {', '.join(ENGINES)}.")
-    if name in ("auto", "onnx-int8"):
-        problem = onnx_status(folder)
-        if problem is None:
-            try:
-                return OnnxEngine(folder / ONNX_FILE)
-            except Exception as exc:  # ONNX Runtime refused the file
-                problem = f"ONNX Runtime could not load {ONNX_FILE} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-        if name == "onnx-int8":
-            raise EmotionCoreError(f"Engine onnx-int8 is not available: {problem}.")
-        logger.info("not using onnx-int8: %s", problem)
-    return TorchEngine(model, bf16=name == "bf16" or (name == "auto" and cpu_has_bf16()))
+    if name in ONNX_FILES:
+        return load_onnx(name, folder)
+    if name != "auto":
+        return TorchEngine(model, bf16=name == "bf16")
+    for choice in ("onnx-int8", "onnx"):  # fastest first
+        try:
+            onnx_engine = load_onnx(choice, folder)
+            break
+        except EmotionCoreError as exc:
+            logger.info("auto: %s", exc)
+    else:
+        return TorchEngine(model, bf16=cpu_has_bf16())
+    if onnx_engine.name == "onnx" and cpu_has_bf16():
+        return SplitEngine(onnx_engine, TorchEngine(model, bf16=True))
+    return onnx_engine
 
 
 def float_layer_choices(layers: int) -> list[tuple[int, ...]]:
@@ -130,13 +165,14 @@ def float_layer_choices(layers: int) -> list[tuple[int, ...]]:
     return [tuple(sorted(set(order[:n]))) for n in range(1, len(order) + 1)]
 
 
-def export_onnx(model: torch.nn.Module, folder: Path, agreement: Callable[[OnnxEngine], float] | None = None) -> Path | None:
-    """Export the model to ONNX, fuse it for ORT, quantize its weights to int8: `folder/model.int8.onnx`.
+def export_onnx(model: torch.nn.Module, folder: Path, agreement: Callable[[OnnxEngine], float] | None = None) -> list[Path]:
+    """Export the model to ONNX, fuse it for ORT: `folder/model.onnx`; quantize its weights: `model.int8.onnx`.
 
     Eager attention exports the classic pattern that ORT fuses into one (quantizable) Attention
-    op. Some layers' feed-forward stay in float: `agreement` (the share of validation labels an
-    engine gives identically to fp32) picks the fastest choice that keeps MIN_AGREEMENT; without
-    it, only the first layer's. When no choice keeps it, nothing is written and `auto` uses bf16.
+    op. The fp32 file gives the labels of fp32. In the int8 file some layers' feed-forward stay in
+    float: `agreement` (the share of validation labels an engine gives identically to fp32) picks
+    the fastest choice that keeps MIN_AGREEMENT; without it, only the first layer's. When no choice
+    keeps it, no int8 file is written. Returns the files written.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
@@ -144,9 +180,10 @@ def export_onnx(model: torch.nn.Module, folder: Path, agreement: Callable[[OnnxE
     folder = Path(folder).resolve()  # absolute: the export runs inside a temporary working folder
     attention = model.config._attn_implementation
     model.set_attn_implementation("eager")
+    written = []
     try:
         with tempfile.TemporaryDirectory(prefix="emotion-onnx-") as tmp, contextlib.chdir(tmp):
-            fp32, fused, int8 = (Path(tmp) / name for name in ("model.onnx", "fused.onnx", ONNX_FILE))
+            fp32, fused, int8 = (Path(tmp) / name for name in ("plain.onnx", FLOAT_ONNX_FILE, ONNX_FILE))
             export_fp32(model.eval(), fp32)
             config = model.config
             heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", 0)
@@ -162,17 +199,17 @@ def export_onnx(model: torch.nn.Module, folder: Path, agreement: Callable[[OnnxE
                 logger.info("int8 export, feed-forward in float for layers %s: %s", keep,
                             "not checked" if share is None else f"{share:.2%} labels = fp32")
                 if share is None or share >= MIN_AGREEMENT:
-                    stamp_and_move(int8, folder)
+                    written.append(stamp_and_move(int8, folder))
                     break
             else:
                 logger.warning("no int8 export keeps %.1f%% of labels identical; none written", 100 * MIN_AGREEMENT)
                 (folder / ONNX_FILE).unlink(missing_ok=True)
-                return None
+            written.insert(0, stamp_and_move(fused, folder, halve=True))
     finally:
         model.set_attn_implementation(attention)
-    target = folder / ONNX_FILE
-    logger.info("exported %s (%.1f MB)", target, target.stat().st_size / 1e6)
-    return target
+    for path in written:
+        logger.info("exported %s (%.1f MB)", path, path.stat().st_size / 1e6)
+    return written
 
 
 def export_fp32(model: torch.nn.Module, path: Path) -> None:
@@ -195,12 +232,40 @@ def onnx_nodes(path: Path) -> list:
     return list(onnx.load(str(path)).graph.node)
 
 
-def stamp_and_move(int8: Path, folder: Path) -> None:
-    """Record which weights the file came from, then move it into the folder atomically."""
+def stamp_and_move(path: Path, folder: Path, halve: bool = False) -> Path:
+    """Record which weights the file came from, then move it into the folder atomically.
+
+    With `halve`, float weights that fp16 holds exactly (all of them, for a model saved with
+    --save-fp16) are stored as fp16 behind a Cast, which ORT folds away when it loads the file:
+    half the size on disk, the same numbers.
+    """
     import onnx
 
-    quantized = onnx.load(str(int8))
-    onnx.helper.set_model_props(quantized, {"source_sha256": weights_digest(folder)})
-    partial = folder / f".{ONNX_FILE}.tmp"
-    onnx.save(quantized, str(partial))
-    os.replace(partial, folder / ONNX_FILE)
+    graph = onnx.load(str(path))
+    if halve:
+        store_exact_fp16(graph)
+    onnx.helper.set_model_props(graph, {"source_sha256": weights_digest(folder)})
+    partial = folder / f".{path.name}.tmp"
+    onnx.save(graph, str(partial))
+    os.replace(partial, folder / path.name)
+    return folder / path.name
+
+
+def store_exact_fp16(graph) -> None:
+    """Turn fp32 initializers that round-trip through fp16 unchanged into fp16 ones plus a Cast node."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts, initializers = [], []
+    for tensor in graph.graph.initializer:
+        values = numpy_helper.to_array(tensor)
+        if tensor.data_type == TensorProto.FLOAT and values.size >= 1024:
+            half = values.astype(np.float16)
+            if np.array_equal(half.astype(np.float32), values):
+                tensor = numpy_helper.from_array(half, f"{tensor.name}.fp16")
+                casts.append(helper.make_node("Cast", [tensor.name], [tensor.name.removesuffix(".fp16")], to=TensorProto.FLOAT))
+        initializers.append(tensor)
+    graph.graph.ClearField("initializer")
+    graph.graph.initializer.extend(initializers)
+    nodes = casts + list(graph.graph.node)
+    graph.graph.ClearField("node")
+    graph.graph.node.extend(nodes)

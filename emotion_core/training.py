@@ -208,8 +208,8 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, fig
     return report | {"figures": reports}
 
 
-def export_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> Path | None:
-    """Write the int8 export of an existing model folder, checked against fp32 on its validation texts."""
+def export_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> list[Path]:
+    """Write the ONNX exports of an existing model folder, int8 checked against fp32 on its validation texts."""
     from .predict import Classifier
 
     classifier = Classifier.from_pretrained(folder, engine="torch")
@@ -315,7 +315,7 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
     build_model_card(metrics, run_config, model_name=model_name).save(tmp / "README.md")
     if not export:
         return
-    # the fast CPU engine's file, so apps and `score` are fast by default; checked against fp32 on validation
+    # the fast CPU engines' files, so apps and `score` are fast by default; checked against fp32 on validation
     from .predict import Classifier
 
     reference = Classifier(model.cpu(), tokenizer, str(tmp), tmp, engine="torch")

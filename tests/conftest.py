@@ -43,13 +43,14 @@ def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
 
 
 def bundled_engine() -> str:
-    """The engine `auto` picks for the bundled model: its int8 export if it has one, else bf16 where the CPU has it."""
+    """The engine `auto` picks for the bundled model: its int8 export if it has one, else its fp32 export
+    (split with bf16 where the CPU has native bf16)."""
     from emotion_core.config import BUNDLED_MODEL
     from emotion_core.engines import ONNX_FILE, cpu_has_bf16
 
     if (BUNDLED_MODEL / ONNX_FILE).is_file():
         return "onnx-int8"
-    return "bf16" if cpu_has_bf16() else "torch"
+    return "onnx+bf16" if cpu_has_bf16() else "onnx"
 
 
 def free_port() -> int:

@@ -185,7 +185,7 @@ def test_space_front_matter(space_dir):
     requirements = (space_dir / "requirements.txt").read_text()
     assert f"gradio=={gradio.__version__}" in requirements and "torch==2.13.0" in requirements
     assert "pytest" not in requirements and "playwright" not in requirements
-    for name in ("model.safetensors", "normalization.json", "calibration.json", "reliability.png"):
+    for name in ("model.safetensors", "model.onnx", "normalization.json", "calibration.json", "reliability.png"):
         assert (space_dir / "models" / "emotion-minilm" / name).is_file(), name  # served as trained: normalised, calibrated
     assert (space_dir / "models" / "emotion-minilm" / "model.int8.onnx").is_file() == (bundled_engine() == "onnx-int8")
     assert (space_dir / "emotion_core" / "predict.py").is_file() and (space_dir / "examples" / "sentences.txt").is_file()

@@ -1,4 +1,4 @@
-"""Inference engines: the int8 ONNX export, engine choice, stale exports, and agreement with fp32."""
+"""Inference engines: the ONNX exports, engine choice, stale exports, and agreement with fp32."""
 
 import shutil
 
@@ -9,45 +9,92 @@ from safetensors.torch import load_file, save_file
 from conftest import SHARED_EMOTION, bundled_engine
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.cli import main as cli
-from emotion_core.engines import ONNX_FILE, cpu_has_bf16
+from emotion_core.engines import FLOAT_ONNX_FILE, ONNX_FILE, SMALL_BATCH_TOKENS, cpu_has_bf16
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, tiny_model_dir):
-    """A copy of the tiny model with its int8 ONNX file, made by the export command."""
+    """A copy of the tiny model with its ONNX files, made by the export command."""
     folder = tmp_path_factory.mktemp("exported") / "model"
     shutil.copytree(tiny_model_dir, folder)
     assert cli(["export", "--model", str(folder)]) == 0
     return folder
 
 
-def test_export_writes_the_onnx_file_and_auto_uses_it(exported):
-    assert (exported / ONNX_FILE).is_file()
+def test_export_writes_the_onnx_files_and_auto_uses_the_fastest(exported):
+    assert (exported / ONNX_FILE).is_file() and (exported / FLOAT_ONNX_FILE).is_file()
     assert not list(exported.glob(".*tmp*"))
     assert Classifier.from_pretrained(exported).engine.name == "onnx-int8"
+    (exported / ONNX_FILE).rename(exported / "aside.onnx")
+    try:
+        assert Classifier.from_pretrained(exported).engine.name == ("onnx+bf16" if cpu_has_bf16() else "onnx")
+    finally:
+        (exported / "aside.onnx").rename(exported / ONNX_FILE)
 
 
 def test_every_engine_gives_a_distribution_close_to_fp32(exported):
     texts = ["i feel happy today", "so sad and lonely", "what a surprise that was, really"]
     reference = Classifier.from_pretrained(exported, engine="torch").predict_proba(texts)
-    for engine in ("bf16", "onnx-int8"):
+    for engine in ("bf16", "onnx", "onnx-int8"):
         probs = Classifier.from_pretrained(exported, engine=engine).predict_proba(texts)
         assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
         assert np.abs(probs - reference).max() < 0.05, engine
 
+
+def test_fp32_export_gives_the_numbers_of_fp32_from_half_the_bytes(exported):
+    """The tiny model's weights are fp32: stored as they are. Rounded to fp16, they are stored as fp16."""
+    import onnx
+
+    texts = ["i feel happy today", "so sad and lonely"]
+    reference = Classifier.from_pretrained(exported, engine="torch").logits(texts)
+    assert np.abs(Classifier.from_pretrained(exported, engine="onnx").logits(texts) - reference).max() < 1e-4
+    graph = onnx.load(str(exported / FLOAT_ONNX_FILE))
+    assert not any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.graph.initializer)  # fp32 weights kept whole
+    half = shutil.copytree(exported, exported.parent / "half")
+    weights = load_file(half / "model.safetensors")
+    save_file({k: v.half().float() if v.is_floating_point() else v for k, v in weights.items()},
+              half / "model.safetensors", metadata={"format": "pt"})
+    assert cli(["export", "--model", str(half)]) == 0
+    graph = onnx.load(str(half / FLOAT_ONNX_FILE))
+    assert sum(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.graph.initializer) >= 4  # the big matrices
+    assert (half / FLOAT_ONNX_FILE).stat().st_size < 0.7 * (exported / FLOAT_ONNX_FILE).stat().st_size
+    reference = Classifier.from_pretrained(half, engine="torch").logits(texts)
+    assert np.abs(Classifier.from_pretrained(half, engine="onnx").logits(texts) - reference).max() < 1e-4
+
+
+def test_split_engine_runs_small_batches_on_one_engine_and_large_on_the_other():
+    from emotion_core.engines import SplitEngine
+
+    class Fake:
+        def __init__(self, name):
+            self.name, self.seen = name, []
+
+        def logits(self, input_ids, attention_mask):
+            self.seen.append(input_ids.shape)
+            return np.zeros((len(input_ids), 2), dtype=np.float32)
+
+    small, large = Fake("onnx"), Fake("bf16")
+    engine = SplitEngine(small, large)
+    assert engine.name == "onnx+bf16"
+    one = np.ones((1, 20), dtype=np.int64)
+    many = np.ones((8, SMALL_BATCH_TOKENS // 8), dtype=np.int64)
+    engine.logits(one, one)
+    engine.logits(many, many)
+    assert small.seen == [(1, 20)] and large.seen == [many.shape]
 
 def test_engine_from_environment(exported, monkeypatch):
     monkeypatch.setenv("EMOTION_ENGINE", "torch")
     assert Classifier.from_pretrained(exported).engine.name == "torch"
 
 
-def test_auto_without_export_is_bf16_where_the_cpu_has_it(tiny_model_dir):
+def test_auto_without_exports_is_bf16_where_the_cpu_has_it(tiny_model_dir):
     assert Classifier.from_pretrained(tiny_model_dir).engine.name == ("bf16" if cpu_has_bf16() else "torch")
 
 
-def test_asking_for_onnx_without_the_file_says_how_to_make_it(tiny_model_dir):
-    with pytest.raises(EmotionCoreError, match="python -m emotion_core export --model"):
-        Classifier.from_pretrained(tiny_model_dir, engine="onnx-int8")
+@pytest.mark.parametrize("engine", ["onnx", "onnx-int8"])
+def test_asking_for_onnx_without_the_file_says_how_to_make_it(tiny_model_dir, engine):
+    with pytest.raises(EmotionCoreError, match=f"Engine {engine} is not available.*python -m emotion_core export --model"):
+        Classifier.from_pretrained(tiny_model_dir, engine=engine)
 
 
 def test_unknown_engine():
@@ -62,13 +109,14 @@ def test_stale_export_is_never_used(tmp_path, exported):
     save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in weights.items()}, folder / "model.safetensors",
               metadata={"format": "pt"})
     assert Classifier.from_pretrained(folder).engine.name in ("bf16", "torch")
-    with pytest.raises(EmotionCoreError, match="exported from other weights"):
-        Classifier.from_pretrained(folder, engine="onnx-int8")
+    for engine in ("onnx", "onnx-int8"):
+        with pytest.raises(EmotionCoreError, match="exported from other weights"):
+            Classifier.from_pretrained(folder, engine=engine)
 
 
 @pytest.mark.slow
 def test_bundled_default_engine_keeps_the_labels_of_fp32_on_validation():
-    """The bundled model runs int8 only with an export that keeps 99.5% of validation labels; else bf16 / fp32."""
+    """The bundled model runs int8 only with an export that keeps 99.5% of validation labels; else fp32 (and bf16)."""
     from emotion_core.config import BUNDLED_MODEL, DataConfig
     from emotion_core.data import load_sources
     from emotion_core.engines import onnx_status
@@ -98,11 +146,11 @@ def test_export_keeps_more_layers_in_float_until_labels_agree(tmp_path, tiny_mod
     seen = []
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
     with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
-        assert export_onnx(model, folder, agreement=lambda engine: seen.append(engine) or 0.9) is None
-    assert len(seen) == 1 and not (folder / ONNX_FILE).exists()  # one layer: one choice, refused, nothing written
+        assert export_onnx(model, folder, agreement=lambda engine: seen.append(engine) or 0.9) == [folder / FLOAT_ONNX_FILE]
+    assert len(seen) == 1 and not (folder / ONNX_FILE).exists()  # one layer: one choice, refused, no int8 file
     assert "90.00% labels = fp32" in caplog.text
     written = export_onnx(model, folder, agreement=lambda engine: 1.0)
-    assert written == folder / ONNX_FILE and isinstance(model, torch.nn.Module)
+    assert written == [folder / FLOAT_ONNX_FILE, folder / ONNX_FILE] and isinstance(model, torch.nn.Module)
 
 
 def test_export_command_checks_against_the_validation_split(tmp_path, tiny_model_dir, toy_dir, caplog):
