@@ -3,9 +3,9 @@
 | engine      | what                                               | texts/s vs fp32 | 1 text vs fp32 | labels vs fp32 |
 | ----------- | -------------------------------------------------- | --------------- | -------------- | -------------- |
 | `torch`     | PyTorch fp32 (the reference)                       | 1x              | 1x             | 100%           |
-| `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~1.7x           | ~1.2x          | 99.9%          |
-| `onnx`      | ONNX Runtime fp32, fused attention                 | ~1.25x          | ~2.5x          | 100%           |
-| `onnx-int8` | ONNX Runtime, fused attention, int8 weights        | ~2.0x           | ~4x            | 99.5% or more  |
+| `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~1.6x           | ~1.3x          | 99.95%         |
+| `onnx`      | ONNX Runtime fp32, fused attention                 | ~1.1x           | ~2.5x          | 100%           |
+| `onnx-int8` | ONNX Runtime, fused attention, int8 weights        | ~1.5-2.5x       | ~3x            | 99.5% or more  |
 
 `auto` (the default) takes the fastest this model folder and CPU allow: the int8 file when the
 export wrote one; else, on CPUs with native bf16, `onnx` for small batches and `bf16` for large

@@ -157,7 +157,7 @@ def test_torchrun_two_cpu_processes_train_one_model(tmp_path, tiny_base_dir, toy
     result = subprocess.run(command, cwd=train.__file__.rsplit("/", 1)[0], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Saved ") == 1  # rank 0 alone writes the model folder
-    for name in ("model.safetensors", "metrics.json", "README.md", "config.json"):
+    for name in ("model.safetensors", "model.onnx", "metrics.json", "README.md", "config.json"):
         assert (out / name).is_file(), name
     # rank 0 alone checks the int8 export: it is written, or refused once (a toy model may lose labels in int8)
     assert (out / "model.int8.onnx").is_file() != (result.stderr.count("no int8 export keeps") == 1)
