@@ -66,16 +66,16 @@ def test_split_engine_runs_small_batches_on_one_engine_and_large_on_the_other():
     from emotion_core.engines import SplitEngine
 
     class Fake:
-        def __init__(self, name):
-            self.name, self.seen = name, []
+        def __init__(self, name, batch_size):
+            self.name, self.batch_size, self.seen = name, batch_size, []
 
         def logits(self, input_ids, attention_mask):
             self.seen.append(input_ids.shape)
             return np.zeros((len(input_ids), 2), dtype=np.float32)
 
-    small, large = Fake("onnx"), Fake("bf16")
+    small, large = Fake("onnx", 32), Fake("bf16", 64)
     engine = SplitEngine(small, large)
-    assert engine.name == "onnx+bf16"
+    assert engine.name == "onnx+bf16" and engine.batch_size == 64  # the size its large batches run best at
     one = np.ones((1, 20), dtype=np.int64)
     many = np.ones((8, SMALL_BATCH_TOKENS // 8), dtype=np.int64)
     engine.logits(one, one)
@@ -160,3 +160,15 @@ def test_export_command_checks_against_the_validation_split(tmp_path, tiny_model
     with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
         code = cli(["export", "--model", str(folder), "--data", str(toy_dir)])
     assert code == 0 and "labels = fp32" in caplog.text
+
+
+def test_bf16_engine_runs_a_bf16_copy_in_batches_of_64(tiny_model_dir):
+    import torch
+
+    classifier = Classifier.from_pretrained(tiny_model_dir, engine="bf16")
+    assert next(classifier.model.parameters()).dtype == torch.float32  # the classifier's own model stays fp32
+    assert next(classifier.engine.model.parameters()).dtype == torch.bfloat16
+    rows, run = [], classifier.engine.logits
+    classifier.engine.logits = lambda ids, mask: rows.append(len(ids)) or run(ids, mask)
+    probs = classifier.predict_proba([f"i feel happy {i} times today" for i in range(100)])
+    assert rows == [64, 36] and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
