@@ -154,7 +154,7 @@ class Classifier:
     def logits_of_ids(self, ids: Sequence[Sequence[int]], batch_size: int | None = None, engine=None) -> np.ndarray:
         """Raw class scores for token-id lists (with special tokens), batched by length (by `engine`, default ours)."""
         engine = engine or self.engine
-        batch_size = batch_size or engine.batch_size
+        batch_size = engine.batch_size if batch_size is None else batch_size
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
         out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
         pad = self.tokenizer.pad_token_id or 0

@@ -318,8 +318,8 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
     # the fast CPU engines' files, so apps and `score` are fast by default; checked against fp32 on validation
     from .predict import Classifier
 
-    reference = Classifier(model.cpu(), tokenizer, str(tmp), tmp, engine="torch")
-    export_onnx(model.cpu(), tmp, agreement=reference.agreement(trainer.eval_dataset["input_ids"]))
+    reference = Classifier.from_pretrained(tmp, engine="torch")  # the weights as saved (fp16-rounded with --save-fp16)
+    export_onnx(reference.model, tmp, agreement=reference.agreement(trainer.eval_dataset["input_ids"]))
 
 
 def plot_split_confusion(metrics: dict, folder: Path) -> None:

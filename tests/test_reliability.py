@@ -146,7 +146,7 @@ def test_training_killed_mid_run_resumes_to_a_complete_model(tmp_path, tiny_base
     metrics = train.main([*args, "--resume"])
     state = json.loads((checkpoints / "checkpoint-570" / "trainer_state.json").read_text())
     assert state["global_step"] == 570 and min(h["step"] for h in state["log_history"] if "eval_accuracy" in h) == 19
-    for name in ("model.safetensors", "model.onnx", "model.int8.onnx", "metrics.json", "calibration.json", "README.md", "config.json"):
+    for name in ("model.safetensors", "model.onnx", "metrics.json", "calibration.json", "README.md", "config.json"):
         assert (out / name).is_file(), name
     assert metrics["test"]["accuracy"] > 0.8 and Classifier.from_pretrained(out).labels == ["sadness", "joy", "anger"]
 

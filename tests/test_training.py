@@ -3,6 +3,7 @@
 import json
 import time
 
+import onnx
 import pytest
 from safetensors import safe_open
 
@@ -78,6 +79,12 @@ def test_fp16_weights_load_as_fp32(tmp_path, tiny_base_dir, toy_dir):
         assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}
     model = Classifier.from_pretrained(out).model
     assert next(model.parameters()).dtype.is_floating_point and str(next(model.parameters()).dtype) == "torch.float32"
+    # the ONNX export comes from the saved (rounded) weights, so fp16 holds them exactly and stores them
+    graph = onnx.load(str(out / "model.onnx"))
+    assert sum(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.graph.initializer) >= 4
+    texts = ["i feel so happy and glad today", "i am so sad"]
+    reference = Classifier.from_pretrained(out, engine="torch").logits(texts)
+    assert abs(Classifier.from_pretrained(out, engine="onnx").logits(texts) - reference).max() < 1e-4
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_base_dir, toy_dir):
