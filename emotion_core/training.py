@@ -122,10 +122,14 @@ def build_trainer(model, tokenizer, tokenized: DatasetDict, cfg: TrainConfig) ->
 
 def run_training(trainer: Trainer, cfg: TrainConfig) -> dict:
     """Train (from the last checkpoint with --resume) and return the Trainer's run statistics."""
-    resume = cfg.resume
-    if resume and not any(cfg.checkpoint_dir.glob("checkpoint-*")):
-        raise EmotionCoreError(f"--resume: no checkpoint in {cfg.checkpoint_dir}; start without --resume.")
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    checkpoint = None
+    if cfg.resume:
+        # the last complete checkpoint: a run killed while saving leaves one without its trainer_state.json
+        complete = [p for p in cfg.checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+        if not complete:
+            raise EmotionCoreError(f"--resume: no complete checkpoint in {cfg.checkpoint_dir}; start without --resume.")
+        checkpoint = str(max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1])))
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     return result.metrics
 
 

@@ -160,12 +160,8 @@ def test_export_command_checks_against_the_validation_split(tmp_path, tiny_model
     assert code == 0 and "labels = fp32" in caplog.text
 
 
-def test_bf16_engine_runs_a_bf16_copy_in_batches_of_64(tiny_model_dir):
-    import torch
-
+def test_bf16_engine_runs_batches_of_64(tiny_model_dir):
     classifier = Classifier.from_pretrained(tiny_model_dir, engine="bf16")
-    assert next(classifier.model.parameters()).dtype == torch.float32  # the classifier's own model stays fp32
-    assert next(classifier.engine.model.parameters()).dtype == torch.bfloat16
     rows, run = [], classifier.engine.logits
     classifier.engine.logits = lambda ids, mask: rows.append(len(ids)) or run(ids, mask)
     probs = classifier.predict_proba([f"i feel happy {i} times today" for i in range(100)])
