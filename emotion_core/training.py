@@ -127,7 +127,7 @@ def run_training(trainer: Trainer, cfg: TrainConfig) -> dict:
         # the last complete checkpoint: a run killed while saving leaves one without its trainer_state.json
         complete = [p for p in cfg.checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
         if not complete:
-            raise EmotionCoreError(f"--resume: no complete checkpoint in {cfg.checkpoint_dir}; start without --resume.")
+            raise EmotionCoreError(f"--resume: no checkpoint in {cfg.checkpoint_dir} is complete; start without --resume.")
         checkpoint = str(max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1])))
     result = trainer.train(resume_from_checkpoint=checkpoint)
     return result.metrics
