@@ -124,8 +124,8 @@ class TrainConfig:
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in <output-dir>.checkpoints/."})
     save_fp16: bool = field(default=False, metadata={"help": "Store the weights as float16 (half the size; loaded as float32 on CPU)."})
     export: bool = field(default=True, metadata={"help": "Write the ONNX files of the fast CPU engines, int8 checked on validation "
-                                                       "(--no-export skips it, e.g. on a GPU machine; "
-                                                       "python -m emotion_core export makes it later)."})
+                                                       "(--no-export skips them, e.g. on a GPU machine; "
+                                                       "python -m emotion_core export makes them later)."})
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the finished model folder to the Hub (token from HF_TOKEN or `hf auth login`)."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository for --push-to-hub, as user/name."})
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
