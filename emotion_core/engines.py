@@ -5,13 +5,16 @@
 | `torch`     | PyTorch fp32 (the reference)                       | 1x              | 1x             | 100%           |
 | `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~1.6x           | ~1.3x          | 99.95%         |
 | `onnx`      | ONNX Runtime fp32, fused attention                 | ~1.1x           | ~2.5x          | 100%           |
-| `onnx-int8` | ONNX Runtime, fused attention, int8 weights        | ~1.5-2.5x       | ~3x            | 99.5% or more  |
+| `onnx-int8` | ONNX Runtime int8, near-ties rescored in fp32      | ~2x             | ~3x            | 99.5% or more  |
 
 `auto` (the default) takes the fastest this model folder and CPU allow: the int8 file when the
 export wrote one; else, on CPUs with native bf16, `onnx` for small batches and `bf16` for large
 (`onnx+bf16`); else `onnx`; else `torch`. Figures: the bundled model on 2 cores, from
-`benchmarks/bench_inference.py` (docs/benchmarks.md). Some models have no int8 export: none keeps
-99.5% of their labels (the current bundled one among them).
+`benchmarks/bench_inference.py` (docs/benchmarks.md).
+
+Int8 rounding moves every class score a little, so it flips a label only where the top two
+scores were close. The export measures how close on the validation texts and stores that margin
+in the int8 file; the `onnx-int8` engine rescores the texts within it with the fp32 file.
 """
 
 import contextlib
@@ -36,7 +39,9 @@ ONNX_FILE = "model.int8.onnx"
 FLOAT_ONNX_FILE = "model.onnx"
 ONNX_FILES = {"onnx": FLOAT_ONNX_FILE, "onnx-int8": ONNX_FILE}
 SMALL_BATCH_TOKENS = 128  # below this many tokens a batch, ORT fp32 beats bf16 (measured: docs/benchmarks.md)
-MIN_AGREEMENT = 0.995  # labels identical to fp32 that an int8 export must keep, measured on validation texts
+MIN_AGREEMENT = 0.995  # labels identical to fp32 that the int8 engine promises
+GUARD_AGREEMENT = 0.998  # what its rescoring margin keeps on validation: headroom for texts it has not seen
+MAX_RESCORED = 0.2  # an int8 export that would rescore more validation texts than this is not worth writing
 
 
 def cpu_has_bf16() -> bool:
@@ -80,13 +85,17 @@ class OnnxEngine:
 
     batch_size = 32
 
-    def __init__(self, path: Path, name: str = "onnx-int8"):
+    def __init__(self, path: Path, name: str = "onnx-int8", spin: bool = True):
+        """`spin=False` for a session that runs now and then beside another: its idle threads sleep
+        instead of spinning on the cores the other one needs."""
         import onnxruntime as ort
 
         self.name = name
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = torch.get_num_threads()
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
@@ -108,35 +117,92 @@ class SplitEngine:
         return engine.logits(input_ids, attention_mask)
 
 
-def onnx_status(folder: Path | None, file: str = ONNX_FILE) -> str | None:
-    """Why an ONNX export can't be used (None when it can)."""
+class GuardedEngine:
+    """Int8 scores, except for texts whose top two int8 scores are within `margin`: those come from fp32.
+
+    Labels flip under int8 only near a tie, so this keeps the labels of fp32 where int8 alone
+    would not, for the price of rescoring a few percent of texts (docs/benchmarks.md).
+    """
+
+    def __init__(self, fast: OnnxEngine, exact: OnnxEngine, margin: float):
+        self.fast, self.exact, self.margin = fast, exact, margin
+        self.name, self.batch_size = fast.name, fast.batch_size
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Class scores for one padded batch; near-ties rescored, cut to their own longest text."""
+        scores = self.fast.logits(input_ids, attention_mask)
+        close = np.flatnonzero(top_two_gap(scores) < self.margin)
+        if close.size:
+            width = int(attention_mask[close].sum(axis=1).max())
+            scores[close] = self.exact.logits(input_ids[close, :width], attention_mask[close, :width])
+        return scores
+
+
+def top_two_gap(scores: np.ndarray) -> np.ndarray:
+    """How far each row's best class score is ahead of its second best."""
+    top = np.sort(scores, axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+def rescoring_margin(scores: np.ndarray, reference: np.ndarray, target: float = GUARD_AGREEMENT) -> float:
+    """The smallest top-two gap below which rescoring `scores`' rows leaves `target` of labels = `reference`.
+
+    0.0 when `scores` already agree that often. Every row with a gap under the margin is rescored,
+    flipped or not; the rows flipped with wider gaps are the ones left, at most 1 - target of all.
+    """
+    gaps = top_two_gap(scores)
+    flipped = np.sort(gaps[scores.argmax(axis=1) != reference])
+    allowed = int(len(reference) * (1 - target) + 1e-9)
+    if len(flipped) <= allowed:
+        return 0.0
+    return float(np.nextafter(flipped[len(flipped) - allowed - 1], np.inf))
+
+
+def check_onnx(folder: Path | None, file: str) -> dict[str, str]:
+    """The metadata of an export that was made from the folder's weights; ValueError saying why not."""
     if folder is None or not (folder / file).is_file():
-        return f"no {file} in the model folder (make one with: python -m emotion_core export --model FOLDER)"
+        raise ValueError(f"no {file} in the model folder (make one with: python -m emotion_core export --model FOLDER)")
     try:
         import onnx
         import onnxruntime  # noqa: F401
     except ImportError:
-        return "onnxruntime is not installed"
+        raise ValueError("onnxruntime is not installed") from None
     try:
         meta = {p.key: p.value for p in onnx.load(str(folder / file), load_external_data=False).metadata_props}
         digest = weights_digest(folder)
     except Exception as exc:  # a damaged file, sharded weights: fall back, never crash the app
-        return f"{file} could not be checked ({type(exc).__name__})"
+        raise ValueError(f"{file} could not be checked ({type(exc).__name__})") from None
     if meta.get("source_sha256") != digest:
-        return f"{file} was exported from other weights; re-run python -m emotion_core export"
-    return None
+        raise ValueError(f"{file} was exported from other weights; re-run python -m emotion_core export")
+    return meta
 
 
-def load_onnx(name: str, folder: Path | None) -> OnnxEngine:
-    """ONNX engine `name` ("onnx" or "onnx-int8") on its file in `folder`; EmotionCoreError saying why not."""
+def load_onnx(name: str, folder: Path | None, spin: bool = True) -> OnnxEngine | GuardedEngine:
+    """ONNX engine `name` ("onnx" or "onnx-int8") on its file in `folder`; EmotionCoreError saying why not.
+
+    An int8 file that names a rescoring margin comes with the fp32 file to rescore with.
+    """
     file = ONNX_FILES[name]
-    problem = onnx_status(folder, file)
-    if problem is None:
-        try:
-            return OnnxEngine(folder / file, name)
-        except Exception as exc:  # ONNX Runtime refused the file
-            problem = f"ONNX Runtime could not load {file} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-    raise EmotionCoreError(f"Engine {name} is not available: {problem}.")
+    try:
+        margin = float(check_onnx(folder, file).get("rescoring_margin", 0))
+        engine = open_session(folder / file, name, spin)
+    except ValueError as exc:
+        raise EmotionCoreError(f"Engine {name} is not available: {exc}.") from None
+    if not margin:
+        return engine
+    try:
+        return GuardedEngine(engine, load_onnx("onnx", folder, spin=False), margin)
+    except EmotionCoreError as exc:
+        raise EmotionCoreError(f"Engine {name} is not available: it rescores near-ties with {FLOAT_ONNX_FILE}, "
+                               f"and {str(exc).split(': ', 1)[1]}") from None
+
+
+def open_session(path: Path, name: str, spin: bool) -> OnnxEngine:
+    """An ORT session on the file; ValueError with ORT's first line when ORT refuses it."""
+    try:
+        return OnnxEngine(path, name, spin)
+    except Exception as exc:  # a file ORT can't run
+        raise ValueError(f"ONNX Runtime could not load {path.name} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 def load_engine(name: str | None, model: torch.nn.Module, folder: Path | None):
@@ -162,31 +228,29 @@ def load_engine(name: str | None, model: torch.nn.Module, folder: Path | None):
 
 
 def float_layer_choices(layers: int) -> list[tuple[int, ...]]:
-    """Which layers' feed-forward to keep in float, cheapest first: the first; then the last too; then more.
+    """Which layers' feed-forward to keep in float, cheapest first: none; the first; then the last too; then more.
 
     The first layer's feed-forward is the most sensitive to int8 (on the first bundled model,
-    quantizing it flipped 10x as many labels); each further choice costs some speed.
+    quantizing it flipped 10x as many labels); each further choice costs some speed. With near-ties
+    rescored in fp32, all-int8 is the fastest on the bundled model (docs/benchmarks.md).
     """
     order = [0, layers - 1, 1, layers - 2, 2][:max(1, layers)]
-    return [tuple(sorted(set(order[:n]))) for n in range(1, len(order) + 1)]
+    return [tuple(sorted(set(order[:n]))) for n in range(len(order) + 1)]
 
 
-def export_onnx(model: torch.nn.Module, folder: Path, agreement: Callable[[OnnxEngine], float] | None = None) -> list[Path]:
+def export_onnx(model: torch.nn.Module, folder: Path, score: Callable[[OnnxEngine], np.ndarray] | None = None) -> list[Path]:
     """Export the model to ONNX, fuse it for ORT: `folder/model.onnx`; quantize its weights: `model.int8.onnx`.
 
     Eager attention exports the classic pattern that ORT fuses into one (quantizable) Attention
-    op. The fp32 file gives the labels of fp32. In the int8 file some layers' feed-forward stay in
-    float: `agreement` (the share of validation labels an engine gives identically to fp32) picks
-    the fastest choice that keeps MIN_AGREEMENT; without it, only the first layer's. When no choice
-    keeps it, no int8 file is written. Returns the files written.
+    op. The fp32 file gives the labels of fp32. `score` (an engine's class scores for the
+    validation texts) checks the int8 file and sets its rescoring margin; without it, the int8
+    file is written unchecked and rescores nothing. Returns the files written.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
 
     folder = Path(folder).resolve()  # absolute: the export runs inside a temporary working folder
     attention = model.config._attn_implementation
     model.set_attn_implementation("eager")
-    written = []
     try:
         with tempfile.TemporaryDirectory(prefix="emotion-onnx-") as tmp, contextlib.chdir(tmp):
             fp32, fused, int8 = (Path(tmp) / name for name in ("plain.onnx", FLOAT_ONNX_FILE, ONNX_FILE))
@@ -196,26 +260,47 @@ def export_onnx(model: torch.nn.Module, folder: Path, agreement: Callable[[OnnxE
             hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", 0)
             layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", 1)
             optimize_model(str(fp32), model_type="bert", num_heads=heads, hidden_size=hidden).save_model_to_file(str(fused))
-            feed_forward = [n.name for n in onnx_nodes(fused) if n.op_type == "MatMul" and "attention" not in n.name]
-            for keep in float_layer_choices(layers) if agreement else [(0,)]:
-                names = [name for name in feed_forward if any(f"layer.{i}/" in name for i in keep)]
-                quantize_dynamic(str(fused), str(int8), weight_type=QuantType.QInt8, per_channel=True,
-                                 nodes_to_exclude=names, extra_options={"DefaultTensorType": 1})  # 1: float outputs of fused ops
-                share = agreement(OnnxEngine(int8)) if agreement else None
-                logger.info("int8 export, feed-forward in float for layers %s: %s", keep,
-                            "not checked" if share is None else f"{share:.2%} labels = fp32")
-                if share is None or share >= MIN_AGREEMENT:
-                    written.append(stamp_and_move(int8, folder))
-                    break
-            else:
-                logger.warning("no int8 export keeps %.1f%% of labels identical; none written", 100 * MIN_AGREEMENT)
+            props = quantize_checked(fused, int8, layers, score)
+            written = [stamp_and_move(fused, folder, halve=True)]
+            if props is None:
                 (folder / ONNX_FILE).unlink(missing_ok=True)
-            written.insert(0, stamp_and_move(fused, folder, halve=True))
+            else:
+                written.append(stamp_and_move(int8, folder, props=props))
     finally:
         model.set_attn_implementation(attention)
     for path in written:
         logger.info("exported %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return written
+
+
+def quantize_checked(fused: Path, int8: Path, layers: int, score: Callable[[OnnxEngine], np.ndarray] | None) -> dict | None:
+    """Quantize `fused` into `int8`: the metadata the int8 file needs, or None when no choice is worth writing.
+
+    Choices of layers whose feed-forward stays in float, cheapest first: the first whose
+    rescoring margin (GUARD_AGREEMENT of validation labels = fp32) rescores at most MAX_RESCORED.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    feed_forward = [n.name for n in onnx_nodes(fused) if n.op_type == "MatMul" and "attention" not in n.name]
+    reference = score(OnnxEngine(fused, "onnx")).argmax(axis=1) if score else None
+    for keep in float_layer_choices(layers) if score else [(0,)]:  # unchecked: the most sensitive layer in float
+        names = [name for name in feed_forward if any(f"layer.{i}/" in name for i in keep)]
+        quantize_dynamic(str(fused), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=names, extra_options={"DefaultTensorType": 1})  # 1: float outputs of fused ops
+        if score is None:
+            logger.info("int8 export, feed-forward in float for layer 0: not checked")
+            return {}
+        scores = score(OnnxEngine(int8))
+        margin = rescoring_margin(scores, reference)
+        near, same = top_two_gap(scores) < margin, scores.argmax(axis=1) == reference
+        logger.info("int8 export, feed-forward in float for layers %s: %.2f%% labels = fp32; %.2f%% rescoring the "
+                    "%.1f%% of texts whose top two scores are within %.3f", ", ".join(map(str, keep)) or "none",
+                    100 * same.mean(), 100 * (near | same).mean(), 100 * near.mean(), margin)
+        if near.mean() <= MAX_RESCORED:
+            return {"rescoring_margin": repr(margin)}
+    logger.warning("no int8 export keeps %.1f%% of labels identical rescoring at most %.0f%% of texts; none written",
+                   100 * GUARD_AGREEMENT, 100 * MAX_RESCORED)
+    return None
 
 
 def export_fp32(model: torch.nn.Module, path: Path) -> None:
@@ -238,8 +323,8 @@ def onnx_nodes(path: Path) -> list:
     return list(onnx.load(str(path)).graph.node)
 
 
-def stamp_and_move(path: Path, folder: Path, halve: bool = False) -> Path:
-    """Record which weights the file came from, then move it into the folder atomically.
+def stamp_and_move(path: Path, folder: Path, halve: bool = False, props: dict | None = None) -> Path:
+    """Record which weights the file came from (and `props`), then move it into the folder atomically.
 
     With `halve`, float weights that fp16 holds exactly (all of them, for a model saved with
     --save-fp16) are stored as fp16 behind a Cast, which ORT folds away when it loads the file:
@@ -250,7 +335,7 @@ def stamp_and_move(path: Path, folder: Path, halve: bool = False) -> Path:
     graph = onnx.load(str(path))
     if halve:
         store_exact_fp16(graph)
-    onnx.helper.set_model_props(graph, {"source_sha256": weights_digest(folder)})
+    onnx.helper.set_model_props(graph, {"source_sha256": weights_digest(folder)} | (props or {}))
     partial = folder / f".{path.name}.tmp"
     onnx.save(graph, str(partial))
     os.replace(partial, folder / path.name)

@@ -146,10 +146,9 @@ class Classifier:
         texts = [normalize(text, self.normalization) for text in texts]
         return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
 
-    def agreement(self, ids: Sequence[Sequence[int]]):
-        """A function giving the share of these inputs that an engine labels as this classifier's engine does."""
-        reference = self.logits_of_ids(ids).argmax(axis=1)
-        return lambda engine: float((self.logits_of_ids(ids, engine=engine).argmax(axis=1) == reference).mean())
+    def scorer(self, ids: Sequence[Sequence[int]]):
+        """A function giving an engine's class scores for these inputs, batched as this classifier batches them."""
+        return lambda engine: self.logits_of_ids(ids, engine=engine)
 
     def logits_of_ids(self, ids: Sequence[Sequence[int]], batch_size: int | None = None, engine=None) -> np.ndarray:
         """Raw class scores for token-id lists (with special tokens), batched by length (by `engine`, default ours)."""

@@ -223,7 +223,7 @@ def export_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> lis
         logger.warning("%s does not say what data it was trained on: export not checked (pass --data)", folder)
         return export_onnx(classifier.model, classifier.folder)
     texts = eval_data(classifier, data_cfg, splits=("validation",))["validation"][0]  # texts, labels, sources
-    return export_onnx(classifier.model, classifier.folder, agreement=classifier.agreement(classifier.encode(texts)))
+    return export_onnx(classifier.model, classifier.folder, score=classifier.scorer(classifier.encode(texts)))
 
 
 def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "test")) -> dict[str, tuple[list[str], np.ndarray, list[str]]]:
@@ -323,7 +323,7 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
     from .predict import Classifier
 
     reference = Classifier.from_pretrained(tmp, engine="torch")  # the weights as saved (fp16-rounded with --save-fp16)
-    export_onnx(reference.model, tmp, agreement=reference.agreement(trainer.eval_dataset["input_ids"]))
+    export_onnx(reference.model, tmp, score=reference.scorer(trainer.eval_dataset["input_ids"]))
 
 
 def plot_split_confusion(metrics: dict, folder: Path) -> None:

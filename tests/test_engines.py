@@ -117,8 +117,8 @@ def test_stale_export_is_never_used(tmp_path, exported):
 
 @pytest.mark.slow
 def test_bundled_default_engine_keeps_the_labels_of_fp32_on_validation():
-    """The bundled model's default engine (int8 only with an export that keeps them; else fp32, and bf16 for
-    large batches) keeps 99.5% of the validation labels of fp32."""
+    """The bundled model's default engine (int8 rescoring its near-ties in fp32, where the export wrote
+    one; else fp32, and bf16 for large batches) keeps 99.5% of the validation labels of fp32."""
     from emotion_core.config import DataConfig
     from emotion_core.data import load_sources
 
@@ -127,28 +127,94 @@ def test_bundled_default_engine_keeps_the_labels_of_fp32_on_validation():
     splits, _ = load_sources(DataConfig(data=[str(SHARED_EMOTION), str(SHARED_EMOTION.parent / "goemotions")],
                                         normalize="none"))
     ids = fast.encode(splits["validation"]["text"])
-    reference = Classifier.from_pretrained(engine="torch").agreement(ids)
-    assert reference(fast.engine) >= 0.995
+    reference = Classifier.from_pretrained(engine="torch").logits_of_ids(ids).argmax(axis=1)
+    assert np.mean(fast.logits_of_ids(ids).argmax(axis=1) == reference) >= 0.995
 
 
-def test_export_keeps_more_layers_in_float_until_labels_agree(tmp_path, tiny_model_dir, caplog):
+def test_rescoring_margin_leaves_at_most_the_allowed_flips():
+    from emotion_core.engines import rescoring_margin
+
+    reference = np.zeros(1000, dtype=int)
+    scores = np.tile([3.0, 0.0], (1000, 1))  # every row: class 0 by a gap of 3
+    assert rescoring_margin(scores, reference) == 0.0
+    gaps = [0.1, 0.2, 0.3, 0.4, 0.5]
+    scores[:5] = [[0.0, gap] for gap in gaps]  # five flips to class 1; 99.8% of 1000 allows two
+    margin = rescoring_margin(scores, reference)
+    assert 0.3 < margin < 0.3001
+    assert rescoring_margin(scores, reference, target=0.995) == 0.0  # 99.5% allows all five
+
+
+def test_guarded_engine_rescores_only_near_ties_cut_to_their_length():
+    from emotion_core.engines import GuardedEngine
+
+    class Fake:
+        def __init__(self, name, scores):
+            self.name, self.batch_size, self.scores, self.seen = name, 32, scores, []
+
+        def logits(self, input_ids, attention_mask):
+            self.seen.append(input_ids.shape)
+            return np.array(self.scores[:len(input_ids)], dtype=np.float32)
+
+    fast = Fake("onnx-int8", [[2.0, 0.0], [0.0, 0.05], [1.0, 0.9]])
+    exact = Fake("onnx", [[5.0, 6.0], [7.0, 8.0]])
+    engine = GuardedEngine(fast, exact, margin=0.2)
+    ids = np.ones((3, 10), dtype=np.int64)
+    mask = np.zeros((3, 10), dtype=np.int64)
+    mask[0, :10], mask[1, :4], mask[2, :6] = 1, 1, 1
+    out = engine.logits(ids, mask)
+    assert engine.name == "onnx-int8" and exact.seen == [(2, 6)]  # rows 1 and 2, as wide as the longer
+    assert out.tolist() == [[2.0, 0.0], [5.0, 6.0], [7.0, 8.0]]
+
+
+def rigged_scores(flips: int, gap: float):
+    """A `score` for export_onnx: fp32 gives class 0 to 1,000 texts; int8 flips `flips` of them by `gap`."""
+    def score(engine):
+        scores = np.tile([3.0, 0.0], (1000, 1)).astype(np.float32)
+        if engine.name == "onnx-int8":
+            scores[:flips] = [0.0, gap]
+        return scores
+    return score
+
+
+def test_export_sets_the_rescoring_margin_from_validation_scores(tmp_path, tiny_model_dir, caplog):
     import logging
 
-    import torch
+    import onnx
 
-    from emotion_core.engines import export_onnx, float_layer_choices
+    from emotion_core.engines import GuardedEngine, OnnxEngine, export_onnx
 
-    assert float_layer_choices(6) == [(0,), (0, 5), (0, 1, 5), (0, 1, 4, 5), (0, 1, 2, 4, 5)]
-    assert float_layer_choices(1) == [(0,)]
     model = Classifier.from_pretrained(tiny_model_dir, engine="torch").model
-    seen = []
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
     with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
-        assert export_onnx(model, folder, agreement=lambda engine: seen.append(engine) or 0.9) == [folder / FLOAT_ONNX_FILE]
-    assert len(seen) == 1 and not (folder / ONNX_FILE).exists()  # one layer: one choice, refused, no int8 file
-    assert "90.00% labels = fp32" in caplog.text
-    written = export_onnx(model, folder, agreement=lambda engine: 1.0)
-    assert written == [folder / FLOAT_ONNX_FILE, folder / ONNX_FILE] and isinstance(model, torch.nn.Module)
+        written = export_onnx(model, folder, score=rigged_scores(flips=10, gap=0.25))
+    assert written == [folder / FLOAT_ONNX_FILE, folder / ONNX_FILE]
+    assert "99.00% labels = fp32; 100.00% rescoring the 1.0% of texts whose top two scores are within 0.250" in caplog.text
+    meta = {p.key: p.value for p in onnx.load(str(folder / ONNX_FILE)).metadata_props}
+    assert 0.25 < float(meta["rescoring_margin"]) < 0.2501
+    engine = Classifier.from_pretrained(folder).engine
+    assert isinstance(engine, GuardedEngine) and engine.name == "onnx-int8" and engine.exact.name == "onnx"
+    (folder / FLOAT_ONNX_FILE).unlink()
+    with pytest.raises(EmotionCoreError, match="onnx-int8 is not available: it rescores near-ties with model.onnx, "
+                                               "and no model.onnx in the model folder"):
+        Classifier.from_pretrained(folder, engine="onnx-int8")
+    export_onnx(model, folder, score=rigged_scores(flips=0, gap=1.0))  # int8 agrees: nothing to rescore
+    assert isinstance(Classifier.from_pretrained(folder).engine, OnnxEngine)
+
+
+def test_export_refuses_int8_that_would_rescore_too_much(tmp_path, tiny_model_dir, caplog):
+    import logging
+
+    from emotion_core.engines import MAX_RESCORED, export_onnx, float_layer_choices
+
+    assert float_layer_choices(6) == [(), (0,), (0, 5), (0, 1, 5), (0, 1, 4, 5), (0, 1, 2, 4, 5)]
+    assert float_layer_choices(1) == [(), (0,)]
+    model = Classifier.from_pretrained(tiny_model_dir, engine="torch").model
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    (folder / ONNX_FILE).write_bytes(b"an older export")
+    with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
+        written = export_onnx(model, folder, score=rigged_scores(flips=int(1000 * MAX_RESCORED) + 50, gap=0.25))
+    assert written == [folder / FLOAT_ONNX_FILE] and not (folder / ONNX_FILE).exists()
+    assert caplog.text.count("labels = fp32") == 2 and "no int8 export keeps 99.8%" in caplog.text  # one layer: two choices
 
 
 def test_export_command_checks_against_the_validation_split(tmp_path, tiny_model_dir, toy_dir, caplog):
