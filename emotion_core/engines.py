@@ -121,12 +121,14 @@ class GuardedEngine:
     """Int8 scores, except for texts whose top two int8 scores are within `margin`: those come from fp32.
 
     Labels flip under int8 only near a tie, so this keeps the labels of fp32 where int8 alone
-    would not, for the price of rescoring a few percent of texts (docs/benchmarks.md).
+    would not, for the price of rescoring a few percent of texts (docs/benchmarks.md). Batches of
+    64 halve the rescoring calls: 414 texts/s against 376 with 32 (int8 alone: 452 against 461).
     """
 
+    batch_size = 64
+
     def __init__(self, fast: OnnxEngine, exact: OnnxEngine, margin: float):
-        self.fast, self.exact, self.margin = fast, exact, margin
-        self.name, self.batch_size = fast.name, fast.batch_size
+        self.fast, self.exact, self.margin, self.name = fast, exact, margin, fast.name
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Class scores for one padded batch; near-ties rescored, cut to their own longest text."""
