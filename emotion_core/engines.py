@@ -5,12 +5,13 @@
 | `torch`     | PyTorch fp32 (the reference)                       | 1x              | 1x             | 100%           |
 | `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~1.6x           | ~1.3x          | 99.95%         |
 | `onnx`      | ONNX Runtime fp32, fused attention                 | ~1.1x           | ~2.5x          | 100%           |
-| `onnx-int8` | ONNX Runtime int8, near-ties rescored in fp32      | ~2x             | ~3x            | 99.5% or more  |
+| `onnx-int8` | ONNX Runtime int8, near-ties rescored in fp32      | ~1.6x           | ~5x            | 99.5% or more  |
 
 `auto` (the default) takes the fastest this model folder and CPU allow: the int8 file when the
 export wrote one; else, on CPUs with native bf16, `onnx` for small batches and `bf16` for large
-(`onnx+bf16`); else `onnx`; else `torch`. Figures: the bundled model on 2 cores, from
-`benchmarks/bench_inference.py` (docs/benchmarks.md).
+(`onnx+bf16`); else `onnx`; else `torch`. Figures: the bundled model on 2 cores (`onnx-int8` on
+an AVX-512 VNNI CPU, the others on one with AVX-512 BF16), from `benchmarks/bench_inference.py`
+(docs/benchmarks.md).
 
 Int8 rounding moves every class score a little, so it flips a label only where the top two
 scores were close. The export measures how close on the validation texts and stores that margin
