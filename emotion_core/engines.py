@@ -40,8 +40,7 @@ ONNX_FILE = "model.int8.onnx"
 FLOAT_ONNX_FILE = "model.onnx"
 ONNX_FILES = {"onnx": FLOAT_ONNX_FILE, "onnx-int8": ONNX_FILE}
 SMALL_BATCH_TOKENS = 128  # below this many tokens a batch, ORT fp32 beats bf16 (measured: docs/benchmarks.md)
-MIN_AGREEMENT = 0.995  # labels identical to fp32 that the int8 engine promises
-GUARD_AGREEMENT = 0.998  # what its rescoring margin keeps on validation: headroom for texts it has not seen
+GUARD_AGREEMENT = 0.998  # validation labels = fp32 that int8's rescoring margin keeps: headroom over the 99.5% promised
 MAX_RESCORED = 0.2  # an int8 export that would rescore more validation texts than this is not worth writing
 
 
@@ -161,8 +160,11 @@ def rescoring_margin(scores: np.ndarray, reference: np.ndarray, target: float = 
     return float(np.nextafter(flipped[len(flipped) - allowed - 1], np.inf))
 
 
-def check_onnx(folder: Path | None, file: str) -> dict[str, str]:
-    """The metadata of an export that was made from the folder's weights; ValueError saying why not."""
+def check_onnx(folder: Path | None, file: str, digest: str | None = None) -> dict[str, str]:
+    """The metadata of an export that was made from the folder's weights; ValueError saying why not.
+
+    `digest`: the weights' SHA-256 when a check of the other file has already computed it.
+    """
     if folder is None or not (folder / file).is_file():
         raise ValueError(f"no {file} in the model folder (make one with: python -m emotion_core export --model FOLDER)")
     try:
@@ -172,7 +174,7 @@ def check_onnx(folder: Path | None, file: str) -> dict[str, str]:
         raise ValueError("onnxruntime is not installed") from None
     try:
         meta = {p.key: p.value for p in onnx.load(str(folder / file), load_external_data=False).metadata_props}
-        digest = weights_digest(folder)
+        digest = digest or weights_digest(folder)
     except Exception as exc:  # a damaged file, sharded weights: fall back, never crash the app
         raise ValueError(f"{file} could not be checked ({type(exc).__name__})") from None
     if meta.get("source_sha256") != digest:
@@ -180,27 +182,33 @@ def check_onnx(folder: Path | None, file: str) -> dict[str, str]:
     return meta
 
 
-def load_onnx(name: str, folder: Path | None, spin: bool = True) -> OnnxEngine | GuardedEngine:
+def load_onnx(name: str, folder: Path | None) -> OnnxEngine | GuardedEngine:
     """ONNX engine `name` ("onnx" or "onnx-int8") on its file in `folder`; EmotionCoreError saying why not.
 
     An int8 file that names a rescoring margin comes with the fp32 file to rescore with.
     """
     file = ONNX_FILES[name]
     try:
-        margin = float(check_onnx(folder, file).get("rescoring_margin", 0))
-        engine = open_session(folder / file, name, spin)
+        meta = check_onnx(folder, file)
+        engine = open_session(folder / file, name)
+        margin = float(meta.get("rescoring_margin", 0))
+        if margin:
+            engine = GuardedEngine(engine, rescorer(folder, meta["source_sha256"]), margin)
     except ValueError as exc:
         raise EmotionCoreError(f"Engine {name} is not available: {exc}.") from None
-    if not margin:
-        return engine
+    return engine
+
+
+def rescorer(folder: Path, digest: str) -> OnnxEngine:
+    """The fp32 session that an int8 file with a margin rescores with; ValueError saying why there is none."""
     try:
-        return GuardedEngine(engine, load_onnx("onnx", folder, spin=False), margin)
-    except EmotionCoreError as exc:
-        raise EmotionCoreError(f"Engine {name} is not available: it rescores near-ties with {FLOAT_ONNX_FILE}, "
-                               f"and {str(exc).split(': ', 1)[1]}") from None
+        check_onnx(folder, FLOAT_ONNX_FILE, digest)
+        return open_session(folder / FLOAT_ONNX_FILE, "onnx", spin=False)
+    except ValueError as exc:
+        raise ValueError(f"it rescores near-ties with {FLOAT_ONNX_FILE}, and {exc}") from None
 
 
-def open_session(path: Path, name: str, spin: bool) -> OnnxEngine:
+def open_session(path: Path, name: str, spin: bool = True) -> OnnxEngine:
     """An ORT session on the file; ValueError with ORT's first line when ORT refuses it."""
     try:
         return OnnxEngine(path, name, spin)
