@@ -14,6 +14,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel, PreTrainedTokenizerFast,
@@ -104,6 +105,7 @@ def tiny_base_dir(tmp_path_factory) -> Path:
     corpus = [text for text, _ in toy_rows(300, seed=0)] + ["the quick brown fox jumps over the lazy dog"] * 5
     tokenizer = build_tokenizer(corpus)
     tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)  # the same random encoder every run: a training test on it passes every time or never
     DistilBertModel(tiny_config(len(tokenizer))).save_pretrained(folder)
     return folder
 
@@ -118,8 +120,6 @@ def tiny_model_dir(tmp_path_factory, tiny_base_dir) -> Path:
     tokenizer.save_pretrained(folder)
     config = tiny_config(len(tokenizer), id2label=dict(enumerate(EMOTION_LABELS)),
                          label2id={name: i for i, name in enumerate(EMOTION_LABELS)})
-    import torch
-
     torch.manual_seed(0)  # the same random weights every run: a test on them fails every time or never
     DistilBertForSequenceClassification(config).save_pretrained(folder)
     return folder

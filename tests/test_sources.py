@@ -160,7 +160,7 @@ def test_per_source_metrics_belong_to_that_source(tmp_path, tiny_base_dir):
     import random
 
     rng = random.Random(0)
-    long_rows = lambda n, seed: [(f"{text} and then the weather at work was really so very gloomy now", label)  # noqa: E731
+    long_rows = lambda n, seed: [(f"{text} and {text}", label)  # noqa: E731 (long, still cued by one word)
                                  for text, label in toy_rows(n, seed)]
     short_rows = lambda n: [(rng.choice(["hm", "ok", "so", "now", "the"]), rng.choice(["sadness", "joy", "anger"]))  # noqa: E731
                             for _ in range(n)]
