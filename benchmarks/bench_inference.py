@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, peak_rss_mb, test_split  # noqa: E402
 
-CONFIGS = ("pipeline-bs1", "pipeline-bs32", "torch", "bf16", "onnx", "onnx-int8", "auto")
+CONFIGS = ("pipeline-bs1", "pipeline-bs32", "torch", "bf16", "onnx", "onnx-int8-in-turn", "onnx-int8", "auto")
 LATENCY_CALLS = 200
 
 
@@ -50,9 +50,10 @@ def distilbert_size_model(folder: Path) -> Path:
 def measure(model_dir: str, config: str, repeats: int) -> dict:
     """Run one configuration in this process and report its figures."""
     from emotion_core import Classifier
+    from emotion_core.calibration import softmax
 
     texts, labels = test_split()
-    engine = "torch" if config.startswith("pipeline") else config
+    engine = "torch" if config.startswith("pipeline") else config.removesuffix("-in-turn")
     classifier = Classifier.from_pretrained(model_dir, engine=engine)
     if config.startswith("pipeline"):
         from transformers import pipeline
@@ -65,6 +66,11 @@ def measure(model_dir: str, config: str, repeats: int) -> dict:
         def run(batch):
             out = pipe(batch, batch_size=batch_size, truncation=True)
             return np.array([[{d["label"]: d["score"] for d in row}[name] for name in order] for row in out])
+    elif config.endswith("-in-turn"):  # the engine's batches one after another on all cores, not side by side
+        def run(batch):
+            alone = getattr(classifier.engine, "alone", classifier.engine)
+            logits = classifier.logits_of_ids(classifier.encode(batch), batch_size=alone.batch_size, engine=alone)
+            return softmax(logits, classifier.temperature)
     else:
         run = classifier.predict_proba
     run(texts)  # warm-up, untimed: oneDNN builds kernels for each new batch shape on first use

@@ -8,6 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from conftest import SHARED_EMOTION, bundled_engine
 from emotion_core import Classifier, EmotionCoreError
+from emotion_core.calibration import softmax
 from emotion_core.cli import main as cli
 from emotion_core.engines import FLOAT_ONNX_FILE, ONNX_FILE, SMALL_BATCH_TOKENS, cpu_has_bf16
 
@@ -176,6 +177,13 @@ def rigged_scores(flips: int, gap: float):
     return score
 
 
+def run_on(engine) -> tuple:
+    """The engines that a ConcurrentEngine (2 threads or more) runs batches on; others run on themselves."""
+    from emotion_core.engines import ConcurrentEngine
+
+    return (engine.alone, engine.shared) if isinstance(engine, ConcurrentEngine) else (engine,)
+
+
 def test_export_sets_the_rescoring_margin_from_validation_scores(tmp_path, tiny_model_dir, caplog):
     import logging
 
@@ -192,13 +200,14 @@ def test_export_sets_the_rescoring_margin_from_validation_scores(tmp_path, tiny_
     meta = {p.key: p.value for p in onnx.load(str(folder / ONNX_FILE)).metadata_props}
     assert 0.25 < float(meta["rescoring_margin"]) < 0.2501
     engine = Classifier.from_pretrained(folder).engine
-    assert isinstance(engine, GuardedEngine) and engine.name == "onnx-int8" and engine.exact.name == "onnx"
+    for guarded in run_on(engine):
+        assert isinstance(guarded, GuardedEngine) and guarded.name == "onnx-int8" and guarded.exact.name == "onnx"
     (folder / FLOAT_ONNX_FILE).unlink()
     with pytest.raises(EmotionCoreError, match="onnx-int8 is not available: it rescores near-ties with model.onnx, "
                                                "and no model.onnx in the model folder"):
         Classifier.from_pretrained(folder, engine="onnx-int8")
     export_onnx(model, folder, score=rigged_scores(flips=0, gap=1.0))  # int8 agrees: nothing to rescore
-    assert isinstance(Classifier.from_pretrained(folder).engine, OnnxEngine)
+    assert all(type(engine) is OnnxEngine for engine in run_on(Classifier.from_pretrained(folder).engine))
 
 
 def test_export_refuses_int8_that_would_rescore_too_much(tmp_path, tiny_model_dir, caplog):
@@ -232,3 +241,57 @@ def test_bf16_engine_runs_batches_of_64(tiny_model_dir):
     classifier.engine.logits = lambda ids, mask: rows.append(len(ids)) or run(ids, mask)
     probs = classifier.predict_proba([f"i feel happy {i} times today" for i in range(100)])
     assert rows == [64, 36] and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+
+
+@pytest.fixture()
+def two_threads():
+    """torch (and so ORT) set to 2 threads for one test, whatever this machine has."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_batches_run_side_by_side_on_single_threaded_sessions(exported, two_threads):
+    """Many batches go to the pool's threads, two at a time, with the scores of running them in turn;
+    one batch (one text) runs on the session with both threads."""
+    import threading
+
+    from emotion_core.engines import ConcurrentEngine
+
+    classifier = Classifier.from_pretrained(exported, engine="onnx-int8")
+    engine = classifier.engine
+    assert isinstance(engine, ConcurrentEngine) and engine.name == "onnx-int8"
+    threads = lambda e: e.session.get_session_options().intra_op_num_threads  # noqa: E731
+    assert threads(engine.alone) == 2 and threads(engine.shared) == 1
+    calls = {"alone": [], "shared": []}
+    for key in calls:
+        run = getattr(engine, key).logits
+        setattr(getattr(engine, key), "logits", lambda ids, mask, key=key, run=run:
+                calls[key].append(threading.current_thread().name) or run(ids, mask))
+    texts = [f"i feel {'so ' * (i % 7)}happy {i} times today" for i in range(100)]
+    probs = classifier.predict_proba(texts, batch_size=8)
+    assert len(calls["shared"]) == 13 and calls["alone"] == []
+    assert all(name.startswith("emotion-engine") for name in calls["shared"])
+    in_turn = classifier.logits_of_ids(classifier.encode(texts), batch_size=8, engine=engine.alone)
+    assert np.array_equal(probs.argmax(axis=1), in_turn.argmax(axis=1))
+    assert np.abs(probs - softmax(in_turn, classifier.temperature)).max() < 1e-5
+    calls["alone"].clear()
+    classifier.predict("i feel happy")
+    assert len(calls["alone"]) == 1 and calls["alone"][0] == threading.current_thread().name
+
+
+def test_one_thread_runs_batches_in_turn(exported):
+    import torch
+
+    from emotion_core.engines import ConcurrentEngine, OnnxEngine
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        engine = Classifier.from_pretrained(exported, engine="onnx-int8").engine
+    finally:
+        torch.set_num_threads(before)
+    assert isinstance(engine, OnnxEngine) and not isinstance(engine, ConcurrentEngine)
