@@ -21,13 +21,15 @@ scores were close. The export measures how close on the validation texts and sto
 in the int8 file; the `onnx-int8` engine rescores the texts within it with the fp32 file.
 """
 
+import collections
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -148,29 +150,39 @@ class ConcurrentEngine:
     """Several batches at once, one per core, each on a single-threaded session; one batch alone on `alone`.
 
     Two threads inside one small matrix product wait on each other; two batches side by side do
-    not (ORT lets go of the GIL while it runs). On 2 cores that scores 7-10% more texts/s than
-    running each batch on both cores in turn, while one text (an API call) still gets both cores
-    (docs/benchmarks.md).
+    not (ORT lets go of the GIL while it runs). On 2 cores int8 scores 24-28% more texts/s that
+    way than with each batch on both cores in turn, while one text (an API call) still gets both
+    cores (docs/benchmarks.md). Each call keeps at most `workers` batches in flight, so calls
+    from several request threads take turns instead of queueing behind a whole file.
     """
 
     batch_size = 32  # as fast as 64 side by side, and each run's buffers are half the size (~100 MB less at peak)
 
     def __init__(self, alone, shared, workers: int):
-        self.alone, self.shared, self.name = alone, shared, alone.name
+        self.alone, self.shared, self.name, self.workers = alone, shared, alone.name, workers
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="emotion-engine")
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Class scores for one padded batch, on all cores."""
         return self.alone.logits(input_ids, attention_mask)
 
-    def map(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
-        """Class scores for each (input_ids, attention_mask) batch, in order, several computed at once."""
-        if len(batches) < 2:
-            return map(lambda batch: self.alone.logits(*batch), batches)
-        return self.pool.map(lambda batch: self.shared.logits(*batch), batches)
+    def map(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+        """Class scores for each (input_ids, attention_mask) batch, in order, `workers` computed at once."""
+        batches = iter(batches)
+        first = list(itertools.islice(batches, 2))
+        if len(first) < 2:
+            yield from (self.alone.logits(*batch) for batch in first)
+            return
+        pending = collections.deque()
+        for batch in itertools.chain(first, batches):
+            pending.append(self.pool.submit(self.shared.logits, *batch))
+            if len(pending) == self.workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
-def run_batches(engine, batches: list[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
+def run_batches(engine, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[np.ndarray]:
     """Class scores for each padded batch: side by side where the engine can (`map`), else in turn."""
     if hasattr(engine, "map"):
         return engine.map(batches)
@@ -219,11 +231,12 @@ def check_onnx(folder: Path | None, file: str, digest: str | None = None) -> dic
     return meta
 
 
-def load_onnx(name: str, folder: Path | None) -> OnnxEngine | GuardedEngine | ConcurrentEngine:
+def load_onnx(name: str, folder: Path | None, side_by_side: bool = True) -> OnnxEngine | GuardedEngine | ConcurrentEngine:
     """ONNX engine `name` ("onnx" or "onnx-int8") on its file in `folder`; EmotionCoreError saying why not.
 
     An int8 file that names a rescoring margin comes with the fp32 file to rescore with. With
-    several threads, batches also run side by side on single-threaded sessions (`ConcurrentEngine`).
+    several threads and `side_by_side`, batches also run side by side on single-threaded sessions
+    (`ConcurrentEngine`).
     """
     file = ONNX_FILES[name]
     try:
@@ -239,7 +252,7 @@ def load_onnx(name: str, folder: Path | None) -> OnnxEngine | GuardedEngine | Co
             return GuardedEngine(fast, open_session(folder / FLOAT_ONNX_FILE, "onnx", spin=False, threads=threads), margin)
 
         workers = torch.get_num_threads()
-        return ConcurrentEngine(engine(), engine(threads=1), workers) if workers > 1 else engine()
+        return ConcurrentEngine(engine(), engine(threads=1), workers) if workers > 1 and side_by_side else engine()
     except ValueError as exc:
         raise EmotionCoreError(f"Engine {name} is not available: {exc}.") from None
 
@@ -270,8 +283,8 @@ def load_engine(name: str | None, model: torch.nn.Module, folder: Path | None):
     if name != "auto":
         return TorchEngine(model, bf16=name == "bf16")
     for choice in ("onnx-int8", "onnx"):  # fastest first
-        try:
-            onnx_engine = load_onnx(choice, folder)
+        try:  # fp32 ORT beside bf16 runs only small batches, one at a time: no side-by-side sessions for it
+            onnx_engine = load_onnx(choice, folder, side_by_side=choice == "onnx-int8" or not cpu_has_bf16())
             break
         except EmotionCoreError as exc:
             logger.info("auto: %s", exc)

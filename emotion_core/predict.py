@@ -157,7 +157,7 @@ class Classifier:
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
         chunks = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
         out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
-        for chunk, scores in zip(chunks, run_batches(engine, [self.pad([ids[i] for i in chunk]) for chunk in chunks])):
+        for chunk, scores in zip(chunks, run_batches(engine, (self.pad([ids[i] for i in chunk]) for chunk in chunks))):
             out[chunk] = scores
         return out
 

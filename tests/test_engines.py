@@ -255,8 +255,8 @@ def two_threads():
 
 
 def test_batches_run_side_by_side_on_single_threaded_sessions(exported, two_threads):
-    """Many batches go to the pool's threads, two at a time, with the scores of running them in turn;
-    one batch (one text) runs on the session with both threads."""
+    """Many batches go to the pool's threads, two at once, with the scores of running them in turn;
+    one batch (one text) runs on the session with both threads, in the caller's thread."""
     import threading
 
     from emotion_core.engines import ConcurrentEngine
@@ -266,11 +266,17 @@ def test_batches_run_side_by_side_on_single_threaded_sessions(exported, two_thre
     assert isinstance(engine, ConcurrentEngine) and engine.name == "onnx-int8"
     threads = lambda e: e.session.get_session_options().intra_op_num_threads  # noqa: E731
     assert threads(engine.alone) == 2 and threads(engine.shared) == 1
+    both_running = threading.Barrier(2, timeout=10)  # broken (and the test failed) unless two batches run at once
     calls = {"alone": [], "shared": []}
     for key in calls:
         run = getattr(engine, key).logits
-        setattr(getattr(engine, key), "logits", lambda ids, mask, key=key, run=run:
-                calls[key].append(threading.current_thread().name) or run(ids, mask))
+
+        def spy(ids, mask, key=key, run=run):
+            calls[key].append(threading.current_thread().name)
+            if key == "shared" and len(calls[key]) <= 2:
+                both_running.wait()
+            return run(ids, mask)
+        getattr(engine, key).logits = spy
     texts = [f"i feel {'so ' * (i % 7)}happy {i} times today" for i in range(100)]
     probs = classifier.predict_proba(texts, batch_size=8)
     assert len(calls["shared"]) == 13 and calls["alone"] == []
@@ -280,13 +286,44 @@ def test_batches_run_side_by_side_on_single_threaded_sessions(exported, two_thre
     assert np.abs(probs - softmax(in_turn, classifier.temperature)).max() < 1e-5
     calls["alone"].clear()
     classifier.predict("i feel happy")
-    assert len(calls["alone"]) == 1 and calls["alone"][0] == threading.current_thread().name
+    assert calls["alone"] == [threading.current_thread().name] and len(calls["shared"]) == 13
+
+
+def test_one_call_keeps_only_as_many_batches_in_flight_as_workers():
+    """A whole file is not queued at once: a second caller's batches wait behind two, not behind all."""
+    import threading
+
+    from emotion_core.engines import ConcurrentEngine
+
+    class Slow:
+        name, batch_size = "fake", 8
+
+        def __init__(self):
+            self.running, self.most, self.lock = 0, 0, threading.Lock()
+
+        def logits(self, input_ids, attention_mask):
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            threading.Event().wait(0.01)
+            with self.lock:
+                self.running -= 1
+            return input_ids[:, :1].astype(np.float32)
+
+    shared = Slow()
+    engine = ConcurrentEngine(Slow(), shared, workers=2)
+    padded = []
+    batches = (padded.append(i) or (np.full((1, 1), i), np.ones((1, 1))) for i in range(10))
+    results = engine.map(batches)
+    first = next(results)
+    assert first.item() == 0 and len(padded) <= 3  # batches are made as they are needed, not all up front
+    assert [r.item() for r in results] == list(range(1, 10)) and shared.most == 2
 
 
 def test_one_thread_runs_batches_in_turn(exported):
     import torch
 
-    from emotion_core.engines import ConcurrentEngine, OnnxEngine
+    from emotion_core.engines import OnnxEngine, load_onnx
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -294,4 +331,5 @@ def test_one_thread_runs_batches_in_turn(exported):
         engine = Classifier.from_pretrained(exported, engine="onnx-int8").engine
     finally:
         torch.set_num_threads(before)
-    assert isinstance(engine, OnnxEngine) and not isinstance(engine, ConcurrentEngine)
+    assert type(engine) is OnnxEngine
+    assert type(load_onnx("onnx", exported, side_by_side=False)) is OnnxEngine  # fp32 beside bf16: small batches only
