@@ -2,6 +2,7 @@
 
     $ python benchmarks/bench_inference.py                 # bundled model and a DistilBERT-size model
     $ python benchmarks/bench_inference.py --models bundled --rounds 5
+    $ python benchmarks/bench_inference.py --models bundled --configs onnx-int8-in-turn onnx-int8
 
 For each model: throughput on the 2,000 test texts, single-text latency p50/p99, peak memory,
 labels identical to the fp32 reference, and test accuracy. Each round runs every configuration
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, peak_rss_mb, test_split  # noqa: E402
 
 CONFIGS = ("pipeline-bs1", "pipeline-bs32", "torch", "bf16", "onnx", "onnx-int8-in-turn", "onnx-int8", "auto")
+REQUIRED = {"pipeline-bs1", "pipeline-bs32", "torch"}  # the baselines and the fp32 reference: always measured
 LATENCY_CALLS = 200
 
 
@@ -117,10 +119,11 @@ def run_config(model_dir: str, config: str, repeats: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def report(name: str, model_dir: str, repeats: int, rounds: int) -> None:
-    """Measure every configuration on one model, `rounds` times interleaved, and print the table."""
-    runs = [{config: run_config(model_dir, config, repeats) for config in CONFIGS} for _ in range(rounds)]
-    results = {config: combine([r[config] for r in runs]) for config in CONFIGS}
+def report(name: str, model_dir: str, repeats: int, rounds: int, configs: list[str]) -> None:
+    """Measure the configurations on one model, `rounds` times interleaved, and print the table."""
+    configs = [c for c in CONFIGS if c in set(configs) | REQUIRED]
+    runs = [{config: run_config(model_dir, config, repeats) for config in configs} for _ in range(rounds)]
+    results = {config: combine([r[config] for r in runs]) for config in configs}
     reference = results["torch"]["predicted"]
     baseline = max(results["pipeline-bs1"]["texts_per_s"], results["pipeline-bs32"]["texts_per_s"])
     print(f"\n### {name}\n")
@@ -141,6 +144,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["bundled", "distilbert-size"], choices=["bundled", "distilbert-size"])
     parser.add_argument("--repeats", type=int, default=1, help="timed runs over the 2,000 texts per configuration and round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every configuration, interleaved")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS, metavar="CONFIG",
+                        help=f"configurations to measure (the pipelines and torch always are): {', '.join(CONFIGS)}")
     parser.add_argument("--one", nargs=2, metavar=("MODEL_DIR", "CONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -155,7 +160,7 @@ def main() -> None:
         for name in args.models:
             folder = str(BUNDLED_MODEL) if name == "bundled" else str(distilbert_size_model(Path(tmp) / "distilbert"))
             report(f"{name} ({folder if name == 'bundled' else 'DistilBERT-base shape, random weights'})", folder, args.repeats,
-                   args.rounds)
+                   args.rounds, args.configs)
 
 
 if __name__ == "__main__":

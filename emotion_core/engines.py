@@ -14,7 +14,7 @@ an AVX-512 VNNI CPU, the others on one with AVX-512 BF16), from `benchmarks/benc
 (docs/benchmarks.md).
 
 With 2 threads or more, the ONNX engines run a file's batches side by side, one per core
-(`ConcurrentEngine`): for int8, 24-28% more texts/s than each batch on all cores in turn.
+(`ConcurrentEngine`): for int8, 5-28% more texts/s than each batch on all cores in turn (typically 10-15%).
 
 Int8 rounding moves every class score a little, so it flips a label only where the top two
 scores were close. The export measures how close on the validation texts and stores that margin
@@ -150,7 +150,7 @@ class ConcurrentEngine:
     """Several batches at once, one per core, each on a single-threaded session; one batch alone on `alone`.
 
     Two threads inside one small matrix product wait on each other; two batches side by side do
-    not (ORT lets go of the GIL while it runs). On 2 cores int8 scores 24-28% more texts/s that
+    not (ORT lets go of the GIL while it runs). On 2 cores int8 scores 5-28% more texts/s that
     way than with each batch on both cores in turn, while one text (an API call) still gets both
     cores (docs/benchmarks.md). Each call keeps at most `workers` batches in flight, so calls
     from several request threads take turns instead of queueing behind a whole file.
