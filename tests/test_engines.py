@@ -244,23 +244,23 @@ def test_bf16_engine_runs_batches_of_64(tiny_model_dir):
 
 
 @pytest.fixture()
-def two_threads():
-    """torch (and so ORT) set to 2 threads for one test, whatever this machine has."""
+def set_threads():
+    """Sets torch's (and so ORT's) thread count for one test, whatever this machine has; restores it after."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
+    yield torch.set_num_threads
     torch.set_num_threads(before)
 
 
-def test_batches_run_side_by_side_on_single_threaded_sessions(exported, two_threads):
+def test_batches_run_side_by_side_on_single_threaded_sessions(exported, set_threads):
     """Many batches go to the pool's threads, two at once, with the scores of running them in turn;
     one batch (one text) runs on the session with both threads, in the caller's thread."""
     import threading
 
     from emotion_core.engines import ConcurrentEngine
 
+    set_threads(2)
     classifier = Classifier.from_pretrained(exported, engine="onnx-int8")
     engine = classifier.engine
     assert isinstance(engine, ConcurrentEngine) and engine.name == "onnx-int8"
@@ -320,16 +320,10 @@ def test_one_call_keeps_only_as_many_batches_in_flight_as_workers():
     assert [r.item() for r in results] == list(range(1, 10)) and shared.most == 2
 
 
-def test_one_thread_runs_batches_in_turn(exported):
-    import torch
-
+def test_one_thread_runs_batches_in_turn(exported, set_threads):
     from emotion_core.engines import OnnxEngine, load_onnx
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        engine = Classifier.from_pretrained(exported, engine="onnx-int8").engine
-    finally:
-        torch.set_num_threads(before)
-    assert type(engine) is OnnxEngine
+    set_threads(1)
+    assert type(Classifier.from_pretrained(exported, engine="onnx-int8").engine) is OnnxEngine
+    set_threads(2)
     assert type(load_onnx("onnx", exported, side_by_side=False)) is OnnxEngine  # fp32 beside bf16: small batches only
