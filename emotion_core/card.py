@@ -77,6 +77,11 @@ or, with transformers alone: `pipeline("text-classification", model="path/or/hub
 {% for key, value in settings.items() -%}
 - `{{ key }}`: {{ value }}
 {% endfor %}
+{% if soup -%}
+This model is a greedy model soup: the mean of the weights of {{ soup.kept | length }} runs that started from the same
+weights ({{ soup.kept | join(", ") }}; the settings above are those of the first). Each run joined only if the
+mean over sources of validation macro-F1 did not fall; every step is in `run_config.json`.
+{% endif -%}
 Training took {{ "%.0f" | format(train_runtime_s) }} s. Text normalisation (applied again at inference):
 {{ normalize | join(", ") or "none" }}.
 {% if data_lines %}
@@ -135,5 +140,5 @@ def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelC
         per_class=report["per_class"], settings=run_config["training"],
         train_runtime_s=metrics.get("train_runtime_s", 0.0), command=run_config.get("command") or "python train.py ...",
         dataset_note=dataset_note(run_config), sources=metrics.get("sources", {}),
-        normalize=run_config.get("normalize", []), calibration=metrics.get("calibration"), data_lines=DataReport(metrics.get("data", {})).lines(),
+        normalize=run_config.get("normalize", []), soup=run_config.get("soup"), calibration=metrics.get("calibration"), data_lines=DataReport(metrics.get("data", {})).lines(),
     )

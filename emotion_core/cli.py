@@ -1,4 +1,4 @@
-"""The command line: `score IN.csv -o OUT.csv`, `predict TEXT`, `export`, `calibrate`, `evaluate`, `sweep`, `space build|deploy`.
+"""The command line: `score IN.csv -o OUT.csv`, `predict TEXT`, `export`, `calibrate`, `evaluate`, `sweep`, `soup`, `space build|deploy`.
 
 The library does the work; this module parses arguments and prints. Every EmotionCoreError
 becomes one line on stderr and exit status 1.
@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .engines import ENGINES
 from .errors import EmotionCoreError
@@ -74,6 +75,16 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from .sweep import run_sweep, summary_table
 
     print(*summary_table(run_sweep(args.grid, args.out, jobs=args.jobs), args.out), sep="\n")
+
+
+def cmd_soup(args: argparse.Namespace) -> None:
+    """Average the weights of a finished sweep's runs, greedily on validation, into one model folder."""
+    from .soup import make_soup, soup_table
+    from .training import summary_lines
+
+    record = make_soup(args.sweep, args.out)
+    metrics = json.loads((Path(args.out) / "metrics.json").read_text())
+    print(*soup_table(record), "", f"{args.out}: the mean of {', '.join(record['kept'])}", *summary_lines(metrics), sep="\n")
 
 
 def cmd_space_build(args: argparse.Namespace) -> None:
@@ -144,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", required=True, help="folder for the runs' model folders, logs and sweep.json")
     sweep.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1; several share a GPU well)")
     sweep.set_defaults(func=cmd_sweep)
+
+    soup = commands.add_parser("soup", help="average the weights of a sweep's runs into one model (a greedy model soup)",
+                               description="Runs from the best validation score down, each kept if the soup's mean over "
+                                           "sources of validation macro-F1 does not fall; then the soup's figures (test too), "
+                                           "calibration and card. The runs must share --seed (vary --train-seed). "
+                                           "Example: python -m emotion_core soup runs/soup --out models/emotion-soup")
+    soup.add_argument("sweep", help="the --out folder of a finished sweep (with sweep.json)")
+    soup.add_argument("--out", required=True, help="model folder to write (replaced atomically)")
+    soup.set_defaults(func=cmd_soup)
 
     space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")
     space_commands = space.add_subparsers(dest="space_command", required=True)

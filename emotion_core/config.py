@@ -120,6 +120,9 @@ class TrainConfig:
     warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of steps spent warming the learning rate up, in [0, 1)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     seed: int = field(default=42, metadata={"help": "Random seed for shuffling, dropout and initialisation."})
+    train_seed: int | None = field(default=None, metadata={"help": "Random seed for the order of training batches and dropout "
+                                                                 "only (default: --seed). Runs that differ in it start from the same "
+                                                                 "weights, so their weights can be averaged (python -m emotion_core soup)."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (overrides --epochs; -1 = off). For smoke tests."})
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in <output-dir>.checkpoints/."})
     save_fp16: bool = field(default=False, metadata={"help": "Store the weights as float16 (half the size; loaded as float32 on CPU)."})

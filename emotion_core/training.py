@@ -86,7 +86,7 @@ def training_arguments(cfg: TrainConfig) -> TrainingArguments:
         greater_is_better=True,
         train_sampling_strategy="group_by_length",  # similar lengths per batch: less padding, faster
         logging_steps=50,
-        seed=cfg.seed,
+        seed=cfg.seed if cfg.train_seed is None else cfg.train_seed,  # set after the head is made: order and dropout only
         report_to="none",
         disable_tqdm=False,
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -183,12 +183,13 @@ def calibration_summary(report: dict) -> dict:
     }
 
 
-def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, figures: bool = False) -> dict:
+def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, figures: bool = False, name: str | None = None) -> dict:
     """Redo calibration for an existing model folder, on the data it was trained on (or `data_cfg`'s).
 
     The logits come from the fp32 model (the `torch` engine), as they do in training. With `figures`,
     the accuracy / F1 figures (overall and per source) and the confusion matrix are redone from the
-    same logits too: `python -m emotion_core evaluate`, e.g. for a model trained on a GPU in bf16.
+    same logits too: `python -m emotion_core evaluate`, e.g. for a model trained on a GPU in bf16. `name`
+    names the model in its card (default: the folder's name).
     """
     from .predict import Classifier
 
@@ -207,7 +208,7 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, fig
     if figures:
         plot_split_confusion(metrics, classifier.folder)
     write_atomically(classifier.folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    card = build_model_card(metrics, classifier.run_config, model_name=classifier.folder.name)
+    card = build_model_card(metrics, classifier.run_config, model_name=name or classifier.folder.name)
     write_atomically(classifier.folder / "README.md", str(card))
     return report | {"figures": reports}
 
@@ -276,7 +277,7 @@ def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainC
         "training": {
             "epochs": train_cfg.epochs, "learning_rate": train_cfg.learning_rate, "batch_size": train_cfg.batch_size,
             "warmup_ratio": train_cfg.warmup_ratio, "weight_decay": train_cfg.weight_decay, "seed": train_cfg.seed,
-            "max_train_samples": data_cfg.max_train_samples, "max_steps": train_cfg.max_steps,
+            "train_seed": train_cfg.train_seed, "max_train_samples": data_cfg.max_train_samples, "max_steps": train_cfg.max_steps,
         },
         "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
     }

@@ -1,0 +1,107 @@
+"""`python -m emotion_core soup`: the mean of the weights of a sweep's runs, chosen greedily on validation."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from emotion_core import EmotionCoreError
+from emotion_core.cli import main as cli
+from emotion_core.config import TrainConfig
+from emotion_core.soup import average_weights, check_same_start, greedy
+from emotion_core.training import training_arguments
+
+
+def test_greedy_keeps_a_run_only_when_the_soup_does_not_get_worse():
+    scores = {("a",): 0.80, ("a", "b"): 0.79, ("a", "c"): 0.82, ("a", "c", "d"): 0.82}
+    kept, steps = greedy(["a", "b", "c", "d"], lambda names: scores[tuple(names)])
+    assert kept == ["a", "c", "d"]  # b lowers the score; a tie keeps d
+    assert [(s["run"], s["soup_score"], s["kept"]) for s in steps] == [
+        ("a", 0.80, True), ("b", 0.79, False), ("c", 0.82, True), ("d", 0.82, True)]
+
+
+def test_average_weights_is_the_elementwise_mean_in_the_stored_dtype(tmp_path):
+    folders = []
+    for i, value in enumerate((1.0, 2.0, 4.5)):
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        save_file({"w": torch.full((2, 3), value, dtype=torch.float16), "ids": torch.arange(4) + i}, folder / "model.safetensors")
+        folders.append(folder)
+    mean = average_weights(folders)
+    assert mean["w"].dtype == torch.float16 and torch.equal(mean["w"], torch.full((2, 3), 2.5, dtype=torch.float16))
+    assert torch.equal(mean["ids"], torch.arange(4))  # integer buffers are the first run's, not averaged
+    save_file({"other": torch.zeros(1)}, folders[2] / "model.safetensors")
+    with pytest.raises(EmotionCoreError, match="cannot be averaged"):
+        average_weights(folders)
+
+
+def test_runs_that_started_from_other_weights_are_refused(tmp_path):
+    def run(name: str, seed: int):
+        folder = tmp_path / name
+        folder.mkdir()
+        config = {"base_model": "base", "labels": ["joy", "anger"], "training": {"seed": seed, "train_seed": 3}}
+        (folder / "run_config.json").write_text(json.dumps(config))
+        return folder
+
+    assert len(check_same_start([run("a", 42), run("b", 42)])) == 2
+    with pytest.raises(EmotionCoreError, match="vary --train-seed instead of --seed"):
+        check_same_start([tmp_path / "a", run("c", 7)])
+
+
+def test_train_seed_sets_the_trainers_seed_only():
+    assert training_arguments(TrainConfig(output_dir="unused", seed=42, train_seed=7)).seed == 7
+    assert training_arguments(TrainConfig(output_dir="unused", seed=42)).seed == 42
+
+
+def test_soup_of_a_sweep_is_a_complete_model_folder(tmp_path, tiny_base_dir, toy_dir, capsys):
+    common = ["--base-model", str(tiny_base_dir), "--data", str(toy_dir), "--batch-size", "16", "--warmup-ratio", "0",
+              "--max-length", "32", "--learning-rate", "3e-3", "--no-export"]
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"common": common, "runs": {
+        "first": ["--epochs", "6", "--train-seed", "1"],
+        "second": ["--epochs", "6", "--train-seed", "2"],
+        "shorter": ["--epochs", "3", "--train-seed", "3"],
+    }}))
+    sweep = tmp_path / "sweep"
+    assert cli(["sweep", str(grid), "--out", str(sweep), "--jobs", "3"]) == 0
+    first, second = (load_file(sweep / name / "model.safetensors") for name in ("first", "second"))
+    assert not torch.equal(first["classifier.weight"], second["classifier.weight"])  # another order of batches
+    capsys.readouterr()
+
+    out = tmp_path / "soup"
+    assert cli(["soup", str(sweep), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    run_config = json.loads((out / "run_config.json").read_text())
+    record = run_config["soup"]
+    assert [s["run"] for s in record["steps"]][0] == record["kept"][0]  # the best run first
+    assert sorted(s["run"] for s in record["steps"]) == ["first", "second", "shorter"]
+    expected = average_weights([sweep / name for name in record["kept"]])
+    soup = load_file(out / "model.safetensors")
+    assert all(torch.equal(soup[k], expected[k]) for k in expected)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"validation", "test", "calibration"} <= metrics.keys()
+    runtimes = {name: json.loads((sweep / name / "metrics.json").read_text())["train_runtime_s"] for name in record["kept"]}
+    assert metrics["train_runtime_s"] == pytest.approx(sum(runtimes.values()))
+    assert (out / "calibration.json").is_file() and (out / "reliability.png").is_file()
+    assert not list(out.glob("*.onnx")) and not list(tmp_path.glob(".soup.tmp-*"))
+    card = (out / "README.md").read_text()
+    assert "greedy model soup" in card and "# soup" in card
+    assert "| run | its validation score |" in printed and f"test: accuracy {metrics['test']['accuracy']:.4f}" in printed
+
+
+def test_soup_needs_a_finished_sweep(tmp_path, capsys):
+    assert cli(["soup", str(tmp_path), "--out", str(tmp_path / "soup")]) == 1
+    assert "sweep.json not found" in capsys.readouterr().err
+
+
+def test_the_soup_grid_varies_the_order_of_batches_never_the_starting_weights():
+    from pathlib import Path
+
+    from emotion_core.sweep import read_grid
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "sweep" / "soup.json"
+    runs = read_grid(path)
+    assert len(runs) == 8 and not any("--seed" in flags for flags in runs.values())  # one head for all: averageable
+    assert len({tuple(flags) for flags in runs.values()}) == 8
+    assert "greedy model soup" in json.loads(path.read_text())["about"]
