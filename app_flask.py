@@ -140,7 +140,7 @@ def index():
             why = explain(classifier(), check_text(text))  # the probabilities come from the same pass
             probs = why.probabilities
             words = [{"word": w, "score": s, "css": highlight_class(c)} for w, s, c in zip(why.words, why.scores, why.scaled())]
-            result = {"emotion": next(iter(probs)), "probabilities": probs, "words": words}
+            result = {"emotion": next(iter(probs)), "probabilities": probs, "words": words, "faint": why.faint}
         except InputError as exc:
             error, status = str(exc), 400 if exc.status == 422 else exc.status
     return render_template("index.html", text=text, result=result, error=error), status

@@ -22,6 +22,7 @@ from .errors import EmotionCoreError
 from .normalize import normalize
 
 MODES = ("delete", "mask")
+SCALE_FLOOR = 1.0  # log-odds: a word that moves the odds less than e-fold is never shown at full strength
 
 
 @dataclass
@@ -44,9 +45,18 @@ class Explanation:
         return self.probabilities[self.label]
 
     def scaled(self) -> list[float]:
-        """Scores divided by the largest magnitude, in [-1, 1], for highlighting."""
-        peak = max((abs(s) for s in self.scores), default=0.0)
-        return [s / peak if peak > 0 else 0.0 for s in self.scores]
+        """Scores in [-1, 1] for highlighting: divided by the largest magnitude, but never by less than SCALE_FLOOR.
+
+        When a text says its emotion twice ("lonely and sad"), no single word moves the prediction
+        much, and dividing hundredths by the largest of them would paint noise in full colour.
+        """
+        peak = max([SCALE_FLOOR, *(abs(s) for s in self.scores)])
+        return [s / peak for s in self.scores]
+
+    @property
+    def faint(self) -> bool:
+        """True when no word on its own moves the log-odds by an eighth of SCALE_FLOOR: nothing is highlighted."""
+        return all(abs(s) < SCALE_FLOOR / 8 for s in self.scores)
 
     def top_words(self, k: int = 3) -> list[tuple[str, float]]:
         """The k words that pushed the label up the most (positive scores only), strongest first."""

@@ -70,11 +70,13 @@ def make_soup(sweep_dir: str | Path, out: str | Path) -> dict:
     """Cook the greedy soup of a finished sweep into the model folder OUT (replaced atomically); return its record."""
     from .predict import Classifier
 
+    command = f"python -m emotion_core soup {sweep_dir} --out {out}"
     sweep_dir, out = Path(sweep_dir), Path(out).resolve()
     summary_file = sweep_dir / "sweep.json"
     if not summary_file.is_file():
         raise EmotionCoreError(f"{summary_file} not found: run `python -m emotion_core sweep GRID --out {sweep_dir}` first.")
-    runs = json.loads(summary_file.read_text())["runs"]
+    summary = json.loads(summary_file.read_text())
+    runs = summary["runs"]
     ranked = sorted((name for name in runs if "score" in runs[name]), key=lambda name: -runs[name]["score"])  # ties: grid order
     if not ranked:
         raise EmotionCoreError(f"No run of {sweep_dir} finished; nothing to average.")
@@ -101,7 +103,8 @@ def make_soup(sweep_dir: str | Path, out: str | Path) -> dict:
         save_file(average_weights([sweep_dir / name for name in kept]), tmp / WEIGHTS, metadata={"format": "pt"})
         record = {"rule": RULE, "sweep": str(sweep_dir), "kept": kept,
                   "steps": [step | {"sweep_score": runs[step["run"]]["score"], "flags": runs[step["run"]]["flags"]} for step in steps]}
-        run_config = configs[ranked[0]] | {"command": f"python -m emotion_core soup {sweep_dir} --out {out.name}", "soup": record}
+        sweep_command = f"python -m emotion_core sweep {summary['grid']} --out {sweep_dir} --jobs N"
+        run_config = configs[ranked[0]] | {"command": f"{sweep_command}\n{command}", "soup": record}
         write_atomically(tmp / "run_config.json", json.dumps(run_config, indent=2) + "\n")
         metrics = json.loads((tmp / "metrics.json").read_text())
         metrics["train_runtime_s"] = sum(runs[name]["train_runtime_s"] for name in kept)  # all the training in the soup

@@ -49,6 +49,15 @@ def test_post_shows_every_emotion_highest_first_and_keeps_the_text(client):
     assert len(marks) == 8 and any('class="w w-pos-4"' in m and ">scared</mark>" in m for m in marks)
 
 
+def test_a_text_that_says_it_twice_is_not_painted_in_full_colour(client):
+    html = client.post("/", data={"text": "i feel so lonely and sad without you"}).get_data(as_text=True)
+    assert 'Top emotion: <span class="emotion emotion-sadness">sadness</span>' in html
+    assert "No word on its own changes this prediction much" in html
+    assert html.count("<mark ") == 8 and "-4\"" not in html and "-3\"" not in html  # either cue alone is enough
+    scared = client.post("/", data={"text": "i am so scared of the dark forest"}).get_data(as_text=True)
+    assert "No word on its own" not in scared
+
+
 def test_explanation_words_are_escaped_too(client):
     html = client.post("/", data={"text": "i feel <b>great</b> today"}).get_data(as_text=True)
     assert "<b>great</b>" not in html and "&lt;b&gt;great&lt;/b&gt;</mark>" in html
@@ -207,19 +216,20 @@ def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript):
         errors = []
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.goto(live_url)
-        page.get_by_label("Your text").fill("i feel so lonely and sad without you")
+        page.get_by_label("Your text").fill("i am scared of walking home alone at night")
         page.get_by_role("button", name="Classify").click()
-        expect(page.get_by_role("heading", name="Top emotion: sadness")).to_be_visible()
+        expect(page.get_by_role("heading", name="Top emotion: fear")).to_be_visible()
         rows = page.locator(".bars li")
         expect(rows).to_have_count(6)
         first = rows.first
-        assert first.locator(".name").inner_text().lower() == "sadness"
+        assert first.locator(".name").inner_text().lower() == "fear"
         width = float(first.locator("rect:not(.track)").get_attribute("width"))
         assert width > 50 and first.locator(".value").inner_text().endswith("%")
-        assert page.get_by_label("Your text").input_value() == "i feel so lonely and sad without you"
+        assert page.get_by_label("Your text").input_value() == "i am scared of walking home alone at night"
         assert page.locator(".bar").first.bounding_box()["width"] > 100  # styles loaded despite the strict CSP
-        expect(page.locator(".why mark")).to_have_count(8)
-        strongest = page.locator(".why mark.w-pos-4").first
+        expect(page.locator(".why mark")).to_have_count(9)
+        strongest = page.locator(".why mark.w-pos-4")
+        expect(strongest).to_have_text(["scared"])
         assert strongest.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(239, 68, 60)"
         assert not [e for e in errors if "Content Security Policy" in e]
         if javascript:

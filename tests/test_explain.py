@@ -5,7 +5,7 @@ import pytest
 
 from emotion_core import EmotionCoreError
 from emotion_core.calibration import softmax
-from emotion_core.explain import explain, occlude
+from emotion_core.explain import Explanation, explain, occlude
 
 TEXT = "i feel so happy and glad at work today"
 
@@ -15,7 +15,18 @@ def test_one_score_per_word_and_the_predicted_label(classifier):
     probs = classifier.predict(TEXT)
     assert e.words == TEXT.split() and len(e.scores) == len(e.words)
     assert e.label == next(iter(probs)) and e.probability == pytest.approx(probs[e.label], abs=1e-5)
-    assert max(abs(s) for s in e.scaled()) == pytest.approx(1.0) and all(-1 <= s <= 1 for s in e.scaled())
+    peak = max(1.0, *(abs(s) for s in e.scores))
+    assert e.scaled() == pytest.approx([s / peak for s in e.scores]) and all(-1 <= s <= 1 for s in e.scaled())
+
+
+@pytest.mark.parametrize("scores,scaled,faint", [
+    ([4.0, -1.0, 0.0], [1.0, -0.25, 0.0], False),  # a decisive word: scaled by the largest
+    ([0.02, -0.01], [0.02, -0.01], True),          # a text that says it twice: no word matters alone, nothing in full colour
+    ([0.5, 0.1], [0.5, 0.1], False),
+])
+def test_scaled_scores_never_blow_small_effects_up(scores, scaled, faint):
+    e = Explanation("joy", {"joy": 0.9}, ["w"] * len(scores), scores, list(range(len(scores))))
+    assert e.scaled() == pytest.approx(scaled) and e.faint is faint
 
 
 def test_the_probabilities_come_with_the_explanation(classifier):

@@ -87,6 +87,7 @@ def test_soup_of_a_sweep_is_a_complete_model_folder(tmp_path, tiny_base_dir, toy
     assert not list(out.glob("*.onnx")) and not list(tmp_path.glob(".soup.tmp-*"))
     card = (out / "README.md").read_text()
     assert "greedy model soup" in card and "# soup" in card
+    assert f"python -m emotion_core sweep {grid} --out {sweep} --jobs N\npython -m emotion_core soup {sweep} --out {out}" in card
     assert "| run | its validation score |" in printed and f"test: accuracy {metrics['test']['accuracy']:.4f}" in printed
 
 
