@@ -19,9 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import EmotionCoreError
+from .predict import Classifier, check_model_folder
 from .sweep import validation_score
 from .training import add_reports, calibrate_folder, eval_data, replace_dir, write_atomically
 
@@ -30,12 +32,32 @@ RULE = "greedy soup: runs from the best mean over sources of validation macro-F1
 NOT_COPIED = (".onnx", WEIGHTS, "calibration.json", "reliability.png")  # stale for the mean; redone or written anew
 
 
+def read_json(path: Path, *keys: str) -> dict:
+    """A JSON object that must hold `keys`; EmotionCoreError naming the file when it is unreadable or lacks one."""
+    try:
+        data = json.loads(path.read_text())
+        missing = [key for key in keys if key not in data]
+    except (OSError, ValueError, TypeError) as exc:
+        raise EmotionCoreError(f"{path} could not be read ({type(exc).__name__}: {exc}).") from None
+    if missing:
+        raise EmotionCoreError(f"{path} lacks {', '.join(missing)}: was it written by `python -m emotion_core sweep` / train.py?")
+    return data
+
+
+def load_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """A run's weights; EmotionCoreError naming the folder when the file is damaged."""
+    try:
+        return load_file(folder / WEIGHTS)
+    except (OSError, SafetensorError) as exc:
+        raise EmotionCoreError(f"{folder / WEIGHTS} could not be read: {exc}") from None
+
+
 def average_weights(folders: list[Path]) -> dict[str, torch.Tensor]:
     """The element-wise mean of the folders' weights, summed in fp32 and stored in the first folder's dtypes."""
-    first = load_file(folders[0] / WEIGHTS)
+    first = load_weights(folders[0])
     total = {name: tensor.float() for name, tensor in first.items() if tensor.is_floating_point()}
     for folder in folders[1:]:
-        state = load_file(folder / WEIGHTS)
+        state = load_weights(folder)
         if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
             raise EmotionCoreError(f"{folder} does not have the same weights as {folders[0]}: they cannot be averaged.")
         for name in total:
@@ -45,8 +67,8 @@ def average_weights(folders: list[Path]) -> dict[str, torch.Tensor]:
 
 def check_same_start(folders: list[Path]) -> list[dict]:
     """The runs' run_config.json; refused unless all fine-tuned the same base model with the same head (same --seed)."""
-    configs = [json.loads((folder / "run_config.json").read_text()) for folder in folders]
-    starts = {(c["base_model"], c["training"]["seed"], tuple(c["labels"])) for c in configs}
+    configs = [read_json(folder / "run_config.json", "base_model", "training", "labels") for folder in folders]
+    starts = {(c["base_model"], c["training"].get("seed"), tuple(c["labels"])) for c in configs}
     if len(starts) > 1:
         raise EmotionCoreError("The runs did not start from the same weights (base model, --seed and labels must match; "
                                f"vary --train-seed instead of --seed): {sorted(starts)}")
@@ -68,18 +90,18 @@ def greedy(ranked: list[str], score: Callable[[list[str]], float]) -> tuple[list
 
 def make_soup(sweep_dir: str | Path, out: str | Path) -> dict:
     """Cook the greedy soup of a finished sweep into the model folder OUT (replaced atomically); return its record."""
-    from .predict import Classifier
-
     command = f"python -m emotion_core soup {sweep_dir} --out {out}"
     sweep_dir, out = Path(sweep_dir), Path(out).resolve()
     summary_file = sweep_dir / "sweep.json"
     if not summary_file.is_file():
         raise EmotionCoreError(f"{summary_file} not found: run `python -m emotion_core sweep GRID --out {sweep_dir}` first.")
-    summary = json.loads(summary_file.read_text())
+    summary = read_json(summary_file, "grid", "runs")
     runs = summary["runs"]
     ranked = sorted((name for name in runs if "score" in runs[name]), key=lambda name: -runs[name]["score"])  # ties: grid order
     if not ranked:
         raise EmotionCoreError(f"No run of {sweep_dir} finished; nothing to average.")
+    for name in ranked:
+        check_model_folder(sweep_dir / name)
     configs = dict(zip(ranked, check_same_start([sweep_dir / name for name in ranked])))
 
     out.parent.mkdir(parents=True, exist_ok=True)

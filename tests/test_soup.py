@@ -1,6 +1,7 @@
 """`python -m emotion_core soup`: the mean of the weights of a sweep's runs, chosen greedily on validation."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -106,3 +107,31 @@ def test_the_soup_grid_varies_the_order_of_batches_never_the_starting_weights():
     assert len(runs) == 8 and not any("--seed" in flags for flags in runs.values())  # one head for all: averageable
     assert len({tuple(flags) for flags in runs.values()}) == 8
     assert "greedy model soup" in json.loads(path.read_text())["about"]
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("sweep_not_json", "sweep.json could not be read"),
+    ("sweep_without_runs", "sweep.json lacks runs"),
+    ("run_without_weights", "has no weights"),
+    ("run_config_not_json", "run_config.json could not be read"),
+    ("weights_truncated", "model.safetensors could not be read"),
+])
+def test_a_damaged_sweep_is_named_with_what_is_wrong(tmp_path, tiny_model_dir, damage, message, capsys):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(tiny_model_dir, sweep / "a")
+    (sweep / "a" / "run_config.json").write_text(json.dumps({"base_model": "b", "labels": ["x"], "training": {"seed": 42}}))
+    (sweep / "sweep.json").write_text(json.dumps({"grid": "g", "runs": {"a": {"score": 0.5, "flags": [], "train_runtime_s": 1}}}))
+    weights = sweep / "a" / "model.safetensors"
+    if damage == "sweep_not_json":
+        (sweep / "sweep.json").write_text("{not json")
+    elif damage == "sweep_without_runs":
+        (sweep / "sweep.json").write_text('{"grid": "g"}')
+    elif damage == "run_without_weights":
+        weights.unlink()
+    elif damage == "run_config_not_json":
+        (sweep / "a" / "run_config.json").write_text("[1,")
+    else:
+        weights.write_bytes(weights.read_bytes()[:100])
+    assert cli(["soup", str(sweep), "--out", str(tmp_path / "soup")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not (tmp_path / "soup").exists()
