@@ -5,8 +5,10 @@
 Each run is `train.py` with the grid's common flags plus its own, in its own process (several at
 once share a GPU well; small models leave it mostly idle). The winner is the run with the best
 mean over sources of validation macro-F1, so a large source cannot drown a small one; ties go
-to the run listed first. Only the winner's test figures are printed: the others' stay in their
-folders, unread, so the test split is looked at once.
+to the run listed first. A grid may name another rule, `{"choose": "calibration", "min_score": F}`:
+the lowest validation ECE after temperature scaling among the runs whose score is at least F.
+Only the winner's test figures are printed: the others' stay in their folders, unread, so the
+test split is looked at once.
 """
 
 import json
@@ -36,6 +38,34 @@ def read_grid(path: str | Path) -> dict[str, list[str]]:
     return {name: [*common, *flags] for name, flags in runs.items()}
 
 
+def read_rule(path: str | Path) -> dict:
+    """The grid's rule: {"choose": "macro_f1"} unless it names {"choose": "calibration", "min_score": F}."""
+    rule = json.loads(Path(path).read_text()).get("rule") or {"choose": "macro_f1"}
+    if rule.get("choose") == "macro_f1":
+        return rule
+    if rule.get("choose") == "calibration" and isinstance(rule.get("min_score"), int | float):
+        return rule
+    raise EmotionCoreError(f'{path}: unknown rule {rule!r}; expected {{"choose": "macro_f1"}} or '
+                           '{"choose": "calibration", "min_score": 0.89}')
+
+
+def choose(results: dict, rule: dict) -> str | None:
+    """The winner among finished runs by the rule (ties go to the first listed); None when no run qualifies."""
+    finished = [name for name, r in results.items() if "score" in r]
+    if rule["choose"] == "macro_f1":
+        return max(finished, key=lambda name: results[name]["score"])  # max keeps the first of equals
+    eligible = [name for name in finished if results[name]["score"] >= rule["min_score"]]
+    return min(eligible, key=lambda name: results[name]["ece"], default=None)
+
+
+def describe_rule(rule: dict) -> str:
+    """The rule in words, for sweep.json and the table."""
+    if rule["choose"] == "macro_f1":
+        return "mean over sources of validation macro-F1"
+    return (f"lowest validation ECE after temperature scaling, among runs whose mean over sources of "
+            f"validation macro-F1 is at least {rule['min_score']}")
+
+
 def train_one(name: str, flags: list[str], out: Path, threads: int) -> int:
     """Run train.py for one grid point, its output going to OUT/NAME.log; return its exit status."""
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "TQDM_MININTERVAL": "30"}
@@ -55,7 +85,7 @@ def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
     """Train every run of the grid (`jobs` at a time), choose on validation, write OUT/sweep.json."""
     if jobs < 1:
         raise EmotionCoreError("--jobs must be at least 1")
-    runs = read_grid(grid_file)
+    runs, rule = read_grid(grid_file), read_rule(grid_file)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -70,12 +100,12 @@ def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
             continue
         metrics = json.loads(metrics_file.read_text())
         results[name] = {"flags": flags, "score": validation_score(metrics), "train_runtime_s": metrics["train_runtime_s"],
-                         "validation": {s: m["validation"]["macro_f1"] for s, m in metrics.get("sources", {}).items()}}
-    finished = [name for name in runs if "score" in results[name]]
-    if not finished:
+                         "validation": {s: m["validation"]["macro_f1"] for s, m in metrics.get("sources", {}).items()},
+                         "ece": metrics["calibration"]["validation"]["ece_after"]}
+    if not any("score" in r for r in results.values()):
         raise EmotionCoreError(f"every run failed; see the logs in {out}")
-    chosen = max(finished, key=lambda name: results[name]["score"])  # max keeps the first of equals
-    summary = {"grid": str(grid_file), "rule": "mean over sources of validation macro-F1", "chosen": chosen,
+    chosen = choose(results, rule)
+    summary = {"grid": str(grid_file), "rule": describe_rule(rule), "chosen": chosen,
                "wall_s": time.perf_counter() - start, "runs": results}
     (out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -83,13 +113,15 @@ def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
 
 def summary_table(summary: dict, out: str | Path) -> list[str]:
     """Validation figures of every run, then every figure of the chosen run (its test split included)."""
-    lines = ["| run | mean validation macro-F1 | per source | train s |", "| --- | ---: | --- | ---: |"]
+    lines = ["| run | mean validation macro-F1 | per source | validation ECE | train s |", "| --- | ---: | --- | ---: | ---: |"]
     for name, r in summary["runs"].items():
         if "failed" in r:
-            lines.append(f"| {name} | failed | {r['failed']} | |")
+            lines.append(f"| {name} | failed | {r['failed']} | | |")
             continue
         per_source = ", ".join(f"{s} {f:.4f}" for s, f in r["validation"].items())
         mark = " (chosen)" if name == summary["chosen"] else ""
-        lines.append(f"| {name}{mark} | {r['score']:.4f} | {per_source} | {r['train_runtime_s']:.0f} |")
+        lines.append(f"| {name}{mark} | {r['score']:.4f} | {per_source} | {100 * r['ece']:.2f}% | {r['train_runtime_s']:.0f} |")
+    if summary["chosen"] is None:
+        return lines + ["", f"no run meets the rule ({summary['rule']}); no test figures read"]
     metrics = json.loads((Path(out) / summary["chosen"] / "metrics.json").read_text())
     return lines + ["", f"chosen: {summary['chosen']} ({Path(out) / summary['chosen']})", *summary_lines(metrics)]

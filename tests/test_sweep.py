@@ -25,6 +25,7 @@ def test_sweep_chooses_on_validation_and_reads_test_of_the_winner_only(tmp_path,
     runs = summary["runs"]
     assert summary["chosen"] == "learns"  # not the first listed: the better on validation
     assert runs["learns"]["score"] > runs["barely"]["score"]
+    assert 0 <= runs["learns"]["ece"] <= 1 and summary["rule"] == "mean over sources of validation macro-F1"
     assert "must be positive" in (out / "broken.log").read_text() and "exit status 1" in runs["broken"]["failed"]
     assert "failed" in runs["broken"] and "| broken | failed |" in printed
     assert "chosen: learns" in printed
@@ -62,3 +63,33 @@ def test_the_bundled_grid_reads_and_names_its_rule():
     runs = read_grid(path)
     assert len(runs) == 6 and all("--base-model" in flags and "--mix" in flags for flags in runs.values())
     assert "validation macro-F1" in json.loads(path.read_text())["about"]
+
+
+def test_the_calibration_rule_takes_the_lowest_ece_among_runs_good_enough():
+    from emotion_core.sweep import choose
+
+    results = {"sharp": {"score": 0.91, "ece": 0.030}, "calm": {"score": 0.89, "ece": 0.015},
+               "weak": {"score": 0.80, "ece": 0.005}, "broken": {"failed": "exit status 1"}}
+    assert choose(results, {"choose": "macro_f1"}) == "sharp"
+    assert choose(results, {"choose": "calibration", "min_score": 0.85}) == "calm"  # "weak" is better calibrated, not good enough
+    assert choose(results, {"choose": "calibration", "min_score": 0.95}) is None
+
+
+@pytest.mark.parametrize("rule", [{"choose": "luck"}, {"choose": "calibration"}, {"choose": "calibration", "min_score": "high"}])
+def test_an_unknown_rule_is_refused(tmp_path, rule):
+    from emotion_core.sweep import read_rule
+
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"runs": {"a": []}, "rule": rule}))
+    with pytest.raises(EmotionCoreError, match="unknown rule"):
+        read_rule(grid)
+
+
+def test_when_no_run_meets_the_rule_no_test_figures_are_read(tmp_path):
+    from emotion_core.sweep import summary_table
+
+    summary = {"chosen": None, "rule": "lowest validation ECE ...",
+               "runs": {"a": {"score": 0.8, "ece": 0.02, "validation": {"emotion": 0.8}, "train_runtime_s": 10}}}
+    lines = summary_table(summary, tmp_path)  # tmp_path holds no run folder: reading one would fail
+    assert "| a | 0.8000 | emotion 0.8000 | 2.00% | 10 |" in lines
+    assert "no run meets the rule" in lines[-1] and not any("test:" in line for line in lines)
