@@ -3,15 +3,15 @@
 | engine      | what                                               | texts/s vs fp32 | 1 text vs fp32 | labels vs fp32 |
 | ----------- | -------------------------------------------------- | --------------- | -------------- | -------------- |
 | `torch`     | PyTorch fp32 (the reference)                       | 1x              | 1x             | 100%           |
-| `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~1.6x           | ~1.3x          | 99.95%         |
-| `onnx`      | ONNX Runtime fp32, fused attention                 | ~1.1x           | ~3x            | 100%           |
-| `onnx-int8` | ONNX Runtime int8, near-ties rescored in fp32      | ~2x             | ~5x            | 99.5% or more  |
+| `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~2.7x           | ~1.4x          | 99.95%         |
+| `onnx`      | ONNX Runtime fp32, fused attention                 | ~1.7x           | ~2.6x          | 100%           |
+| `onnx-int8` | ONNX Runtime int8, near-ties rescored in fp32      | ~3.1x           | ~6x            | 99.5% or more  |
 
 `auto` (the default) takes the fastest this model folder and CPU allow: the int8 file when the
 export wrote one; else, on CPUs with native bf16, `onnx` for small batches and `bf16` for large
-(`onnx+bf16`); else `onnx`; else `torch`. Figures: the bundled model on 2 cores (`onnx-int8` on
-an AVX-512 VNNI CPU, the others on one with AVX-512 BF16), from `benchmarks/bench_inference.py`
-(docs/benchmarks.md).
+(`onnx+bf16`); else `onnx`; else `torch`. Figures: the bundled model on 2 cores of a Zen 5 CPU
+(AVX-512 BF16 and VNNI), from `benchmarks/bench_inference.py` (docs/benchmarks.md); on CPUs
+without native bf16, `bf16` is slower than fp32 and int8 gains less (~1.7x on an Intel Xeon).
 
 With 2 threads or more, the ONNX engines run a file's batches side by side, one per core
 (`ConcurrentEngine`): for int8, 5-28% more texts/s than each batch on all cores in turn (typically 10-15%).
