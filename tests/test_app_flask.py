@@ -38,23 +38,23 @@ def test_form_page_has_no_external_assets(client):
 
 
 def test_post_shows_every_emotion_highest_first_and_keeps_the_text(client):
-    response = client.post("/", data={"text": "i am so scared of the dark forest"})
+    response = client.post("/", data={"text": "i am so scared of the dark"})
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert 'Top emotion: <span class="emotion emotion-fear">fear</span>' in html
     names = [line.split(">")[1].split("<")[0] for line in html.splitlines() if '<span class="name">' in line]
     assert len(names) == 6 and names[0] == "fear"
-    assert ">i am so scared of the dark forest</textarea>" in html
+    assert ">i am so scared of the dark</textarea>" in html
     marks = [line for line in html.split("<mark ")[1:]]
-    assert len(marks) == 8 and any('class="w w-pos-4"' in m and ">scared</mark>" in m for m in marks)
+    assert len(marks) == 7 and any('class="w w-pos-4"' in m and ">scared</mark>" in m for m in marks)
 
 
 def test_a_text_that_says_it_twice_is_not_painted_in_full_colour(client):
-    html = client.post("/", data={"text": "i feel so lonely and sad without you"}).get_data(as_text=True)
+    html = client.post("/", data={"text": "lonely and sad and heartbroken"}).get_data(as_text=True)
     assert 'Top emotion: <span class="emotion emotion-sadness">sadness</span>' in html
     assert "No word on its own changes this prediction much" in html
-    assert html.count("<mark ") == 8 and "-4\"" not in html and "-3\"" not in html  # either cue alone is enough
-    scared = client.post("/", data={"text": "i am so scared of the dark forest"}).get_data(as_text=True)
+    assert html.count("<mark ") == 5 and "-4\"" not in html and "-3\"" not in html  # any one cue alone is enough
+    scared = client.post("/", data={"text": "i am so scared of the dark"}).get_data(as_text=True)
     assert "No word on its own" not in scared
 
 
