@@ -3,9 +3,9 @@
 | engine      | what                                               | texts/s vs fp32 | 1 text vs fp32 | labels vs fp32 |
 | ----------- | -------------------------------------------------- | --------------- | -------------- | -------------- |
 | `torch`     | PyTorch fp32 (the reference)                       | 1x              | 1x             | 100%           |
-| `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~2.7x           | ~1.4x          | 99.95%         |
-| `onnx`      | ONNX Runtime fp32, fused attention                 | ~1.7x           | ~2.6x          | 100%           |
-| `onnx-int8` | ONNX Runtime int8, near-ties rescored in fp32      | ~3.1x           | ~6x            | 99.5% or more  |
+| `bf16`      | PyTorch with bfloat16 autocast (AVX-512 BF16 CPUs) | ~2.6x           | ~1.7x          | 99.85%         |
+| `onnx`      | ONNX Runtime fp32, fused attention                 | ~1.8x           | ~2.9x          | 100%           |
+| `onnx-int8` | ONNX Runtime int8, near-ties rescored in fp32      | ~3.2x           | ~8x            | 99.5% or more  |
 
 `auto` (the default) takes the fastest this model folder and CPU allow: the int8 file when the
 export wrote one; else, on CPUs with native bf16, `onnx` for small batches and `bf16` for large

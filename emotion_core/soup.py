@@ -1,7 +1,7 @@
 """One model from several runs of a sweep: the mean of their weights (a greedy model soup).
 
     $ python -m emotion_core sweep examples/sweep/soup.json --out runs/soup --jobs 8
-    $ python -m emotion_core soup runs/soup --out models/emotion-minilm
+    $ python -m emotion_core soup runs/soup --out models/soup
 
 Runs fine-tuned from the same pretrained encoder and the same new head (the same `--seed`; they
 may differ in `--train-seed`, learning rate, epochs or data mix) end up close enough that the

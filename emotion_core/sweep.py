@@ -40,10 +40,11 @@ def read_grid(path: str | Path) -> dict[str, list[str]]:
 
 def read_rule(path: str | Path) -> dict:
     """The grid's rule: {"choose": "macro_f1"} unless it names {"choose": "calibration", "min_score": F}."""
-    rule = json.loads(Path(path).read_text()).get("rule") or {"choose": "macro_f1"}
-    if rule.get("choose") == "macro_f1":
+    rule = json.loads(Path(path).read_text()).get("rule", {"choose": "macro_f1"})
+    choice, floor = (rule.get("choose"), rule.get("min_score")) if isinstance(rule, dict) else (None, None)
+    if choice == "macro_f1":
         return rule
-    if rule.get("choose") == "calibration" and isinstance(rule.get("min_score"), int | float):
+    if choice == "calibration" and isinstance(floor, int | float) and not isinstance(floor, bool):
         return rule
     raise EmotionCoreError(f'{path}: unknown rule {rule!r}; expected {{"choose": "macro_f1"}} or '
                            '{"choose": "calibration", "min_score": 0.89}')
@@ -53,8 +54,8 @@ def choose(results: dict, rule: dict) -> str | None:
     """The winner among finished runs by the rule (ties go to the first listed); None when no run qualifies."""
     finished = [name for name, r in results.items() if "score" in r]
     if rule["choose"] == "macro_f1":
-        return max(finished, key=lambda name: results[name]["score"])  # max keeps the first of equals
-    eligible = [name for name in finished if results[name]["score"] >= rule["min_score"]]
+        return max(finished, key=lambda name: results[name]["score"], default=None)  # max keeps the first of equals
+    eligible = [name for name in finished if results[name]["score"] >= rule["min_score"] and results[name]["ece"] is not None]
     return min(eligible, key=lambda name: results[name]["ece"], default=None)
 
 
@@ -101,7 +102,7 @@ def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
         metrics = json.loads(metrics_file.read_text())
         results[name] = {"flags": flags, "score": validation_score(metrics), "train_runtime_s": metrics["train_runtime_s"],
                          "validation": {s: m["validation"]["macro_f1"] for s, m in metrics.get("sources", {}).items()},
-                         "ece": metrics["calibration"]["validation"]["ece_after"]}
+                         "ece": metrics.get("calibration", {}).get("validation", {}).get("ece_after")}
     if not any("score" in r for r in results.values()):
         raise EmotionCoreError(f"every run failed; see the logs in {out}")
     chosen = choose(results, rule)
@@ -120,7 +121,8 @@ def summary_table(summary: dict, out: str | Path) -> list[str]:
             continue
         per_source = ", ".join(f"{s} {f:.4f}" for s, f in r["validation"].items())
         mark = " (chosen)" if name == summary["chosen"] else ""
-        lines.append(f"| {name}{mark} | {r['score']:.4f} | {per_source} | {100 * r['ece']:.2f}% | {r['train_runtime_s']:.0f} |")
+        ece = "—" if r["ece"] is None else f"{100 * r['ece']:.2f}%"
+        lines.append(f"| {name}{mark} | {r['score']:.4f} | {per_source} | {ece} | {r['train_runtime_s']:.0f} |")
     if summary["chosen"] is None:
         return lines + ["", f"no run meets the rule ({summary['rule']}); no test figures read"]
     metrics = json.loads((Path(out) / summary["chosen"] / "metrics.json").read_text())

@@ -69,13 +69,17 @@ def test_the_calibration_rule_takes_the_lowest_ece_among_runs_good_enough():
     from emotion_core.sweep import choose
 
     results = {"sharp": {"score": 0.91, "ece": 0.030}, "calm": {"score": 0.89, "ece": 0.015},
+               "twin": {"score": 0.90, "ece": 0.015}, "unmeasured": {"score": 0.95, "ece": None},
                "weak": {"score": 0.80, "ece": 0.005}, "broken": {"failed": "exit status 1"}}
-    assert choose(results, {"choose": "macro_f1"}) == "sharp"
-    assert choose(results, {"choose": "calibration", "min_score": 0.85}) == "calm"  # "weak" is better calibrated, not good enough
+    assert choose(results, {"choose": "macro_f1"}) == "unmeasured"
+    # "weak" is better calibrated but not good enough; "calm" and "twin" tie, and the first listed wins
+    assert choose(results, {"choose": "calibration", "min_score": 0.85}) == "calm"
     assert choose(results, {"choose": "calibration", "min_score": 0.95}) is None
+    assert choose({"broken": {"failed": "exit status 1"}}, {"choose": "macro_f1"}) is None
 
 
-@pytest.mark.parametrize("rule", [{"choose": "luck"}, {"choose": "calibration"}, {"choose": "calibration", "min_score": "high"}])
+@pytest.mark.parametrize("rule", [{"choose": "luck"}, {"choose": "calibration"}, {"choose": "calibration", "min_score": "high"},
+                                  {"choose": "calibration", "min_score": True}, "calibration", ["macro_f1"], {}, None])
 def test_an_unknown_rule_is_refused(tmp_path, rule):
     from emotion_core.sweep import read_rule
 
@@ -93,3 +97,34 @@ def test_when_no_run_meets_the_rule_no_test_figures_are_read(tmp_path):
     lines = summary_table(summary, tmp_path)  # tmp_path holds no run folder: reading one would fail
     assert "| a | 0.8000 | emotion 0.8000 | 2.00% | 10 |" in lines
     assert "no run meets the rule" in lines[-1] and not any("test:" in line for line in lines)
+
+
+def test_the_calibration_grid_reads_and_names_its_rule():
+    from pathlib import Path
+
+    from emotion_core.sweep import describe_rule, read_rule
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "sweep" / "calibration.json"
+    assert len(read_grid(path)) == 3
+    assert describe_rule(read_rule(path)) == ("lowest validation ECE after temperature scaling, among runs whose mean over "
+                                              "sources of validation macro-F1 is at least 0.885")
+    assert read_rule(path.with_name("bundled.json")) == {"choose": "macro_f1"}  # no rule named: the default
+
+
+def test_a_grid_with_the_calibration_rule_chooses_by_validation_ece(tmp_path, tiny_base_dir, toy_dir, capsys):
+    common = ["--base-model", str(tiny_base_dir), "--data", str(toy_dir), "--batch-size", "16", "--warmup-ratio", "0",
+              "--max-length", "32", "--no-export"]
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"common": common, "rule": {"choose": "calibration", "min_score": 0.0}, "runs": {
+        "short": ["--learning-rate", "3e-3", "--epochs", "2"],
+        "long": ["--learning-rate", "3e-3", "--epochs", "8"],
+    }}))
+    out = tmp_path / "sweep"
+    assert cli(["sweep", str(grid), "--out", str(out)]) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    eces = {name: json.loads((out / name / "metrics.json").read_text())["calibration"]["validation"]["ece_after"]
+            for name in ("short", "long")}
+    assert summary["chosen"] == min(eces, key=eces.get) and summary["rule"].startswith("lowest validation ECE")
+    assert {name: r["ece"] for name, r in summary["runs"].items()} == eces
+    printed = capsys.readouterr().out
+    assert f"{100 * eces['long']:.2f}% |" in printed and printed.count("test: accuracy") == 1
