@@ -25,22 +25,29 @@ from .training import summary_lines
 TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "train.py"
 
 
-def read_grid(path: str | Path) -> dict[str, list[str]]:
-    """The runs of a grid file, each as its full list of train.py flags."""
+def load_grid(path: str | Path) -> dict:
+    """A grid file's JSON object, checked for its runs; EmotionCoreError giving the expected shape when it is not one."""
     try:
         grid = json.loads(Path(path).read_text())
-        common, runs = grid.get("common", []), grid["runs"]
-    except (OSError, json.JSONDecodeError, KeyError, AttributeError) as exc:
+        runs = grid["runs"]
+        runs_ok = bool(runs) and all(isinstance(flags, list) for flags in runs.values())
+    except (OSError, json.JSONDecodeError, KeyError, AttributeError, TypeError) as exc:
         raise EmotionCoreError(f"{path}: not a sweep grid ({type(exc).__name__}: {exc}); "
                                'expected {"common": [flags], "runs": {"name": [flags], ...}}') from None
-    if not runs or not all(isinstance(flags, list) for flags in runs.values()):
+    if not runs_ok:
         raise EmotionCoreError(f"{path}: 'runs' must map each run's name to a list of train.py flags")
-    return {name: [*common, *flags] for name, flags in runs.items()}
+    return grid
+
+
+def read_grid(path: str | Path) -> dict[str, list[str]]:
+    """The runs of a grid file, each as its full list of train.py flags."""
+    grid = load_grid(path)
+    return {name: [*grid.get("common", []), *flags] for name, flags in grid["runs"].items()}
 
 
 def read_rule(path: str | Path) -> dict:
     """The grid's rule: {"choose": "macro_f1"} unless it names {"choose": "calibration", "min_score": F}."""
-    rule = json.loads(Path(path).read_text()).get("rule", {"choose": "macro_f1"})
+    rule = load_grid(path).get("rule", {"choose": "macro_f1"})
     choice, floor = (rule.get("choose"), rule.get("min_score")) if isinstance(rule, dict) else (None, None)
     if choice == "macro_f1":
         return rule

@@ -89,6 +89,15 @@ def test_an_unknown_rule_is_refused(tmp_path, rule):
         read_rule(grid)
 
 
+def test_a_rule_is_read_only_from_a_grid_that_is_one(tmp_path):
+    from emotion_core.sweep import read_rule
+
+    grid = tmp_path / "grid.json"
+    grid.write_text("[1, 2]")
+    with pytest.raises(EmotionCoreError, match="not a sweep grid"):
+        read_rule(grid)
+
+
 def test_when_no_run_meets_the_rule_no_test_figures_are_read(tmp_path):
     from emotion_core.sweep import summary_table
 
