@@ -119,6 +119,8 @@ class TrainConfig:
     eval_batch_size: int = field(default=128, metadata={"help": "Texts per step when evaluating."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Fraction of steps spent warming the learning rate up, in [0, 1)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    label_smoothing: float = field(default=0.0, metadata={"help": "Share of each target spread evenly over all labels, in [0, 1): "
+                                                                   "a cap on confidence that noisy labels cannot push to certainty."})
     seed: int = field(default=42, metadata={"help": "Random seed for shuffling, dropout and initialisation."})
     train_seed: int | None = field(default=None, metadata={"help": "Random seed for the order of training batches and dropout "
                                                                  "only (default: --seed). Runs that differ in it start from the same "
@@ -138,6 +140,8 @@ class TrainConfig:
             raise EmotionCoreError("--push-to-hub needs --hub-model-id user/name")
         if not 0 <= self.warmup_ratio < 1:
             raise EmotionCoreError("--warmup-ratio must be in [0, 1)")
+        if not 0 <= self.label_smoothing < 1:
+            raise EmotionCoreError("--label-smoothing must be in [0, 1)")
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
             raise EmotionCoreError("--epochs, --batch-size and --learning-rate must be positive")
 

@@ -78,6 +78,7 @@ def training_arguments(cfg: TrainConfig) -> TrainingArguments:
         per_device_eval_batch_size=cfg.eval_batch_size,
         warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a fraction of all steps
         weight_decay=cfg.weight_decay,
+        label_smoothing_factor=cfg.label_smoothing,
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=2,  # the best and the last, enough to resume
@@ -276,7 +277,8 @@ def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainC
         "max_length": model_cfg.max_length,
         "training": {
             "epochs": train_cfg.epochs, "learning_rate": train_cfg.learning_rate, "batch_size": train_cfg.batch_size,
-            "warmup_ratio": train_cfg.warmup_ratio, "weight_decay": train_cfg.weight_decay, "seed": train_cfg.seed,
+            "warmup_ratio": train_cfg.warmup_ratio, "weight_decay": train_cfg.weight_decay,
+            "label_smoothing": train_cfg.label_smoothing, "seed": train_cfg.seed,
             "train_seed": train_cfg.train_seed, "max_train_samples": data_cfg.max_train_samples, "max_steps": train_cfg.max_steps,
         },
         "versions": {"transformers": transformers.__version__, "torch": torch.__version__},

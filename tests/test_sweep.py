@@ -120,6 +120,25 @@ def test_the_calibration_grid_reads_and_names_its_rule():
     assert read_rule(path.with_name("bundled.json")) == {"choose": "macro_f1"}  # no rule named: the default
 
 
+def test_every_example_grid_is_runnable_as_written(monkeypatch):
+    """A typo in a grid would otherwise surface an hour into a sweep."""
+    from pathlib import Path
+
+    import train
+    from emotion_core.sweep import read_rule
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # grids name their files relative to the project
+    files = sorted((root / "examples" / "sweep").glob("*.json"))
+    grids = [path for path in files if "runs" in json.loads(path.read_text())]  # the rest are mix files
+    assert len(grids) >= 4
+    for grid in grids:
+        read_rule(grid)
+        for name, argv in read_grid(grid).items():
+            _, _, train_cfg = train.parse([*argv, "--output-dir", f"runs/{name}"])
+            assert train_cfg.epochs > 0, (grid.name, name)
+
+
 def test_a_grid_with_the_calibration_rule_chooses_by_validation_ece(tmp_path, tiny_base_dir, toy_dir, capsys):
     common = ["--base-model", str(tiny_base_dir), "--data", str(toy_dir), "--batch-size", "16", "--warmup-ratio", "0",
               "--max-length", "32", "--no-export"]

@@ -129,6 +129,7 @@ def test_hub_base_model_offline_fails_fast_with_hint(tmp_path, toy_dir):
     (["--push-to-hub"], "--push-to-hub needs --hub-model-id"),
     (["--max-length", "2"], "--max-length must be between"),
     (["--epochs", "0"], "must be positive"),
+    (["--label-smoothing", "1"], "--label-smoothing must be in"),
 ])
 def test_bad_flag_combinations_fail_before_any_work(argv, message):
     with pytest.raises(EmotionCoreError, match=message):
@@ -141,6 +142,13 @@ def test_json_config_file_replaces_flags(tmp_path, tiny_base_dir, toy_dir):
                                   "output_dir": str(tmp_path / "from-json"), "max_length": 32}))
     train.main([str(config)])
     assert json.loads((tmp_path / "from-json" / "run_config.json").read_text())["max_length"] == 32
+
+
+def test_label_smoothing_reaches_the_trainer_and_the_run_record(tmp_path, tiny_base_dir, toy_dir):
+    out = tmp_path / "smoothed"
+    train.main(train_args(tiny_base_dir, toy_dir, out, "--max-steps", "1", "--label-smoothing", "0.2", "--no-export"))
+    assert json.loads((out / "training_args.json").read_text())["label_smoothing_factor"] == 0.2
+    assert json.loads((out / "run_config.json").read_text())["training"]["label_smoothing"] == 0.2
 
 
 def test_help_lists_every_flag(capsys):
