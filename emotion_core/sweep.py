@@ -6,7 +6,9 @@ Each run is `train.py` with the grid's common flags plus its own, in its own pro
 once share a GPU well; small models leave it mostly idle). The winner is the run with the best
 mean over sources of validation macro-F1, so a large source cannot drown a small one; ties go
 to the run listed first. A grid may name another rule, `{"choose": "calibration", "min_score": F}`:
-the lowest validation ECE after temperature scaling among the runs whose score is at least F.
+the lowest validation ECE after temperature scaling among the runs whose score is at least F;
+adding `"max_ece": E` also asks for an ECE below E (say, the bundled model's), so a grid that
+finds nothing better reads no test figures at all.
 Only the winner's test figures are printed: the others' stay in their folders, unread, so the
 test split is looked at once.
 """
@@ -46,15 +48,20 @@ def read_grid(path: str | Path) -> dict[str, list[str]]:
 
 
 def read_rule(path: str | Path) -> dict:
-    """The grid's rule: {"choose": "macro_f1"} unless it names {"choose": "calibration", "min_score": F}."""
+    """The grid's rule: {"choose": "macro_f1"} unless it names {"choose": "calibration", "min_score": F[, "max_ece": E]}."""
     rule = load_grid(path).get("rule", {"choose": "macro_f1"})
-    choice, floor = (rule.get("choose"), rule.get("min_score")) if isinstance(rule, dict) else (None, None)
+    choice = rule.get("choose") if isinstance(rule, dict) else None
     if choice == "macro_f1":
         return rule
-    if choice == "calibration" and isinstance(floor, int | float) and not isinstance(floor, bool):
+    if choice == "calibration" and is_number(rule.get("min_score")) and is_number(rule.get("max_ece", 1.0)):
         return rule
     raise EmotionCoreError(f'{path}: unknown rule {rule!r}; expected {{"choose": "macro_f1"}} or '
-                           '{"choose": "calibration", "min_score": 0.89}')
+                           '{"choose": "calibration", "min_score": 0.89} (optionally with "max_ece": 0.02)')
+
+
+def is_number(value) -> bool:
+    """A JSON number; true and false are not thresholds."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def choose(results: dict, rule: dict) -> str | None:
@@ -62,7 +69,8 @@ def choose(results: dict, rule: dict) -> str | None:
     finished = [name for name, r in results.items() if "score" in r]
     if rule["choose"] == "macro_f1":
         return max(finished, key=lambda name: results[name]["score"], default=None)  # max keeps the first of equals
-    eligible = [name for name in finished if results[name]["score"] >= rule["min_score"] and results[name]["ece"] is not None]
+    eligible = [name for name in finished if results[name]["score"] >= rule["min_score"]
+                and results[name]["ece"] is not None and results[name]["ece"] < rule.get("max_ece", float("inf"))]
     return min(eligible, key=lambda name: results[name]["ece"], default=None)
 
 
@@ -70,8 +78,9 @@ def describe_rule(rule: dict) -> str:
     """The rule in words, for sweep.json and the table."""
     if rule["choose"] == "macro_f1":
         return "mean over sources of validation macro-F1"
-    return (f"lowest validation ECE after temperature scaling, among runs whose mean over sources of "
-            f"validation macro-F1 is at least {rule['min_score']}")
+    words = (f"lowest validation ECE after temperature scaling, among runs whose mean over sources of "
+             f"validation macro-F1 is at least {rule['min_score']}")
+    return words + (f" and whose ECE is below {rule['max_ece']:.2%}" if "max_ece" in rule else "")
 
 
 def train_one(name: str, flags: list[str], out: Path, threads: int) -> int:

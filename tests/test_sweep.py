@@ -75,11 +75,15 @@ def test_the_calibration_rule_takes_the_lowest_ece_among_runs_good_enough():
     # "weak" is better calibrated but not good enough; "calm" and "twin" tie, and the first listed wins
     assert choose(results, {"choose": "calibration", "min_score": 0.85}) == "calm"
     assert choose(results, {"choose": "calibration", "min_score": 0.95}) is None
+    assert choose(results, {"choose": "calibration", "min_score": 0.85, "max_ece": 0.016}) == "calm"
+    assert choose(results, {"choose": "calibration", "min_score": 0.85, "max_ece": 0.015}) is None  # must be below
     assert choose({"broken": {"failed": "exit status 1"}}, {"choose": "macro_f1"}) is None
 
 
 @pytest.mark.parametrize("rule", [{"choose": "luck"}, {"choose": "calibration"}, {"choose": "calibration", "min_score": "high"},
-                                  {"choose": "calibration", "min_score": True}, "calibration", ["macro_f1"], {}, None])
+                                  {"choose": "calibration", "min_score": True}, "calibration", ["macro_f1"], {}, None,
+                                  {"choose": "calibration", "min_score": 0.8, "max_ece": "2%"},
+                                  {"choose": "calibration", "min_score": 0.8, "max_ece": False}])
 def test_an_unknown_rule_is_refused(tmp_path, rule):
     from emotion_core.sweep import read_rule
 
@@ -118,6 +122,7 @@ def test_the_calibration_grid_reads_and_names_its_rule():
     assert describe_rule(read_rule(path)) == ("lowest validation ECE after temperature scaling, among runs whose mean over "
                                               "sources of validation macro-F1 is at least 0.885")
     assert read_rule(path.with_name("bundled.json")) == {"choose": "macro_f1"}  # no rule named: the default
+    assert describe_rule({"choose": "calibration", "min_score": 0.885, "max_ece": 0.0177}).endswith("and whose ECE is below 1.77%")
 
 
 def test_every_example_grid_is_runnable_as_written(monkeypatch):
