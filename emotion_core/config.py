@@ -121,6 +121,9 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     label_smoothing: float = field(default=0.0, metadata={"help": "Share of each target spread evenly over all labels, in [0, 1): "
                                                                    "a cap on confidence that noisy labels cannot push to certainty."})
+    focal_gamma: float = field(default=0.0, metadata={"help": "Focal loss: cross-entropy weighted by (1 - p)^gamma, p the probability "
+                                                               "of the true label (0 = plain cross-entropy). Texts already right and sure "
+                                                               "stop pushing confidence higher."})
     seed: int = field(default=42, metadata={"help": "Random seed for shuffling, dropout and initialisation."})
     train_seed: int | None = field(default=None, metadata={"help": "Random seed for the order of training batches and dropout "
                                                                  "only (default: --seed). Runs that differ in it start from the same "
@@ -142,6 +145,8 @@ class TrainConfig:
             raise EmotionCoreError("--warmup-ratio must be in [0, 1)")
         if not 0 <= self.label_smoothing < 1:
             raise EmotionCoreError("--label-smoothing must be in [0, 1)")
+        if self.focal_gamma < 0 or (self.focal_gamma and self.label_smoothing):
+            raise EmotionCoreError("--focal-gamma must be at least 0, and cannot be combined with --label-smoothing")
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
             raise EmotionCoreError("--epochs, --batch-size and --learning-rate must be positive")
 

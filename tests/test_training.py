@@ -130,6 +130,8 @@ def test_hub_base_model_offline_fails_fast_with_hint(tmp_path, toy_dir):
     (["--max-length", "2"], "--max-length must be between"),
     (["--epochs", "0"], "must be positive"),
     (["--label-smoothing", "1"], "--label-smoothing must be in"),
+    (["--focal-gamma", "-1"], "--focal-gamma must be at least 0"),
+    (["--focal-gamma", "2", "--label-smoothing", "0.1"], "cannot be combined"),
 ])
 def test_bad_flag_combinations_fail_before_any_work(argv, message):
     with pytest.raises(EmotionCoreError, match=message):
@@ -149,6 +151,36 @@ def test_label_smoothing_reaches_the_trainer_and_the_run_record(tmp_path, tiny_b
     train.main(train_args(tiny_base_dir, toy_dir, out, "--max-steps", "1", "--label-smoothing", "0.2", "--no-export"))
     assert json.loads((out / "training_args.json").read_text())["label_smoothing_factor"] == 0.2
     assert json.loads((out / "run_config.json").read_text())["training"]["label_smoothing"] == 0.2
+
+
+def test_focal_loss_is_cross_entropy_that_fades_for_sure_right_answers():
+    import torch
+
+    from emotion_core.training import focal_loss
+
+    logits = torch.tensor([[4.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 3.0, 0.0]])
+    labels = torch.tensor([0, 0, 0])  # sure and right, unsure and right, sure and wrong
+    plain = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    assert torch.isclose(focal_loss(0)({"logits": logits}, labels), plain.mean())
+    per_text = [focal_loss(3)({"logits": logits[i:i + 1]}, labels[i:i + 1]) / plain[i] for i in range(3)]
+    assert per_text[0] < 0.001 and per_text[0] < per_text[1] < per_text[2] < 1  # the sure right answer is all but ignored
+
+
+def test_focal_gamma_is_the_loss_trained_on_and_is_recorded(tmp_path, tiny_base_dir, toy_dir, monkeypatch):
+    from emotion_core import training
+
+    calls = []
+
+    def counted(gamma):
+        loss = focal_loss(gamma)
+        return lambda outputs, labels, **kw: calls.append(gamma) or loss(outputs, labels, **kw)
+
+    focal_loss = training.focal_loss
+    monkeypatch.setattr(training, "focal_loss", counted)
+    out = tmp_path / "focal"
+    train.main(train_args(tiny_base_dir, toy_dir, out, "--max-steps", "2", "--focal-gamma", "3", "--no-export"))
+    assert calls[:2] == [3.0, 3.0]  # both training steps
+    assert json.loads((out / "run_config.json").read_text())["training"]["focal_gamma"] == 3
 
 
 def test_help_lists_every_flag(capsys):
