@@ -113,11 +113,14 @@ def focal_loss(gamma: float):
 
     Each text's cross-entropy is weighted by (1 - p)^gamma, p the probability of its true label:
     texts the model already gets right with confidence add almost nothing, which Mukhoti et al.
-    (NeurIPS 2020) found leaves models better calibrated after temperature scaling.
+    (NeurIPS 2020) found leaves models better calibrated after temperature scaling. The Trainer
+    passes `num_items_in_batch`, the texts of the whole step (all processes, all accumulated
+    batches), and takes a loss divided by it as already averaged over the step.
     """
     def loss(outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
         log_p = torch.log_softmax(outputs["logits"].float(), dim=-1).gather(1, labels.unsqueeze(1)).squeeze(1)
-        return (-((1 - log_p.exp()) ** gamma) * log_p).mean()
+        per_text = -((1 - log_p.exp()) ** gamma) * log_p
+        return per_text.mean() if num_items_in_batch is None else per_text.sum() / num_items_in_batch
     return loss
 
 

@@ -162,6 +162,8 @@ def test_focal_loss_is_cross_entropy_that_fades_for_sure_right_answers():
     labels = torch.tensor([0, 0, 0])  # sure and right, unsure and right, sure and wrong
     plain = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     assert torch.isclose(focal_loss(0)({"logits": logits}, labels), plain.mean())
+    # one of two processes (or accumulated batches) with three texts each: its share of the step's mean
+    assert torch.isclose(focal_loss(0)({"logits": logits}, labels, num_items_in_batch=torch.tensor(6)), plain.sum() / 6)
     per_text = [focal_loss(3)({"logits": logits[i:i + 1]}, labels[i:i + 1]) / plain[i] for i in range(3)]
     assert per_text[0] < 0.001 and per_text[0] < per_text[1] < per_text[2] < 1  # the sure right answer is all but ignored
 
