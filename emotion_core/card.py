@@ -79,8 +79,8 @@ or, with transformers alone: `pipeline("text-classification", model="path/or/hub
 {% endfor %}
 {% if soup -%}
 This model is a greedy model soup: the mean of the weights of {{ soup.kept | length }} runs that started from the same
-weights ({{ soup.kept | join(", ") }}; the settings above are those of the first). Each run joined only if the
-mean over sources of validation macro-F1 did not fall; every step is in `run_config.json`.
+weights ({{ soup.kept | join(", ") }}; the settings above are those of the first). Each run joined only if
+{{ soup.joined_if | default("the mean over sources of validation macro-F1 did not fall") }}; every step is in `run_config.json`.
 {% endif -%}
 Training took {{ "%.0f" | format(train_runtime_s) }} s. Text normalisation (applied again at inference):
 {{ normalize | join(", ") or "none" }}.

@@ -78,11 +78,11 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_soup(args: argparse.Namespace) -> None:
-    """Average the weights of a finished sweep's runs, greedily on validation, into one model folder."""
+    """Average the weights of finished runs (sweeps' and model folders), greedily on validation, into one model folder."""
     from .soup import make_soup, soup_table
     from .training import summary_lines
 
-    record = make_soup(args.sweep, args.out)
+    record = make_soup(args.runs, args.out, rule=args.rule, min_score=args.min_score)
     metrics = json.loads((Path(args.out) / "metrics.json").read_text())
     print(*soup_table(record), "", f"{args.out}: the mean of {', '.join(record['kept'])}", *summary_lines(metrics), sep="\n")
 
@@ -156,13 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1; several share a GPU well)")
     sweep.set_defaults(func=cmd_sweep)
 
-    soup = commands.add_parser("soup", help="average the weights of a sweep's runs into one model (a greedy model soup)",
-                               description="Runs from the best validation score down, each kept if the soup's mean over "
-                                           "sources of validation macro-F1 does not fall; then the soup's figures (test too), "
-                                           "calibration and card. The runs must share --seed (vary --train-seed). "
+    soup = commands.add_parser("soup", help="average the weights of runs that started alike into one model (a greedy model soup)",
+                               description="Runs from the best down, each kept if the soup does not get worse on validation "
+                                           "(default: mean over sources of macro-F1; --rule calibration: ECE after temperature "
+                                           "scaling, score kept at least --min-score); then the soup's figures (test too), "
+                                           "calibration and card, written as a complete model folder. "
                                            "Example: python -m emotion_core soup runs/soup --out models/emotion-soup")
-    soup.add_argument("sweep", help="the --out folder of a finished sweep (with sweep.json)")
+    soup.add_argument("runs", nargs="+", help="--out folders of finished sweeps (with sweep.json) and/or model folders")
     soup.add_argument("--out", required=True, help="model folder to write (replaced atomically)")
+    soup.add_argument("--rule", choices=("macro_f1", "calibration"), default="macro_f1",
+                      help="what 'better' means (default: macro_f1)")
+    soup.add_argument("--min-score", type=float, default=0.0,
+                      help="with --rule calibration: the least mean over sources of validation macro-F1 a run or soup may have")
     soup.set_defaults(func=cmd_soup)
 
     space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")

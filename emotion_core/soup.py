@@ -1,15 +1,20 @@
-"""One model from several runs of a sweep: the mean of their weights (a greedy model soup).
+"""One model from several runs: the mean of their weights (a greedy model soup).
 
     $ python -m emotion_core sweep examples/sweep/soup.json --out runs/soup --jobs 8
     $ python -m emotion_core soup runs/soup --out models/soup
+    $ python -m emotion_core soup models/emotion-minilm runs/calib2 --rule calibration --min-score 0.885 --out runs/soup-calib
 
 Runs fine-tuned from the same pretrained encoder and the same new head (the same `--seed`; they
-may differ in `--train-seed`, learning rate, epochs or data mix) end up close enough that the
-mean of their weights is itself a good model, often better than each of them (Wortsman et al.,
-"Model soups", ICML 2022), and it costs nothing more at inference. Greedy: the runs from the best
-validation score down; each joins the soup only if the soup's score does not fall. The score is
-the sweep's (mean over sources of validation macro-F1), measured on the CPU in fp32. Test
-figures are computed for the finished soup alone.
+may differ in `--train-seed`, learning rate, epochs, loss or data mix) end up close enough that
+the mean of their weights is itself a good model, often better than each of them (Wortsman et al.,
+"Model soups", ICML 2022), and it costs nothing more at inference. The ingredients are the
+finished runs of sweep folders and any model folders given. Greedy: the runs from the best down,
+each joins the soup only if the soup does not get worse. By default "best" is the sweep's score
+(mean over sources of validation macro-F1); with `--rule calibration` it is the validation ECE
+after temperature scaling, among runs (and soups) whose score stays at least `--min-score`,
+since averaging, like an ensemble, can take the edge off a model's over-confidence. Everything
+is measured on the validation split, on the CPU in fp32; test figures are computed for the
+finished soup alone.
 """
 
 import json
@@ -22,13 +27,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .calibration import ece, fit_temperature, softmax
 from .errors import EmotionCoreError
 from .predict import Classifier, check_model_folder
 from .sweep import validation_score
 from .training import add_reports, calibrate_folder, eval_data, replace_dir, write_atomically
 
 WEIGHTS = "model.safetensors"
-RULE = "greedy soup: runs from the best mean over sources of validation macro-F1 down, each kept if the soup's score does not fall"
 NOT_COPIED = (".onnx", WEIGHTS, "calibration.json", "reliability.png")  # stale for the mean; redone or written anew
 
 
@@ -75,61 +80,107 @@ def check_same_start(folders: list[Path]) -> list[dict]:
     return configs
 
 
-def greedy(ranked: list[str], score: Callable[[list[str]], float]) -> tuple[list[str], list[dict]]:
-    """The runs kept, and one step per run: the soup's score with it, and whether it stayed (ties stay)."""
+def greedy(ranked: list[str], value: Callable[[list[str]], float]) -> tuple[list[str], list[dict]]:
+    """The runs kept (each while the soup's value, higher better, does not fall; ties stay), and one step per run."""
     kept = ranked[:1]
-    best = score(kept)
-    steps = [{"run": ranked[0], "soup_score": best, "kept": True}]
+    best = value(kept)
+    steps = [{"run": ranked[0], "soup": kept, "value": best, "kept": True}]
     for name in ranked[1:]:
-        candidate = score([*kept, name])
+        candidate = value([*kept, name])
+        steps.append({"run": name, "soup": [*kept, name], "value": candidate, "kept": candidate >= best})
         if candidate >= best:
             kept, best = [*kept, name], candidate
-        steps.append({"run": name, "soup_score": candidate, "kept": kept[-1] == name})
     return kept, steps
 
 
-def make_soup(sweep_dir: str | Path, out: str | Path) -> dict:
-    """Cook the greedy soup of a finished sweep into the model folder OUT (replaced atomically); return its record."""
-    command = f"python -m emotion_core soup {sweep_dir} --out {out}"
-    sweep_dir, out = Path(sweep_dir), Path(out).resolve()
-    summary_file = sweep_dir / "sweep.json"
-    if not summary_file.is_file():
-        raise EmotionCoreError(f"{summary_file} not found: run `python -m emotion_core sweep GRID --out {sweep_dir}` first.")
-    summary = read_json(summary_file, "grid", "runs")
-    runs = summary["runs"]
-    ranked = sorted((name for name in runs if "score" in runs[name]), key=lambda name: -runs[name]["score"])  # ties: grid order
+def find_runs(sources: list[Path]) -> tuple[dict[str, Path], list[str]]:
+    """The runs to consider, by name (their path), and the commands that made them, from sweep folders and model folders."""
+    runs, commands = {}, []
+    for source in sources:
+        if (source / "sweep.json").is_file():
+            summary = read_json(source / "sweep.json", "grid", "runs")
+            runs |= {str(source / name): source / name for name, r in summary["runs"].items() if "score" in r}
+            commands.append(f"python -m emotion_core sweep {summary['grid']} --out {source} --jobs N")
+        elif (source / "config.json").is_file():
+            runs[str(source)] = source
+            commands.append(read_json(source / "run_config.json", "command")["command"] or f"(the model in {source})")
+        else:
+            raise EmotionCoreError(f"{source} holds neither sweep.json nor a model: give the --out folder of a finished sweep "
+                                   f"(python -m emotion_core sweep GRID --out {source}) or a model folder.")
+    if not runs:
+        raise EmotionCoreError(f"No run of {', '.join(map(str, sources))} finished; nothing to average.")
+    for folder in runs.values():
+        check_model_folder(folder)
+    return runs, commands
+
+
+def own_figures(folder: Path) -> dict:
+    """A run's own validation score and ECE after temperature scaling (None if it was never calibrated), from metrics.json."""
+    metrics = read_json(folder / "metrics.json", "validation", "train_runtime_s")
+    return {"score": validation_score(metrics), "ece": metrics.get("calibration", {}).get("validation", {}).get("ece_after"),
+            "train_runtime_s": metrics["train_runtime_s"]}
+
+
+def rank(own: dict[str, dict], rule: str, min_score: float) -> list[str]:
+    """The runs in the order they are offered to the soup: best score first, or (calibration) lowest ECE among those scoring enough."""
+    if rule == "macro_f1":
+        return sorted(own, key=lambda name: -own[name]["score"])  # ties: the order given
+    ranked = sorted((n for n in own if own[n]["ece"] is not None and own[n]["score"] >= min_score), key=lambda n: own[n]["ece"])
     if not ranked:
-        raise EmotionCoreError(f"No run of {sweep_dir} finished; nothing to average.")
-    for name in ranked:
-        check_model_folder(sweep_dir / name)
-    configs = dict(zip(ranked, check_same_start([sweep_dir / name for name in ranked])))
+        raise EmotionCoreError(f"No run has validation ECE figures and a score of at least {min_score}: nothing to start a soup with.")
+    return ranked
+
+
+def describe(rule: str, min_score: float) -> str:
+    """When a run joins the soup, in words, for run_config.json, the card and the table."""
+    if rule == "macro_f1":
+        return "the mean over sources of validation macro-F1 did not fall"
+    return f"the validation ECE after temperature scaling did not rise and the score stayed at least {min_score}"
+
+
+def make_soup(sources: list[str | Path], out: str | Path, rule: str = "macro_f1", min_score: float = 0.0) -> dict:
+    """Cook the greedy soup of the given sweeps' runs and model folders into the model folder OUT (replaced atomically)."""
+    if rule not in ("macro_f1", "calibration"):
+        raise EmotionCoreError(f"Unknown soup rule {rule!r}: macro_f1 or calibration.")
+    options = f" --rule calibration --min-score {min_score}" if rule == "calibration" else ""
+    command = f"python -m emotion_core soup {' '.join(map(str, sources))}{options} --out {out}"
+    out = Path(out).resolve()
+    runs, commands = find_runs([Path(source) for source in sources])
+    configs = dict(zip(runs, check_same_start(list(runs.values()))))
+    own = {name: own_figures(folder) for name, folder in runs.items()}
+    ranked = rank(own, rule, min_score)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(sweep_dir / ranked[0], tmp, ignore=lambda _, names: [n for n in names if n.endswith(NOT_COPIED)])
+    shutil.copytree(runs[ranked[0]], tmp, ignore=lambda _, names: [n for n in names if n.endswith(NOT_COPIED)])
     validation: list = []  # the validation texts, read once
+    measured: dict[tuple, dict] = {}
 
-    def score(names: list[str]) -> float:
-        save_file(average_weights([sweep_dir / name for name in names]), tmp / WEIGHTS, metadata={"format": "pt"})
+    def value(names: list[str]) -> float:
+        save_file(average_weights([runs[name] for name in names]), tmp / WEIGHTS, metadata={"format": "pt"})
         classifier = Classifier.from_pretrained(tmp, engine="torch")
         if not validation:
             validation.extend(eval_data(classifier, None, splits=("validation",))["validation"])
-        texts, labels, sources = validation
-        reports: dict = {}
-        add_reports(reports, "validation", labels, classifier.logits(texts).argmax(axis=1), sources, classifier.labels)
-        return validation_score(reports)
+        texts, labels, text_sources = validation
+        logits, reports = classifier.logits(texts), {}
+        add_reports(reports, "validation", labels, logits.argmax(axis=1), text_sources, classifier.labels)
+        figures = {"score": validation_score(reports), "ece": ece(softmax(logits, fit_temperature(logits, labels)), labels)}
+        measured[tuple(names)] = figures
+        if rule == "macro_f1":
+            return figures["score"]
+        return -figures["ece"] if figures["score"] >= min_score else float("-inf")
 
     try:
-        kept, steps = greedy(ranked, score)
-        save_file(average_weights([sweep_dir / name for name in kept]), tmp / WEIGHTS, metadata={"format": "pt"})
-        record = {"rule": RULE, "sweep": str(sweep_dir), "kept": kept,
-                  "steps": [step | {"sweep_score": runs[step["run"]]["score"], "flags": runs[step["run"]]["flags"]} for step in steps]}
-        sweep_command = f"python -m emotion_core sweep {summary['grid']} --out {sweep_dir} --jobs N"
-        run_config = configs[ranked[0]] | {"command": f"{sweep_command}\n{command}", "soup": record}
+        kept, steps = greedy(ranked, value)
+        save_file(average_weights([runs[name] for name in kept]), tmp / WEIGHTS, metadata={"format": "pt"})
+        record = {"rule": rule, "joined_if": describe(rule, min_score), "sources": [str(s) for s in sources], "kept": kept,
+                  "steps": [{"run": s["run"], "kept": s["kept"], "own": own[s["run"]], "soup": measured[tuple(s["soup"])]}
+                            for s in steps]}
+        run_config = configs[ranked[0]] | {"command": "\n".join([*dict.fromkeys(commands), command]), "soup": record}
         write_atomically(tmp / "run_config.json", json.dumps(run_config, indent=2) + "\n")
         metrics = json.loads((tmp / "metrics.json").read_text())
-        metrics["train_runtime_s"] = sum(runs[name]["train_runtime_s"] for name in kept)  # all the training in the soup
+        metrics["train_runtime_s"] = sum(own[name]["train_runtime_s"] for name in kept)  # all the training in the soup
         write_atomically(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         calibrate_folder(tmp, figures=True, name=out.name)  # the soup's own figures (its test split too), calibration and card
         replace_dir(tmp, out)
@@ -139,7 +190,12 @@ def make_soup(sweep_dir: str | Path, out: str | Path) -> dict:
 
 
 def soup_table(record: dict) -> list[str]:
-    """The greedy steps as a Markdown table."""
-    lines = ["| run | its validation score | soup's score with it | kept |", "| --- | ---: | ---: | --- |"]
-    lines += [f"| {s['run']} | {s['sweep_score']:.4f} | {s['soup_score']:.4f} | {'yes' if s['kept'] else 'no'} |" for s in record["steps"]]
+    """The greedy steps as a Markdown table: each run's own validation figures and the soup's with it."""
+    lines = [f"a run joins if {record['joined_if']}", "",
+             "| run | its validation score | its ECE | soup's score with it | soup's ECE with it | kept |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for s in record["steps"]:
+        own_ece = "—" if s["own"]["ece"] is None else f"{100 * s['own']['ece']:.2f}%"
+        lines.append(f"| {s['run']} | {s['own']['score']:.4f} | {own_ece} | {s['soup']['score']:.4f} | "
+                     f"{100 * s['soup']['ece']:.2f}% | {'yes' if s['kept'] else 'no'} |")
     return lines
