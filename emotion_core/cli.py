@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Runs from the best down, each kept if the soup does not get worse on validation "
                                            "(default: mean over sources of macro-F1; --rule calibration: ECE after temperature "
                                            "scaling, score kept at least --min-score); then the soup's figures (test too), "
-                                           "calibration and card, written as a complete model folder. "
+                                           "calibration and card, written as a complete model folder. The runs must share "
+                                           "--seed (vary --train-seed) so that they start from the same weights. "
                                            "Example: python -m emotion_core soup runs/soup --out models/emotion-soup")
     soup.add_argument("runs", nargs="+", help="--out folders of finished sweeps (with sweep.json) and/or model folders")
     soup.add_argument("--out", required=True, help="model folder to write (replaced atomically)")

@@ -17,6 +17,7 @@ is measured on the validation split, on the CPU in fp32; test figures are comput
 finished soup alone.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -81,14 +82,18 @@ def check_same_start(folders: list[Path]) -> list[dict]:
 
 
 def greedy(ranked: list[str], value: Callable[[list[str]], float]) -> tuple[list[str], list[dict]]:
-    """The runs kept (each while the soup's value, higher better, does not fall; ties stay), and one step per run."""
+    """The runs kept (each while the soup's value, higher better, does not fall; ties stay), and one step per run.
+
+    A value of -inf marks a soup that is not allowed (say, one scoring below a floor): it never joins.
+    """
     kept = ranked[:1]
     best = value(kept)
     steps = [{"run": ranked[0], "soup": kept, "value": best, "kept": True}]
     for name in ranked[1:]:
         candidate = value([*kept, name])
-        steps.append({"run": name, "soup": [*kept, name], "value": candidate, "kept": candidate >= best})
-        if candidate >= best:
+        joins = candidate >= best and candidate > float("-inf")
+        steps.append({"run": name, "soup": [*kept, name], "value": candidate, "kept": joins})
+        if joins:
             kept, best = [*kept, name], candidate
     return kept, steps
 
@@ -103,7 +108,7 @@ def find_runs(sources: list[Path]) -> tuple[dict[str, Path], list[str]]:
             commands.append(f"python -m emotion_core sweep {summary['grid']} --out {source} --jobs N")
         elif (source / "config.json").is_file():
             runs[str(source)] = source
-            commands.append(read_json(source / "run_config.json", "command")["command"] or f"(the model in {source})")
+            commands.append(read_json(source / "run_config.json").get("command") or f"(the model in {source})")
         else:
             raise EmotionCoreError(f"{source} holds neither sweep.json nor a model: give the --out folder of a finished sweep "
                                    f"(python -m emotion_core sweep GRID --out {source}) or a model folder.")
@@ -111,7 +116,18 @@ def find_runs(sources: list[Path]) -> tuple[dict[str, Path], list[str]]:
         raise EmotionCoreError(f"No run of {', '.join(map(str, sources))} finished; nothing to average.")
     for folder in runs.values():
         check_model_folder(folder)
+    check_distinct(runs)
     return runs, commands
+
+
+def check_distinct(runs: dict[str, Path]) -> None:
+    """Refuse a run given twice (another spelling of its path, or a copy of its weights): it would count double in every average."""
+    seen: dict[str, str] = {}
+    for name, folder in runs.items():
+        digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
+        if digest in seen:
+            raise EmotionCoreError(f"{name} and {seen[digest]} hold the same weights: give each run once.")
+        seen[digest] = name
 
 
 def own_figures(folder: Path) -> dict:
@@ -135,13 +151,16 @@ def describe(rule: str, min_score: float) -> str:
     """When a run joins the soup, in words, for run_config.json, the card and the table."""
     if rule == "macro_f1":
         return "the mean over sources of validation macro-F1 did not fall"
-    return f"the validation ECE after temperature scaling did not rise and the score stayed at least {min_score}"
+    return (f"the validation ECE after temperature scaling did not rise and the mean over sources of validation macro-F1 "
+            f"stayed at least {min_score}")
 
 
 def make_soup(sources: list[str | Path], out: str | Path, rule: str = "macro_f1", min_score: float = 0.0) -> dict:
     """Cook the greedy soup of the given sweeps' runs and model folders into the model folder OUT (replaced atomically)."""
     if rule not in ("macro_f1", "calibration"):
         raise EmotionCoreError(f"Unknown soup rule {rule!r}: macro_f1 or calibration.")
+    if min_score and rule != "calibration":
+        raise EmotionCoreError("--min-score is a floor for --rule calibration; the default rule keeps the best score anyway.")
     options = f" --rule calibration --min-score {min_score}" if rule == "calibration" else ""
     command = f"python -m emotion_core soup {' '.join(map(str, sources))}{options} --out {out}"
     out = Path(out).resolve()
@@ -173,6 +192,9 @@ def make_soup(sources: list[str | Path], out: str | Path, rule: str = "macro_f1"
 
     try:
         kept, steps = greedy(ranked, value)
+        if steps[0]["value"] == float("-inf") and len(kept) == 1:
+            raise EmotionCoreError(f"No average of these runs has a mean over sources of validation macro-F1 of at least {min_score} "
+                                   "when measured here (CPU, fp32).")
         save_file(average_weights([runs[name] for name in kept]), tmp / WEIGHTS, metadata={"format": "pt"})
         record = {"rule": rule, "joined_if": describe(rule, min_score), "sources": [str(s) for s in sources], "kept": kept,
                   "steps": [{"run": s["run"], "kept": s["kept"], "own": own[s["run"]], "soup": measured[tuple(s["soup"])]}

@@ -26,6 +26,12 @@ def test_greedy_keeps_a_run_only_when_the_soup_does_not_get_worse():
     assert [s["soup"] for s in steps] == [["a"], ["a", "b"], ["a", "c"], ["a", "c", "d"]]  # what each step measured
 
 
+def test_a_soup_that_is_not_allowed_never_joins_even_after_a_first_run_that_is_not_either():
+    values = {("a",): float("-inf"), ("a", "b"): float("-inf"), ("a", "c"): -0.05, ("a", "c", "d"): float("-inf")}
+    kept, steps = greedy(["a", "b", "c", "d"], lambda names: values[tuple(names)])
+    assert kept == ["a", "c"] and [s["kept"] for s in steps] == [True, False, True, False]
+
+
 def test_calibration_rule_offers_runs_from_the_lowest_ece_among_those_that_score_enough():
     own = {"sure": {"score": 0.90, "ece": 0.030}, "calm": {"score": 0.89, "ece": 0.015}, "weak": {"score": 0.80, "ece": 0.005},
            "uncalibrated": {"score": 0.95, "ece": None}, "mid": {"score": 0.88, "ece": 0.020}}
@@ -142,9 +148,32 @@ def test_calibration_soup_mixes_a_sweep_with_a_model_folder_and_never_lets_ece_r
     expected = average_weights([Path(name) for name in record["kept"]])
     assert all(torch.equal(soup[k], expected[k]) for k in expected)
     card = (out / "README.md").read_text()
-    assert "ECE after temperature scaling did not rise and the score stayed at least 0.3" in card
+    assert "ECE after temperature scaling did not rise and the mean over sources of validation macro-F1 stayed at least 0.3" in card
     assert f"--rule calibration --min-score 0.3 --out {out}" in card
     assert "soup's ECE with it" in printed
+
+
+def test_a_soup_that_kept_one_run_says_so_in_its_card(tmp_path, tiny_sweep):
+    sweep, _ = tiny_sweep
+    out = tmp_path / "soup"
+    assert cli(["soup", str(sweep / "shorter"), "--rule", "calibration", "--out", str(out)]) == 0
+    card = (out / "README.md").read_text()
+    assert f"no other run joined {sweep / 'shorter'}" in card and "the mean of the weights" not in card
+    assert torch.equal(load_file(out / "model.safetensors")["classifier.weight"],
+                       load_file(sweep / "shorter" / "model.safetensors")["classifier.weight"])
+
+
+def test_a_run_given_twice_or_a_floor_without_its_rule_is_refused(tmp_path, tiny_sweep, capsys):
+    sweep, _ = tiny_sweep
+    copy = tmp_path / "copy-of-first"
+    shutil.copytree(sweep / "first", copy)
+    assert cli(["soup", str(sweep), str(copy), "--out", str(tmp_path / "soup")]) == 1
+    assert "hold the same weights: give each run once" in capsys.readouterr().err
+    assert cli(["soup", str(sweep), "--min-score", "0.5", "--out", str(tmp_path / "soup")]) == 1
+    assert "--min-score is a floor for --rule calibration" in capsys.readouterr().err
+    assert cli(["soup", str(sweep), "--rule", "calibration", "--min-score", "1.01", "--out", str(tmp_path / "soup")]) == 1
+    assert "nothing to start a soup with" in capsys.readouterr().err
+    assert not (tmp_path / "soup").exists()
 
 
 def test_soup_needs_a_finished_sweep(tmp_path, capsys):
