@@ -77,13 +77,16 @@ or, with transformers alone: `pipeline("text-classification", model="path/or/hub
 {% for key, value in settings.items() -%}
 - `{{ key }}`: {{ value }}
 {% endfor %}
-{% if soup and soup.kept | length > 1 -%}
+{% if soup -%}
+{% set joined_if = soup.joined_if | default("the mean over sources of validation macro-F1 did not fall") -%}
+{% if soup.kept | length > 1 -%}
 This model is a greedy model soup: the mean of the weights of {{ soup.kept | length }} runs that started from the same
 weights ({{ soup.kept | join(", ") }}; the settings above are those of the first). Each run joined only if
-{{ soup.joined_if | default("the mean over sources of validation macro-F1 did not fall") }}; every step is in `run_config.json`.
-{% elif soup -%}
+{{ joined_if }}; every step is in `run_config.json`.
+{% else -%}
 This folder was cooked as a greedy model soup, but no other run joined {{ soup.kept[0] }} (a run joins only if
-{{ soup.joined_if }}): it is that run, evaluated again. Every step is in `run_config.json`.
+{{ joined_if }}): it is that run, evaluated again. Every step is in `run_config.json`.
+{% endif -%}
 {% endif -%}
 Training took {{ "%.0f" | format(train_runtime_s) }} s. Text normalisation (applied again at inference):
 {{ normalize | join(", ") or "none" }}.

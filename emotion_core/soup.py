@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from .calibration import ece, fit_temperature, softmax
 from .errors import EmotionCoreError
 from .predict import Classifier, check_model_folder
-from .sweep import validation_score
+from .sweep import run_figures, validation_score
 from .training import add_reports, calibrate_folder, eval_data, replace_dir, write_atomically
 
 WEIGHTS = "model.safetensors"
@@ -131,10 +131,8 @@ def check_distinct(runs: dict[str, Path]) -> None:
 
 
 def own_figures(folder: Path) -> dict:
-    """A run's own validation score and ECE after temperature scaling (None if it was never calibrated), from metrics.json."""
-    metrics = read_json(folder / "metrics.json", "validation", "train_runtime_s")
-    return {"score": validation_score(metrics), "ece": metrics.get("calibration", {}).get("validation", {}).get("ece_after"),
-            "train_runtime_s": metrics["train_runtime_s"]}
+    """A run's own figures, as a sweep reads them, from its metrics.json; EmotionCoreError naming the file when it can't."""
+    return run_figures(read_json(folder / "metrics.json", "validation", "train_runtime_s"))
 
 
 def rank(own: dict[str, dict], rule: str, min_score: float) -> list[str]:

@@ -98,6 +98,13 @@ def validation_score(metrics: dict) -> float:
     return sum(scores) / len(scores)
 
 
+def run_figures(metrics: dict) -> dict:
+    """What a rule needs of a finished run: its validation score, its validation ECE after temperature scaling
+    (None if it was never calibrated) and its training time."""
+    return {"score": validation_score(metrics), "ece": metrics.get("calibration", {}).get("validation", {}).get("ece_after"),
+            "train_runtime_s": metrics["train_runtime_s"]}
+
+
 def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
     """Train every run of the grid (`jobs` at a time), choose on validation, write OUT/sweep.json."""
     if jobs < 1:
@@ -116,9 +123,8 @@ def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
             results[name] = {"flags": flags, "failed": f"exit status {status[name]}; see {out / f'{name}.log'}"}
             continue
         metrics = json.loads(metrics_file.read_text())
-        results[name] = {"flags": flags, "score": validation_score(metrics), "train_runtime_s": metrics["train_runtime_s"],
-                         "validation": {s: m["validation"]["macro_f1"] for s, m in metrics.get("sources", {}).items()},
-                         "ece": metrics.get("calibration", {}).get("validation", {}).get("ece_after")}
+        results[name] = {"flags": flags, **run_figures(metrics),
+                         "validation": {s: m["validation"]["macro_f1"] for s, m in metrics.get("sources", {}).items()}}
     if not any("score" in r for r in results.values()):
         raise EmotionCoreError(f"every run failed; see the logs in {out}")
     chosen = choose(results, rule)
