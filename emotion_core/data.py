@@ -19,7 +19,7 @@ from .errors import EmotionCoreError
 from .hub import OFFLINE_TRAINING_HINT, hub_failure, hub_is_offline, hub_unreachable
 from .labels import name_label, order_labels, parse_label_names
 from .normalize import normalize, parse_steps
-from .sources import MULTI_LABEL_SEPARATOR, Source, read_goemotions, read_mix_file
+from .sources import FOLDED, MULTI_LABEL_SEPARATOR, Source, read_goemotions, read_mix_file
 
 logger = logging.getLogger(__name__)
 
@@ -219,22 +219,22 @@ def load_splits(cfg: DataConfig, seed: int = 42) -> DatasetDict:
     return load_sources(cfg, seed)[0]
 
 
-def load_sources(cfg: DataConfig, seed: int = 42) -> tuple[DatasetDict, DataReport]:
-    """Load every source into one train / validation (/ test), with a `source` column, ready to tokenize.
+def load_sources(cfg: DataConfig, seed: int = 42, sources: list[Source] | None = None) -> tuple[DatasetDict, DataReport]:
+    """Load every source into one train / validation (/ test, / folded), with a `source` column, ready to tokenize.
 
     Labels are mapped and checked, texts normalised (`--normalize`), and train rows that repeat
-    another train row or any validation or test text are dropped, so no figure is inflated by a
-    text the model trained on. A source without a validation file gives 10% of its train rows
-    (stratified) to validation, so there is always a split to pick the best checkpoint on.
+    another train row or any evaluation text are dropped, so no figure is inflated by a text the
+    model trained on. A source without a validation file gives 10% of its train rows (stratified)
+    to validation, so there is always a split to pick the best checkpoint on. `sources` stands in
+    for the config's (a model folder's own, when it is evaluated again).
     """
-    sources = config_sources(cfg)
+    sources = sources or config_sources(cfg)
     names = [source.name for source in sources]
     if len(set(names)) != len(names):
         raise EmotionCoreError(f"Two sources share the name {max(names, key=names.count)!r}: give them names in a mix file.")
     steps = parse_steps(cfg.normalize)
     report = DataReport()
-    rows = {source.name: {split: map_rows(source, split, split_rows, steps, report)
-                          for split, split_rows in read_source(source).items()} for source in sources}
+    rows = {source.name: source_rows(source, steps, report) for source in sources}
     labels = order_labels(label for by_split in rows.values() for label in by_split["train"][1])
     strict = len(sources) == 1 and sources[0].label_map is None
     parts: dict[str, list[Dataset]] = {}
@@ -243,13 +243,22 @@ def load_sources(cfg: DataConfig, seed: int = 42) -> tuple[DatasetDict, DataRepo
             parts.setdefault(split, []).append(dataset)
     splits = DatasetDict({split: concatenate_datasets(datasets) for split, datasets in parts.items()})
     splits["train"] = drop_leaks(splits, report)
-    splits["train"] = weigh(splits["train"], {source.name: source.weight for source in sources}, seed, report)
+    splits["train"] = weigh(splits["train"], sources, seed, report)
     if cfg.max_train_samples:
         train = splits["train"].shuffle(seed=seed)
         splits["train"] = train.select(range(min(cfg.max_train_samples, len(train))))
     for line in report.lines():
         logger.info("data: %s", line)
     return splits, report
+
+
+def source_rows(source: Source, steps: tuple[str, ...], report: DataReport) -> dict[str, Rows]:
+    """One source's splits, mapped and normalised; plus `folded` when its grouping folds validation labels."""
+    raw = read_source(source)
+    out = {split: map_rows(source, split, split_rows, steps, report) for split, split_rows in raw.items()}
+    if "validation" in raw and source.mapping(FOLDED):
+        out[FOLDED] = map_rows(source, FOLDED, raw["validation"], steps, report)
+    return out
 
 
 def source_datasets(name: str, by_split: dict[str, Rows], labels: list[str], strict: bool, seed: int,
@@ -328,22 +337,36 @@ def hold_out(train: Dataset, seed: int) -> DatasetDict:
         return train.train_test_split(test_size=HELD_OUT_FRACTION, seed=seed)
 
 
-def weigh(train: Dataset, weights: dict[str, float], seed: int, report: DataReport) -> Dataset:
-    """Repeat (weight > 1) or subsample (weight < 1) each source's train rows, so one source counts for more."""
-    if all(weight == 1 for weight in weights.values()):
+def weigh(train: Dataset, sources: list[Source], seed: int, report: DataReport) -> Dataset:
+    """Repeat (weight > 1) or subsample (weight < 1) train rows, so one source, or one label of it, counts for more.
+
+    A source's rows are picked as one group, or label by label when it sets `label_weights`.
+    """
+    names = train.features["label"].names
+    for source in sources:
+        unknown = sorted(set(source.label_weights or {}) - set(names))
+        if unknown:
+            raise EmotionCoreError(f"Source {source.name}: label_weights names {', '.join(unknown)}, which no train row has "
+                                   f"(labels: {', '.join(names)}).")
+    groups = {(s.name, None if s.label_weights is None else label): s.label_weight(label)
+              for s in sources for label in (names if s.label_weights else [None])}
+    if all(weight == 1 for weight in groups.values()):
         return train
-    rng, sources, picks = np.random.default_rng(seed), np.array(train["source"]), []
-    for name, weight in weights.items():
-        rows = np.flatnonzero(sources == name)
+    rng, picks = np.random.default_rng(seed), []
+    source_of, label_of = np.array(train["source"]), np.array(train["label"])
+    for (name, label), weight in groups.items():
+        wanted = source_of == name
+        rows = np.flatnonzero(wanted if label is None else wanted & (label_of == names.index(label)))
         extra = rng.choice(rows, size=round((weight % 1) * len(rows)), replace=False)
         picks += [rows] * int(weight) + [extra]
-        report[name]["train"]["per_epoch"] = int(len(rows) * int(weight) + len(extra))
+        entry = report[name]["train"]
+        entry["per_epoch"] = entry.get("per_epoch", 0) + int(len(rows) * int(weight) + len(extra))
     return train.select(np.sort(np.concatenate(picks)))
 
 
 def drop_leaks(splits: DatasetDict, report: DataReport) -> Dataset:
-    """Train without the rows whose text is also a validation or test text (of any source)."""
-    held = {text for split in ("validation", "test") if split in splits for text in splits[split]["text"]}
+    """Train without the rows whose text is also an evaluation text (validation, test, folded; of any source)."""
+    held = {text for split in ("validation", "test", FOLDED) if split in splits for text in splits[split]["text"]}
     leaks = [i for i, text in enumerate(splits["train"]["text"]) if text in held]
     sources = splits["train"]["source"]
     for i in leaks:

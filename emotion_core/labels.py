@@ -10,13 +10,15 @@ from collections.abc import Iterable
 from .errors import EmotionCoreError
 
 EMOTION_LABELS: tuple[str, ...] = ("sadness", "joy", "love", "anger", "fear", "surprise")
+NEUTRAL = "neutral"  # the answer for text that carries no emotion; a model has it only if it was trained with it
+KNOWN_LABELS = (*EMOTION_LABELS, NEUTRAL)
 
 
 def order_labels(names: Iterable[str]) -> list[str]:
-    """Put label names in a stable order: the Hub's for the emotions, else numeric or alphabetical."""
+    """Put label names in a stable order: the Hub's for the emotions (then neutral), else numeric or alphabetical."""
     found = set(names)
-    if found <= set(EMOTION_LABELS):
-        return [name for name in EMOTION_LABELS if name in found]
+    if found <= set(KNOWN_LABELS):
+        return [name for name in KNOWN_LABELS if name in found]
     if all(name.lstrip("-").isdigit() for name in found):
         return sorted(found, key=int)
     return sorted(found)
@@ -47,7 +49,7 @@ def name_label(value: str, label_names: list[str] | None) -> str:
 
 # One colour per emotion, shared by both apps; other label sets cycle through the extras.
 EMOTION_COLORS = {"sadness": "#4c78a8", "joy": "#f2b701", "love": "#e45788", "anger": "#d62728",
-                  "fear": "#7b4fa0", "surprise": "#17a589"}
+                  "fear": "#7b4fa0", "surprise": "#17a589", NEUTRAL: "#9e9e9e"}
 EXTRA_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
@@ -55,3 +57,8 @@ def label_colors(labels: Iterable[str]) -> dict[str, str]:
     """A colour for every label: the emotion palette first, then a fixed cycle for other names."""
     others = itertools.cycle(EXTRA_COLORS)
     return {label: EMOTION_COLORS.get(label) or next(others) for label in labels}
+
+
+def display_name(label: str) -> str:
+    """How the apps name a label: neutral reads "no clear emotion", the others as they are."""
+    return "no clear emotion" if label == NEUTRAL else label

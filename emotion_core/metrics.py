@@ -9,27 +9,33 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 def compute_metrics(eval_pred) -> dict[str, float]:
     """The Trainer's per-epoch metrics: accuracy, macro-F1 (picks the best checkpoint), weighted-F1."""
     logits, labels = eval_pred
-    logits = np.asarray(logits)
-    preds, ids = logits.argmax(axis=-1), list(range(logits.shape[-1]))  # every label, as in metrics.json
+    preds = np.asarray(logits).argmax(axis=-1)
     return {
         "accuracy": float(accuracy_score(labels, preds)),
-        "macro_f1": float(f1_score(labels, preds, labels=ids, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(labels, preds, labels=ids, average="weighted", zero_division=0)),
+        "macro_f1": macro_f1(labels, preds),
+        "weighted_f1": float(f1_score(labels, preds, average="weighted", zero_division=0)),
     }
+
+
+def macro_f1(labels: np.ndarray, preds: np.ndarray) -> float:
+    """Mean F1 over the labels the split has: a label no text of it carries (neutral on the emotion data set)
+    is not averaged in, and answering it counts as a wrong answer for the text's own label."""
+    return float(f1_score(labels, preds, labels=np.unique(labels), average="macro", zero_division=0))
 
 
 def classification_report(labels: np.ndarray, preds: np.ndarray, names: list[str]) -> dict:
     """Everything `metrics.json` holds for one split: headline scores, per-class scores, confusion matrix."""
     ids = list(range(len(names)))
     precision, recall, f1, support = precision_recall_fscore_support(labels, preds, labels=ids, zero_division=0)
+    answered = np.bincount(preds, minlength=len(names)) / max(len(preds), 1)
     return {
         "n": int(len(labels)),
         "accuracy": float(accuracy_score(labels, preds)),
-        "macro_f1": float(f1_score(labels, preds, labels=ids, average="macro", zero_division=0)),
+        "macro_f1": macro_f1(labels, preds),
         "weighted_f1": float(f1_score(labels, preds, labels=ids, average="weighted", zero_division=0)),
         "per_class": {
-            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for name, p, r, f, s in zip(names, precision, recall, f1, support)
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s), "answered": float(a)}
+            for name, p, r, f, s, a in zip(names, precision, recall, f1, support, answered)
         },
         "labels": names,
         "confusion_matrix": confusion_matrix(labels, preds, labels=ids).tolist(),

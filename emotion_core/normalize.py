@@ -1,11 +1,28 @@
 """Text normalisation shared by training and inference, so the model sees the same kind of text in both.
 
 The emotion data set is lower-cased and has no links or user names; Reddit comments (GoEmotions)
-have links, `u/name` mentions and `[NAME]` where a person's name was masked. The steps map all of
-that onto one form. Training saves the steps in the model folder (`normalization.json`) and
-`Classifier` reads them back, so a model is always fed text the way it was trained.
+have links, `u/name` mentions and `[NAME]` where a person's name was masked. Social-media
+writing carries much of its emotion in emoji, hashtags and elongations, which a WordPiece
+vocabulary reads badly (most emoji become `[UNK]`, "#sofrustrated" and "sooooo" become pieces it
+rarely saw). The steps map all of that onto one form:
+
+| step          | what it does                                        | example                              |
+| ------------- | --------------------------------------------------- | ------------------------------------ |
+| `urls`        | links become `http`                                 | `see https://x.io/a` → `see http`    |
+| `mentions`    | `@name`, `u/name` become `@user`                    | `u/bob` → `@user`                    |
+| `names`       | GoEmotions' `[NAME]` becomes `someone`              |                                      |
+| `emoji`       | emoji become their names (the `emoji` package's)    | `so angry 😡😡` → `so angry enraged face` |
+| `hashtags`    | hashtags become their words (`wordsegment`)         | `#sofrustrated` → `so frustrated`    |
+| `elongations` | letters repeated 3+ times shortened to a real word  | `sooooo good` → `so good`            |
+| `lowercase`   | lower case                                          |                                      |
+| `spaces`      | runs of white space become one space                |                                      |
+
+Training saves the steps in the model folder (`normalization.json`) and `Classifier` reads them
+back, so a model is always fed text the way it was trained; a folder trained before a step
+existed keeps its own list and never gets the new step.
 """
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -14,14 +31,21 @@ from .errors import EmotionCoreError
 
 NORMALIZATION_FILE = "normalization.json"
 
-# step -> (pattern, replacement); "lowercase" and "spaces" are handled in `normalize`
+# step -> (pattern, replacement); the other steps are functions below
 PATTERNS = {
     "urls": (re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE), "http"),
     "mentions": (re.compile(r"(?<![\w/])(?:/?u/|@)[A-Za-z0-9_-]{2,}"), "@user"),
     "names": (re.compile(r"\[NAME\]"), "someone"),  # GoEmotions' mask for a person's name
 }
-STEPS = ("urls", "mentions", "names", "lowercase", "spaces")
+STEPS = ("urls", "mentions", "names", "emoji", "hashtags", "elongations", "lowercase", "spaces")
 DEFAULT_STEPS = STEPS
+
+HASHTAG = re.compile(r"(?<![\w&#])#([A-Za-z][A-Za-z0-9_]*)")  # not "&#39;", not "##"
+CAMEL_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+ELONGATED_WORD = re.compile(r"\b\w*([A-Za-z])\1{2,}\w*\b")
+LETTER_RUN = re.compile(r"([A-Za-z])\1{2,}", re.IGNORECASE)
+EMOJI_MODIFIERS = re.compile("[\U0001F3FB-\U0001F3FF\uFE0F]")  # skin tones and the emoji presentation selector
+MAX_RUNS = 4  # elongated runs in one word whose spellings are compared; further runs are just cut to two letters
 
 
 def parse_steps(spec: str | None) -> tuple[str, ...]:
@@ -44,11 +68,84 @@ def normalize(text: str, steps: tuple[str, ...]) -> str:
         if step in PATTERNS:
             pattern, replacement = PATTERNS[step]
             text = pattern.sub(replacement, text)
+        elif step == "emoji" and not text.isascii():  # the quick test keeps plain text as fast as before
+            text = emoji_to_words(text)
+        elif step == "hashtags" and "#" in text:
+            text = HASHTAG.sub(lambda m: " ".join(hashtag_words(m.group(1))), text)
+        elif step == "elongations":
+            text = ELONGATED_WORD.sub(lambda m: shorten(m.group(0)), text)
         elif step == "lowercase":
             text = text.lower()
         elif step == "spaces":
             text = " ".join(text.split())
     return text
+
+
+def emoji_to_words(text: str) -> str:
+    """Each emoji as its English name between spaces ("😡" → " enraged face "); a run of the same emoji counts once.
+
+    Skin tones and the presentation selector are dropped first, so 👍🏽 reads as "thumbs up".
+    """
+    import emoji
+
+    text = EMOJI_MODIFIERS.sub("", text)
+    out, end, previous = [], 0, None
+    for found in emoji.emoji_list(text):
+        between = text[end:found["match_start"]]
+        repeat = found["emoji"] == previous and not between.strip()
+        if not repeat:
+            out += [between, " ", emoji_name(found["emoji"]), " "]
+        end, previous = found["match_end"], found["emoji"]
+    return "".join(out) + text[end:]
+
+
+def emoji_name(char: str) -> str:
+    """The emoji's name in words: ':face_with_tears_of_joy:' → 'face with tears of joy'."""
+    import emoji
+
+    name = emoji.EMOJI_DATA.get(char, {}).get("en", "")
+    return name.strip(":").replace("_", " ") or char
+
+
+def hashtag_words(tag: str) -> list[str]:
+    """A hashtag's words: by its capitals when it has them (#BlackLivesMatter), else by word frequencies (#sofrustrated)."""
+    words = CAMEL_WORDS.findall(tag)
+    if len(words) > 1:
+        return words
+    return segment(tag) or [tag]
+
+
+@functools.cache
+def word_counts() -> tuple:
+    """wordsegment's English unigram counts and its segmenter, loaded once, only when a text needs them."""
+    import wordsegment
+
+    wordsegment.load()
+    return wordsegment.UNIGRAMS, wordsegment.segment
+
+
+def segment(tag: str) -> list[str]:
+    """Split run-together words, e.g. 'worstdayever' → ['worst', 'day', 'ever']."""
+    return word_counts()[1](tag)
+
+
+def shorten(word: str) -> str:
+    """An elongated word cut to its commonest spelling with each long run as two letters or one.
+
+    "sooooo" → "so", "gooood" → "good", "yesss" → "yes"; a word with no known spelling keeps two letters.
+    """
+    runs = list(LETTER_RUN.finditer(word))
+    if len(runs) > MAX_RUNS:
+        return LETTER_RUN.sub(r"\1\1", word)
+    counts = word_counts()[0]
+    candidates = [""]
+    end = 0
+    for run in runs:
+        before = word[end:run.start()]
+        candidates = [c + before + run.group(1) * n for c in candidates for n in (2, 1)]
+        end = run.end()
+    candidates = [c + word[end:] for c in candidates]
+    return max(candidates, key=lambda c: counts.get(c.lower(), 0))  # ties keep the first: two letters
 
 
 def save_steps(folder: Path, steps: tuple[str, ...]) -> None:

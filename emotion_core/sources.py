@@ -3,13 +3,17 @@
 One run may mix several sources (`--data A B`, or a mix file). Known sources have a reader and
 label mappings built in; GoEmotions is the first:
 
-| mapping      | GoEmotions rows kept (single-label only)                                       |
-| ------------ | ------------------------------------------------------------------------------ |
-| `six`        | the label is one of the six emotions (5,272 train rows)                        |
-| `ekman-love` | the authors' Ekman grouping, with love and caring kept as `love`; no disgust or neutral |
+| mapping              | GoEmotions rows kept (single-label only)                                     |
+| -------------------- | ---------------------------------------------------------------------------- |
+| `six`                | the label is one of the six emotions                                         |
+| `ekman-love`         | the authors' Ekman grouping, with love and caring kept as `love`; no disgust or neutral |
+| `six+neutral`        | `six`, and the rows labelled neutral as `neutral`                            |
+| `ekman-love+neutral` | `ekman-love`, and the rows labelled neutral as `neutral`                     |
 
-Validation and test rows of a source with a built-in grouping are always mapped with `six`, so
-its figures compare across groupings.
+Validation and test rows of a source with a built-in grouping keep only the labels that are model
+labels themselves (the six, and neutral where the mapping has it), so its figures compare across
+groupings. The validation rows whose label the grouping folds into another (annoyance into anger,
+admiration into joy, ...) become a split of their own, `folded`: mild emotion, measured on its own.
 """
 
 import json
@@ -17,7 +21,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from .errors import EmotionCoreError
-from .labels import EMOTION_LABELS
+from .labels import EMOTION_LABELS, NEUTRAL
 
 SIX = {name: name for name in EMOTION_LABELS}
 EKMAN_LOVE = SIX | {
@@ -29,7 +33,9 @@ EKMAN_LOVE = SIX | {
     "disappointment": "sadness", "embarrassment": "sadness", "grief": "sadness", "remorse": "sadness",
     "realization": "surprise", "confusion": "surprise", "curiosity": "surprise",
 }
-LABEL_MAPS = {"six": SIX, "ekman-love": EKMAN_LOVE}
+LABEL_MAPS = {"six": SIX, "ekman-love": EKMAN_LOVE, "six+neutral": SIX | {NEUTRAL: NEUTRAL},
+              "ekman-love+neutral": EKMAN_LOVE | {NEUTRAL: NEUTRAL}}
+FOLDED = "folded"  # the split of validation rows whose label a built-in grouping folds into another
 MULTI_LABEL_SEPARATOR = ","
 
 
@@ -48,10 +54,15 @@ class Source:
     label_map: str | None = None  # a name in LABEL_MAPS or a JSON file {source label: model label}
     format: str | None = None     # None: by file extension; "goemotions": its TSV + emotions.txt
     weight: float = 1.0           # times each train row is seen per epoch: 2 twice, 0.5 a seeded half
+    label_weights: dict[str, float] | None = None  # the same per model label, times `weight`: {"neutral": 0.5}
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.weight, (int, float)) and self.weight > 0):
+        if not is_weight(self.weight):
             raise EmotionCoreError(f"A source's weight must be a positive number, not {self.weight!r}.")
+        if self.label_weights is not None and not (isinstance(self.label_weights, dict)
+                                                   and all(is_weight(w) for w in self.label_weights.values())):
+            raise EmotionCoreError(f"label_weights must map labels to positive numbers, e.g. {{\"neutral\": 0.5}}; "
+                                   f"got {self.label_weights!r}.")
         if self.format is None and self.data and (Path(self.data) / "emotions.txt").is_file():
             self.format = "goemotions"
         if self.format not in (None, "goemotions"):
@@ -63,12 +74,29 @@ class Source:
             self.name = Path(where.rstrip("/")).stem if Path(where).exists() else where
 
     def mapping(self, split: str) -> dict[str, str] | None:
-        """Source label -> model label for one split (None keeps every label as it is)."""
+        """Source label -> model label for one split (None keeps every label as it is).
+
+        A built-in grouping of GoEmotions evaluates on the labels it keeps as they are, and on the
+        labels it folds into others as the `folded` split.
+        """
         if self.label_map is None:
             return None
-        if self.label_map in LABEL_MAPS:
-            return SIX if split != "train" and self.format == "goemotions" else LABEL_MAPS[self.label_map]
-        return read_label_map(Path(self.label_map))
+        if self.label_map not in LABEL_MAPS:
+            return read_label_map(Path(self.label_map))
+        grouping = LABEL_MAPS[self.label_map]
+        if split == "train" or self.format != "goemotions":
+            return grouping
+        folded = split == FOLDED
+        return {label: model for label, model in grouping.items() if (label != model) == folded}
+
+    def label_weight(self, label: str) -> float:
+        """Times a train row with this model label is seen per epoch."""
+        return self.weight * (self.label_weights or {}).get(label, 1.0)
+
+
+def is_weight(value) -> bool:
+    """A positive number (true and false are not weights)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def read_label_map(path: Path) -> dict[str, str]:

@@ -8,7 +8,11 @@ mean over sources of validation macro-F1, so a large source cannot drown a small
 to the run listed first. A grid may name another rule, `{"choose": "calibration", "min_score": F}`:
 the lowest validation ECE after temperature scaling among the runs whose score is at least F;
 adding `"max_ece": E` also asks for an ECE below E (say, the bundled model's), so a grid that
-finds nothing better reads no test figures at all.
+finds nothing better reads no test figures at all. Either rule may add `"require"`: floors and
+ceilings on any validation figure of a run's metrics.json, each `[path, ">=" or "<=", number]`
+(e.g. `["sources.goemotions.folded.per_class.neutral.answered", "<=", 0.25]`); only runs that meet
+them all are chosen from, and with `"fallback": "most_met"` a grid where none does takes the runs
+that meet the most.
 Only the winner's test figures are printed: the others' stay in their folders, unread, so the
 test split is looked at once.
 """
@@ -48,15 +52,24 @@ def read_grid(path: str | Path) -> dict[str, list[str]]:
 
 
 def read_rule(path: str | Path) -> dict:
-    """The grid's rule: {"choose": "macro_f1"} unless it names {"choose": "calibration", "min_score": F[, "max_ece": E]}."""
+    """The grid's rule: {"choose": "macro_f1"} unless it names {"choose": "calibration", "min_score": F[, "max_ece": E]};
+    either may add "require" (a list of [metrics path, ">=" or "<=", number]) and "fallback": "most_met"."""
     rule = load_grid(path).get("rule", {"choose": "macro_f1"})
     choice = rule.get("choose") if isinstance(rule, dict) else None
-    if choice == "macro_f1":
-        return rule
-    if choice == "calibration" and is_number(rule.get("min_score")) and is_number(rule.get("max_ece", 1.0)):
+    known = choice == "macro_f1" or (choice == "calibration" and is_number(rule.get("min_score"))
+                                     and is_number(rule.get("max_ece", 1.0)))
+    if known and valid_requirements(rule.get("require", [])) and rule.get("fallback") in (None, "most_met"):
         return rule
     raise EmotionCoreError(f'{path}: unknown rule {rule!r}; expected {{"choose": "macro_f1"}} or '
-                           '{"choose": "calibration", "min_score": 0.89} (optionally with "max_ece": 0.02)')
+                           '{"choose": "calibration", "min_score": 0.89} (optionally with "max_ece": 0.02), either with '
+                           'optional "require": [["sources.emotion.validation.accuracy", ">=", 0.93], ...] and "fallback": "most_met"')
+
+
+def valid_requirements(require) -> bool:
+    """A list of [dotted path, ">=" or "<=", number] triples."""
+    return isinstance(require, list) and all(
+        isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) and r[1] in (">=", "<=") and is_number(r[2])
+        for r in require)
 
 
 def is_number(value) -> bool:
@@ -64,9 +77,34 @@ def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def figure(metrics: dict, path: str) -> float | None:
+    """The number at a dotted path of metrics.json ("sources.emotion.validation.accuracy"), None when it is absent."""
+    value = metrics
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value if is_number(value) else None
+
+
+def check_requirements(metrics: dict, require: list) -> list[dict]:
+    """Each requirement with the run's figure and whether it is met (an absent figure is not)."""
+    checks = []
+    for path, op, bound in require:
+        value = figure(metrics, path)
+        met = value is not None and (value >= bound if op == ">=" else value <= bound)
+        checks.append({"figure": path, "op": op, "bound": bound, "value": value, "met": met})
+    return checks
+
+
 def choose(results: dict, rule: dict) -> str | None:
     """The winner among finished runs by the rule (ties go to the first listed); None when no run qualifies."""
     finished = [name for name, r in results.items() if "score" in r]
+    met = {name: sum(check["met"] for check in results[name].get("checks", [])) for name in finished}
+    needed = len(rule.get("require", []))
+    if rule.get("fallback") == "most_met" and finished and not any(met[name] == needed for name in finished):
+        needed = max(met.values())
+    finished = [name for name in finished if met[name] == needed]
     if rule["choose"] == "macro_f1":
         return max(finished, key=lambda name: results[name]["score"], default=None)  # max keeps the first of equals
     eligible = [name for name in finished if results[name]["score"] >= rule["min_score"]
@@ -77,10 +115,15 @@ def choose(results: dict, rule: dict) -> str | None:
 def describe_rule(rule: dict) -> str:
     """The rule in words, for sweep.json and the table."""
     if rule["choose"] == "macro_f1":
-        return "mean over sources of validation macro-F1"
-    words = (f"lowest validation ECE after temperature scaling, among runs whose mean over sources of "
-             f"validation macro-F1 is at least {rule['min_score']}")
-    return words + (f" and whose ECE is below {rule['max_ece']:.2%}" if "max_ece" in rule else "")
+        words = "mean over sources of validation macro-F1"
+    else:
+        words = (f"lowest validation ECE after temperature scaling, among runs whose mean over sources of "
+                 f"validation macro-F1 is at least {rule['min_score']}")
+        words += f" and whose ECE is below {rule['max_ece']:.2%}" if "max_ece" in rule else ""
+    if rule.get("require"):
+        words += ", among runs with " + "; ".join(f"{path} {op} {bound}" for path, op, bound in rule["require"])
+        words += " (else those that meet the most)" if rule.get("fallback") == "most_met" else ""
+    return words
 
 
 def train_one(name: str, flags: list[str], out: Path, threads: int) -> int:
@@ -124,7 +167,8 @@ def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
             continue
         metrics = json.loads(metrics_file.read_text())
         results[name] = {"flags": flags, **run_figures(metrics),
-                         "validation": {s: m["validation"]["macro_f1"] for s, m in metrics.get("sources", {}).items()}}
+                         "validation": {s: m["validation"]["macro_f1"] for s, m in metrics.get("sources", {}).items()},
+                         "checks": check_requirements(metrics, rule.get("require", []))}
     if not any("score" in r for r in results.values()):
         raise EmotionCoreError(f"every run failed; see the logs in {out}")
     chosen = choose(results, rule)
@@ -136,15 +180,17 @@ def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
 
 def summary_table(summary: dict, out: str | Path) -> list[str]:
     """Validation figures of every run, then every figure of the chosen run (its test split included)."""
-    lines = ["| run | mean validation macro-F1 | per source | validation ECE | train s |", "| --- | ---: | --- | ---: | ---: |"]
+    lines = ["| run | mean validation macro-F1 | per source | validation ECE | required met | train s |",
+             "| --- | ---: | --- | ---: | ---: | ---: |"]
     for name, r in summary["runs"].items():
         if "failed" in r:
-            lines.append(f"| {name} | failed | {r['failed']} | | |")
+            lines.append(f"| {name} | failed | {r['failed']} | | | |")
             continue
         per_source = ", ".join(f"{s} {f:.4f}" for s, f in r["validation"].items())
         mark = " (chosen)" if name == summary["chosen"] else ""
         ece = "—" if r["ece"] is None else f"{100 * r['ece']:.2f}%"
-        lines.append(f"| {name}{mark} | {r['score']:.4f} | {per_source} | {ece} | {r['train_runtime_s']:.0f} |")
+        met = f"{sum(c['met'] for c in r['checks'])}/{len(r['checks'])}" if r.get("checks") else "—"
+        lines.append(f"| {name}{mark} | {r['score']:.4f} | {per_source} | {ece} | {met} | {r['train_runtime_s']:.0f} |")
     if summary["chosen"] is None:
         return lines + ["", f"no run meets the rule ({summary['rule']}); no test figures read"]
     metrics = json.loads((Path(out) / summary["chosen"] / "metrics.json").read_text())

@@ -25,6 +25,7 @@ from .card import build_model_card
 from .calibration import calibrate, save_calibration
 from .config import DataConfig, ModelConfig, TrainConfig, base_model_id, resolve_base_model
 from .data import config_sources, load_sources
+from .sources import FOLDED, Source
 from .engines import export_onnx
 from .errors import EmotionCoreError
 from .hub import hub_failure, hub_unreachable
@@ -32,6 +33,8 @@ from .metrics import classification_report, compute_metrics, plot_confusion_matr
 from .normalize import parse_steps, save_steps
 
 logger = logging.getLogger(__name__)
+
+EVAL_SPLITS = ("validation", "test", FOLDED)  # folded: the mild-emotion rows a grouping folds (sources.py)
 
 
 def load_base_model(model_cfg: ModelConfig, labels: list[str]):
@@ -152,13 +155,13 @@ def run_training(trainer: Trainer, cfg: TrainConfig) -> dict:
 
 
 def evaluate_splits(trainer: Trainer, tokenized: DatasetDict, labels: list[str]) -> tuple[dict, dict]:
-    """Full metrics for validation and, when present, test: overall and for each source on its own.
+    """Full metrics for validation and, when present, test and folded: overall and for each source on its own.
 
     Also returns each split's (logits, labels), which calibration fits and checks the temperature on.
     """
     reports: dict = {}
     outputs: dict = {}
-    for split in ("validation", "test"):
+    for split in EVAL_SPLITS:
         if split not in tokenized:
             continue
         output = trainer.predict(tokenized[split], metric_key_prefix=split)
@@ -216,11 +219,11 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, fig
         raise EmotionCoreError("calibrate needs a local model folder.")
     metrics = json.loads((classifier.folder / "metrics.json").read_text())
     outputs, reports = {}, {}
-    for split, (texts, labels, sources) in eval_data(classifier, data_cfg).items():
+    for split, (texts, labels, sources) in eval_data(classifier, data_cfg, splits=EVAL_SPLITS if figures else ("validation", "test")).items():
         outputs[split] = (classifier.logits(texts), labels)
         if figures:
             add_reports(reports, split, labels, outputs[split][0].argmax(axis=1), sources, classifier.labels)
-    report = calibrate_outputs(outputs)
+    report = calibrate_outputs({split: outputs[split] for split in ("validation", "test") if split in outputs})
     save_calibration(classifier.folder, report)
     metrics |= reports | {"calibration": calibration_summary(report)}
     if figures:
@@ -247,13 +250,14 @@ def export_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> lis
 
 def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "test")) -> dict[str, tuple[list[str], np.ndarray, list[str]]]:
     """Raw texts, label indices and source names of the evaluation splits of the model's data (or `data_cfg`'s)."""
+    sources = None
     if data_cfg is None:
-        sources = classifier.run_config.get("sources") or []
+        sources = [run_source(entry) for entry in classifier.run_config.get("sources") or []]
         if not sources:
             raise EmotionCoreError(f"{classifier.folder} does not say what data it was trained on: pass --data.")
-        data_cfg = DataConfig(data=[s["data"] for s in sources], label_map=sources[0].get("label_map"))
+        data_cfg = DataConfig(data=[s.data for s in sources])
     data_cfg.normalize = "none"  # the classifier normalises as the model was trained
-    loaded, _ = load_sources(data_cfg)
+    loaded, _ = load_sources(data_cfg, sources=sources)
     out = {}
     for split in splits:
         if split in loaded:
@@ -265,6 +269,12 @@ def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "te
     return out
 
 
+def run_source(entry: dict) -> Source:
+    """A source as run_config.json recorded it (its name, data, label map and weights)."""
+    return Source(data=entry["data"], name=entry.get("name"), label_map=entry.get("label_map"),
+                  weight=entry.get("weight", 1.0), label_weights=entry.get("label_weights"))
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write a text file via a temporary name, so a crash never leaves half of it."""
     partial = path.with_name(f".{path.name}.tmp")
@@ -274,7 +284,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def summary_lines(metrics: dict) -> list[str]:
     """Accuracy and macro-F1 per split, overall and per source, one line each."""
-    rows = [(split, metrics[split]) for split in ("validation", "test") if split in metrics]
+    rows = [(split, metrics[split]) for split in EVAL_SPLITS if split in metrics]
     if len(metrics.get("sources", {})) > 1:
         rows += [(f"{split} / {source}", m) for source, by_split in metrics["sources"].items() for split, m in by_split.items()]
     return [f"{name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (n={m['n']:,})" for name, m in rows]
@@ -288,7 +298,7 @@ def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainC
         "base_model": base_model_id(model_cfg.base_model),
         "dataset": data_cfg.dataset_name or " + ".join(source.name for source in sources),
         "sources": [{"name": s.name, "data": s.data or s.train_file, "label_map": s.label_map, "weight": s.weight}
-                    for s in sources],
+                    | ({"label_weights": s.label_weights} if s.label_weights else {}) for s in sources],
         "normalize": list(parse_steps(data_cfg.normalize)),
         "labels": labels,
         "max_length": model_cfg.max_length,

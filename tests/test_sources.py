@@ -110,8 +110,8 @@ def test_normalisation_steps():
     assert normalize(text, steps) == "lol @user see http and @user, someone is great. mail a@b.com"
     assert normalize(text, parse_steps("none")) == text
     assert parse_steps("lowercase,urls") == ("urls", "lowercase")  # always applied in one order
-    with pytest.raises(EmotionCoreError, match="Unknown normalisation step 'emoji'"):
-        parse_steps("emoji")
+    with pytest.raises(EmotionCoreError, match="Unknown normalisation step 'emojis'"):
+        parse_steps("emojis")
 
 
 def test_training_and_inference_normalise_alike_and_report_each_source(tmp_path, tiny_base_dir, two_sources):

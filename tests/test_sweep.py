@@ -108,7 +108,7 @@ def test_when_no_run_meets_the_rule_no_test_figures_are_read(tmp_path):
     summary = {"chosen": None, "rule": "lowest validation ECE ...",
                "runs": {"a": {"score": 0.8, "ece": 0.02, "validation": {"emotion": 0.8}, "train_runtime_s": 10}}}
     lines = summary_table(summary, tmp_path)  # tmp_path holds no run folder: reading one would fail
-    assert "| a | 0.8000 | emotion 0.8000 | 2.00% | 10 |" in lines
+    assert "| a | 0.8000 | emotion 0.8000 | 2.00% | — | 10 |" in lines
     assert "no run meets the rule" in lines[-1] and not any("test:" in line for line in lines)
 
 
