@@ -22,7 +22,7 @@ from emotion_core import Classifier, EmotionCoreError
 from emotion_core.batch import score_csv
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
-from emotion_core.labels import label_colors
+from emotion_core.labels import display_name, label_colors
 from emotion_core.predict import check_length
 
 SECURITY_HEADERS = {
@@ -56,7 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False  # probabilities stay highest first
     model = Classifier.from_pretrained(app.config["MODEL"])
     app.extensions["classifier"] = model
-    app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name,
+    app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name, shown=display_name,
                                  max_chars=app.config["MAX_TEXT_CHARS"])
     app.extensions["model_slots"] = threading.BoundedSemaphore(app.config["MAX_BUSY"])
     app.before_request(take_model_slot)
@@ -140,7 +140,9 @@ def index():
             why = explain(classifier(), check_text(text))  # the probabilities come from the same pass
             probs = why.probabilities
             words = [{"word": w, "score": s, "css": highlight_class(c)} for w, s, c in zip(why.words, why.scores, why.scaled())]
-            result = {"emotion": next(iter(probs)), "probabilities": probs, "words": words, "faint": why.faint}
+            sentences = classifier().analyze([text])[0].sentences
+            result = {"emotion": next(iter(probs)), "probabilities": probs, "words": words, "faint": why.faint,
+                      "sentences": sentences if len(sentences) > 1 else []}
         except InputError as exc:
             error, status = str(exc), 400 if exc.status == 422 else exc.status
     return render_template("index.html", text=text, result=result, error=error), status
@@ -169,29 +171,33 @@ def predict_body(body) -> dict:
     """Validate a /api/predict body and classify it."""
     if not isinstance(body, dict) or ("text" in body) == ("texts" in body):
         raise InputError('Send an object with either "text" (a string) or "texts" (a list of strings).', 400)
-    want_why = body.get("explain", False)
-    if not isinstance(want_why, bool):
-        raise InputError('"explain" must be true or false.', 400)
+    want_why, want_sentences = body.get("explain", False), body.get("sentences", False)
+    if not isinstance(want_why, bool) or not isinstance(want_sentences, bool):
+        raise InputError('"explain" and "sentences" must be true or false.', 400)
     if "text" in body:
-        why = explain(classifier(), check_text(body["text"])) if want_why else None
-        probs = why.probabilities if why else classifier().predict(check_text(body["text"]))
-        answer = {"model": classifier().name, "emotion": next(iter(probs)), "probabilities": probs}
-        return answer | ({"explanation": why.as_dict()} if why else {})
+        return {"model": classifier().name, **predictions([check_text(body["text"])], want_why, want_sentences)[0]}
     texts, limit = body["texts"], current_app.config["MAX_BATCH"]
     if not isinstance(texts, list) or not texts:
         raise InputError('"texts" must be a non-empty list of strings.')
     if len(texts) > limit:
         raise InputError(f'Too many texts: {len(texts)} (the limit is {limit} per request).', 413)
-    batch = classifier().predict_batch([check_text(t) for t in texts])
-    predictions = [{"emotion": next(iter(p)), "probabilities": p} for p in batch]
+    return {"model": classifier().name, "predictions": predictions([check_text(t) for t in texts], want_why, want_sentences)}
+
+
+def predictions(texts: list[str], want_why: bool, want_sentences: bool) -> list[dict]:
+    """Each text's emotion and probabilities, with its explanation and its sentences' results when asked."""
+    if want_sentences:
+        answers = [document.as_dict() for document in classifier().analyze(texts)]
+    else:
+        answers = [{"emotion": next(iter(p)), "probabilities": p} for p in classifier().predict_batch(texts)]
     if want_why:
-        for prediction, text in zip(predictions, texts):
-            prediction["explanation"] = explain(classifier(), text).as_dict()
-    return {"model": classifier().name, "predictions": predictions}
+        for answer, text in zip(answers, texts):
+            answer["explanation"] = explain(classifier(), text).as_dict()
+    return answers
 
 
 def api_score():
-    """A CSV upload (form field `file`, optional `text_column`) -> the scored CSV."""
+    """A CSV upload (form field `file`, optional `text_column`, `sentences=true` for a row per sentence) -> the scored CSV."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return jsonify(error='Upload a CSV file in the form field "file".'), 400
@@ -201,7 +207,7 @@ def api_score():
         out = workdir / f"{src.stem}-scored.csv"
         upload.save(src)
         score_csv(src, out, classifier(), text_column=request.form.get("text_column") or None, progress=False,
-                  max_rows=current_app.config["MAX_ROWS"])
+                  max_rows=current_app.config["MAX_ROWS"], sentences=request.form.get("sentences", "").lower() in ("1", "true"))
         response = send_file(out, mimetype="text/csv", as_attachment=True, download_name=out.name)
     except EmotionCoreError as exc:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -21,7 +21,7 @@ from emotion_core import Classifier, EmotionCoreError  # first: sets the Hub cli
 from emotion_core.batch import score_csv, sniff_columns
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
-from emotion_core.labels import label_colors
+from emotion_core.labels import display_name, label_colors
 from emotion_core.predict import check_length
 
 import gradio as gr  # noqa: E402
@@ -35,7 +35,7 @@ OUTPUT_MAX_AGE_S = 3600  # Gradio copies results into its own cache (cleaned by 
 EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().splitlines() if line.strip()]
 
 classifier = Classifier.from_pretrained()  # once per process: argument-free, so $EMOTION_MODEL or the bundled model
-COLORS = label_colors(classifier.labels)
+COLORS = {display_name(label): color for label, color in label_colors(classifier.labels).items()}
 
 
 def friendly(fn):
@@ -55,14 +55,26 @@ def friendly(fn):
 
 @friendly
 def classify(text: str) -> dict[str, float]:
-    """Every emotion's probability for one text, highest first."""
+    """Every emotion's probability for one text, highest first (a long text read sentence by sentence)."""
     check_length(text or "")
     return classifier.predict(text or "")
 
 
+@friendly
+def analyze(text: str) -> dict:
+    """The text's emotion and probabilities, and each sentence's: {"emotion", "probabilities", "sentences": [...]}."""
+    check_length(text or "")
+    return classifier.analyze([text or ""])[0].as_dict()
+
+
+def shown(probs: dict[str, float]) -> dict[str, float]:
+    """Probabilities keyed by the names the page shows (neutral reads "no clear emotion")."""
+    return {display_name(label): p for label, p in probs.items()}
+
+
 def probability_frame(probs: dict[str, float]) -> pd.DataFrame:
     """The bar chart's data, highest probability first."""
-    return pd.DataFrame({"emotion": list(probs), "probability": list(probs.values())})
+    return pd.DataFrame({"emotion": list(shown(probs)), "probability": list(probs.values())})
 
 
 @friendly
@@ -77,12 +89,22 @@ def highlights(explanation: dict) -> list[tuple[str, float]]:
     return [(w["word"] + " ", round(w["scaled"], 3)) for w in explanation["words"]]
 
 
+def sentence_marks(document):
+    """Each sentence with its emotion's name, for gr.HighlightedText; shown only for more than one sentence."""
+    marks = [(f"{s.text} ", display_name(s.label)) for s in document.sentences]
+    return gr.update(value=marks, visible=len(marks) > 1)
+
+
 @friendly
-def show(text: str) -> tuple[dict[str, float], pd.DataFrame, list[tuple[str, float]]]:
-    """The text tab's outputs: the label, the chart and the highlighted words, from one forward pass."""
+def show(text: str) -> tuple[dict[str, float], pd.DataFrame, list[tuple[str, float]], dict]:
+    """The text tab's outputs: the label, the chart, the highlighted words and the sentences with their emotions.
+
+    The document's probabilities come from the explanation's own pass; its sentences from one more.
+    """
     check_length(text or "")
     why = explain(classifier, text or "")
-    return why.probabilities, probability_frame(why.probabilities), highlights(why.as_dict())
+    return (shown(why.probabilities), probability_frame(why.probabilities), highlights(why.as_dict()),
+            sentence_marks(classifier.analyze([text])[0]))
 
 
 # ----------------------------------------------------------------------------- batch
@@ -128,7 +150,8 @@ def summarize(scored: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     counts = Counter()
     for chunk in pd.read_csv(scored, usecols=["emotion"], chunksize=50_000):
         counts.update(chunk["emotion"].dropna())
-    return preview, pd.DataFrame({"emotion": classifier.labels, "rows": [counts[label] for label in classifier.labels]})
+    return preview, pd.DataFrame({"emotion": [display_name(label) for label in classifier.labels],
+                                  "rows": [counts[label] for label in classifier.labels]})
 
 
 # ----------------------------------------------------------------------------- model
@@ -166,7 +189,7 @@ def model_image(name: str) -> str | None:
 
 with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
     gr.Markdown("# Emotion\nWhich emotion does a piece of English text express? "
-                f"{', '.join(classifier.labels).capitalize()}.")
+                f"{', '.join(map(display_name, classifier.labels)).capitalize()}. A long text is read sentence by sentence.")
     with gr.Tab("Text"):
         with gr.Row():
             with gr.Column():
@@ -175,13 +198,15 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                 button = gr.Button("Classify", variant="primary", elem_id="classify-button")
                 why = gr.HighlightedText(label="Why: red words pushed the top emotion up, purple words pulled it down",
                                          combine_adjacent=False, show_legend=False, elem_id="why")
+                sentences = gr.HighlightedText(label="Sentence by sentence", color_map=COLORS, combine_adjacent=False,
+                                               show_legend=True, visible=False, elem_id="sentences")
                 gr.Examples(EXAMPLES, inputs=text, label="Try one")
             with gr.Column():
                 label = gr.Label(num_top_classes=len(classifier.labels), label="Emotion", elem_id="emotion-label")
                 chart = gr.BarPlot(x="emotion", y="probability", color="emotion", color_map=COLORS, sort="-y",
                                    y_lim=[0, 1], label="Probabilities", elem_id="emotion-chart")
         for trigger in (text.submit, button.click):
-            trigger(show, inputs=text, outputs=[label, chart, why], api_visibility="private")
+            trigger(show, inputs=text, outputs=[label, chart, why, sentences], api_visibility="private")
     with gr.Tab("Batch (CSV)"):
         gr.Markdown(f"Upload a CSV with a header row (up to {MAX_UPLOAD.upper()} and {MAX_APP_ROWS:,} rows). Every row gets `emotion`, "
                     "`confidence` and one `prob_<label>` column, as with `python -m emotion_core score`.")
@@ -189,7 +214,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
         column = gr.Dropdown(label="Text column", choices=[], visible=False, allow_custom_value=True)
         score_button = gr.Button("Score", variant="primary", elem_id="score-button")
         scored = gr.File(label="Scored CSV", interactive=False, elem_id="scored-file")
-        counts = gr.BarPlot(x="emotion", y="rows", color="emotion", color_map=COLORS, sort=list(classifier.labels),
+        counts = gr.BarPlot(x="emotion", y="rows", color="emotion", color_map=COLORS, sort=list(COLORS),
                             label="Rows per emotion")
         preview = gr.Dataframe(label=f"First {PREVIEW_ROWS} rows", interactive=False, elem_id="preview")
         upload.change(pick_column, inputs=upload, outputs=column, api_visibility="private")
@@ -203,6 +228,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                      visible=model_image("reliability.png") is not None)
     gr.api(classify, api_name="classify")
     gr.api(explain_words, api_name="explain")
+    gr.api(analyze, api_name="analyze")
 
 demo.queue(default_concurrency_limit=2, max_size=64)  # a full queue answers "busy", it does not pile up
 

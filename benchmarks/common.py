@@ -29,3 +29,40 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+GOEMOTIONS = SHARED.parent / "goemotions"
+PLAIN_STATEMENTS = Path(__file__).resolve().parent / "data" / "plain_statements.txt"
+
+
+def goemotions_dev() -> list[tuple[str, str]]:
+    """GoEmotions dev rows with a single label, as (text, fine label)."""
+    from emotion_core.sources import read_goemotions
+
+    texts, labels = read_goemotions(GOEMOTIONS / "dev.tsv")
+    return [(text, label) for text, label in zip(texts, labels) if "," not in label]
+
+
+def goemotions_groups() -> dict[str, list[tuple[str, str]]]:
+    """GoEmotions dev, single-label rows, in the groups issue 18 measures, each as (text, model label):
+    `six+neutral` (the six emotions and neutral as they are) and `mild` (the labels ekman-love folds
+    into one of the six: annoyance as anger, admiration as joy, ...)."""
+    from emotion_core.sources import EKMAN_LOVE, SIX
+
+    rows = goemotions_dev()
+    return {"six+neutral": [(t, label) for t, label in rows if label in SIX or label == "neutral"],
+            "mild": [(t, EKMAN_LOVE[label]) for t, label in rows if label in EKMAN_LOVE and label not in SIX]}
+
+
+def plain_statements() -> list[str]:
+    """The plain statements written for the neutral benchmark (no emotion in any of them)."""
+    lines = PLAIN_STATEMENTS.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def load_models(names: list[str]) -> dict:
+    """Classifiers by name: "bundled" is the bundled model, anything else a model folder."""
+    from emotion_core import Classifier
+    from emotion_core.config import BUNDLED_MODEL
+
+    return {name: Classifier.from_pretrained(BUNDLED_MODEL if name == "bundled" else name) for name in names}

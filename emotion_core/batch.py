@@ -30,10 +30,12 @@ class ScoreSummary:
     rows: int = 0
     skipped: int = 0
     label_counts: Counter = field(default_factory=Counter)
+    sentences: int | None = None  # output rows with --sentences (one per sentence)
 
     def __str__(self) -> str:
         counts = ", ".join(f"{label} {n}" for label, n in self.label_counts.most_common())
-        return (f"Scored {self.rows - self.skipped} of {self.rows} rows into {self.output} "
+        split = "" if self.sentences is None else f" as {self.sentences} sentences"
+        return (f"Scored {self.rows - self.skipped} of {self.rows} rows{split} into {self.output} "
                 f"(column '{self.text_column}'; {self.skipped} skipped as empty). Labels: {counts or 'none'}.")
 
 
@@ -41,8 +43,8 @@ TOP_WORDS = 3
 
 
 def prediction_columns(labels: list[str]) -> list[str]:
-    """The columns `score` adds, in order (and `top_words` with --explain)."""
-    return ["emotion", "confidence", *(f"prob_{label}" for label in labels), "top_words"]
+    """The columns `score` adds, in order (`sentence` and `sentence_text` with --sentences, `top_words` with --explain)."""
+    return ["sentence", "sentence_text", "emotion", "confidence", *(f"prob_{label}" for label in labels), "top_words"]
 
 
 def top_words(classifier: Classifier, text: str) -> str:
@@ -80,16 +82,24 @@ def sniff_columns(path: str | Path, encoding: str = "utf-8-sig") -> tuple[list[s
     return [str(c) for c in head.columns], guess
 
 
-def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier, explain: bool = False) -> pd.DataFrame:
-    """Add `emotion`, `confidence`, `prob_<label>` (and `top_words`) to one chunk; empty texts get empty cells."""
+def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier, explain: bool = False,
+                sentences: bool = False) -> pd.DataFrame:
+    """Add `emotion`, `confidence`, `prob_<label>` (and `top_words`) to one chunk; empty texts get empty cells.
+
+    With `sentences`, each row becomes one row per sentence of its text, numbered from 1 in `sentence`.
+    """
     texts = frame[column].fillna("").astype(str)
     valid = (texts.str.strip() != "").to_numpy()
-    probs = np.full((len(frame), len(classifier.labels)), np.nan, dtype=np.float32)
-    emotion = np.full(len(frame), None, dtype=object)
-    if valid.any():
-        probs[valid] = classifier.predict_proba(texts[valid].tolist())
-        emotion[valid] = np.asarray(classifier.labels, dtype=object)[probs[valid].argmax(axis=1)]
     out = frame.drop(columns=[c for c in prediction_columns(classifier.labels) if c in frame.columns])
+    if sentences:
+        out, texts, probs = sentence_rows(out, texts, valid, classifier)
+        valid = out["sentence_text"].notna().to_numpy()
+    else:
+        probs = np.full((len(frame), len(classifier.labels)), np.nan, dtype=np.float32)
+        if valid.any():
+            probs[valid] = classifier.predict_proba(texts[valid].tolist())
+    emotion = np.full(len(out), None, dtype=object)
+    emotion[valid] = np.asarray(classifier.labels, dtype=object)[probs[valid].argmax(axis=1)]
     out["emotion"] = emotion
     out["confidence"] = probs.max(axis=1)  # NaN (an empty cell) where the text was empty
     for i, label in enumerate(classifier.labels):
@@ -97,6 +107,25 @@ def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier, explai
     if explain:
         out["top_words"] = [top_words(classifier, text) if ok else None for text, ok in zip(texts, valid)]
     return out
+
+
+def sentence_rows(frame: pd.DataFrame, texts: pd.Series, valid: np.ndarray,
+                  classifier: Classifier) -> tuple[pd.DataFrame, list[str], np.ndarray]:
+    """Each row repeated once per sentence of its text (an empty text: once, unscored), with the sentences'
+    texts and probabilities."""
+    documents = iter(classifier.analyze(texts[valid].tolist())) if valid.any() else iter(())
+    repeat, numbers, pieces, probs = [], [], [], []
+    for row, ok in enumerate(valid):
+        found = next(documents).sentences if ok else [None]
+        repeat += [row] * len(found)
+        numbers += list(range(1, len(found) + 1)) if ok else [None]
+        pieces += [s.text if s else None for s in found]
+        probs += [[s.probabilities[label] for label in classifier.labels] if s else [np.nan] * len(classifier.labels)
+                  for s in found]
+    out = frame.iloc[repeat].reset_index(drop=True)
+    out.insert(len(out.columns), "sentence", pd.array(numbers, dtype="Int64"))
+    out.insert(len(out.columns), "sentence_text", pieces)
+    return out, [p or "" for p in pieces], np.asarray(probs, dtype=np.float32).reshape(len(out), len(classifier.labels))
 
 
 @contextmanager
@@ -131,6 +160,7 @@ def score_csv(
     progress: bool = True,
     max_rows: int | None = None,
     explain: bool = False,
+    sentences: bool = False,
 ) -> ScoreSummary:
     """Score every row of a CSV into a new CSV: input columns, then emotion, confidence, prob_<label>.
 
@@ -138,7 +168,8 @@ def score_csv(
     Prediction columns already in the input (a scored file scored again) are replaced.
     `max_rows` caps the work one call may do (the apps set it; the command line does not).
     `explain` adds `top_words`, the words that drove each prediction (one occlusion pass per row:
-    several times slower than scoring alone).
+    several times slower than scoring alone). `sentences` writes one row per sentence of each
+    text instead of one per text (the document's emotion, the default, reads long texts whole).
     """
     src, dst = Path(input_path), Path(output_path)
     check_encoding(encoding)
@@ -151,7 +182,8 @@ def score_csv(
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
         with clear_csv_errors(src, encoding):
-            summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress, max_rows, explain)
+            summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress, max_rows, explain,
+                                    sentences)
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
@@ -181,7 +213,7 @@ def process_alive(pid: int) -> bool:
 
 def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str | None,
                   encoding: str, chunk_rows: int, progress: bool, max_rows: int | None = None,
-                  explain: bool = False) -> ScoreSummary:
+                  explain: bool = False, sentences: bool = False) -> ScoreSummary:
     """Read, score and append chunk by chunk, with a progress bar measured in bytes read."""
     with open(src, "rb") as raw, tqdm.wrapattr(raw, "read", total=src.stat().st_size, desc=f"Scoring {src.name}",
                                                unit="B", unit_scale=True, disable=not progress) as wrapped:
@@ -195,11 +227,13 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
             if max_rows is not None and summary.rows + len(chunk) > max_rows:  # refuse before scoring past the cap
                 raise EmotionCoreError(f"{src.name} has more than {max_rows:,} rows, the limit here. "
                                        "Score it with: python -m emotion_core score FILE -o OUT.csv")
-            scored = score_frame(chunk, summary.text_column, classifier, explain)
+            scored = score_frame(chunk, summary.text_column, classifier, explain, sentences)
             scored.to_csv(tmp, mode="a" if summary.rows else "w", header=not summary.rows, index=False, float_format="%.4f")
             summary.rows += len(chunk)
-            summary.skipped += int(scored["emotion"].isna().sum())
+            summary.skipped += int((chunk[summary.text_column].fillna("").astype(str).str.strip() == "").sum())
             summary.label_counts.update(scored["emotion"].dropna())
+            if sentences:
+                summary.sentences = (summary.sentences or 0) + int(scored["sentence"].notna().sum())
     if summary is None or summary.rows == 0:
         raise EmotionCoreError(f"{src.name} has a header but no rows to score.")
     return summary

@@ -13,7 +13,8 @@ TEMPLATE = """---
 
 # {{ model_name }}
 
-Reads the emotion in a piece of English text: one of {{ labels | join(", ") }}.
+Reads the emotion in a piece of English text: one of {{ labels | join(", ") }}{% if "neutral" in labels %}
+(neutral: no clear emotion){% endif %}.
 Fine-tuned from [{{ base_model }}](https://huggingface.co/{{ base_model }}) on `{{ dataset }}`
 with the emotion toolkit's `train.py` (command below).
 
@@ -24,6 +25,11 @@ with the emotion toolkit's `train.py` (command below).
 {% for split, m in splits.items() -%}
 | {{ split }} | {{ m.n }} | {{ "%.4f" | format(m.accuracy) }} | {{ "%.4f" | format(m.macro_f1) }} | {{ "%.4f" | format(m.weighted_f1) }} |
 {% endfor %}
+{% if "folded" in splits -%}
+`folded`: validation rows whose fine label the training grouping folds into one of the labels (mild
+emotion: annoyance as anger, admiration as joy, ...), measured apart from validation.
+
+{% endif -%}
 {% if sources | length > 1 -%}
 Each source on its own:
 
@@ -37,11 +43,13 @@ Each source on its own:
 {% endif -%}
 Per class on the {{ report_split }} split:
 
-| label | precision | recall | F1 | support |
-| --- | ---: | ---: | ---: | ---: |
+| label | precision | recall | F1 | support | answered |
+| --- | ---: | ---: | ---: | ---: | ---: |
 {% for name, c in per_class.items() -%}
-| {{ name }} | {{ "%.3f" | format(c.precision) }} | {{ "%.3f" | format(c.recall) }} | {{ "%.3f" | format(c.f1) }} | {{ c.support }} |
+| {{ name }} | {{ "%.3f" | format(c.precision) }} | {{ "%.3f" | format(c.recall) }} | {{ "%.3f" | format(c.f1) }} | {{ c.support }} | {% if c.answered is defined %}{{ "%.1f" | format(100 * c.answered) }}%{% endif %} |
 {% endfor %}
+"answered": the share of the split's texts given that label.
+
 ![Confusion matrix on the {{ report_split }} split](confusion_matrix.png)
 {% if calibration %}
 ## Calibration
@@ -121,7 +129,7 @@ def dataset_note(run_config: dict) -> str:
 
 def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelCard:
     """Fill the card from `metrics.json` and `run_config.json` so the three never disagree."""
-    splits = {name: metrics[name] for name in ("validation", "test") if name in metrics}
+    splits = {name: metrics[name] for name in ("validation", "test", "folded") if name in metrics}
     report_split = "test" if "test" in splits else "validation"
     report = splits[report_split]
     dataset = run_config["dataset"]
@@ -132,7 +140,7 @@ def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelC
             metric_type=metric, metric_name=metric.replace("_", "-"), metric_value=round(m[metric], 4),
             metric_config="macro" if metric == "macro_f1" else None,
         )
-        for split, m in splits.items() for metric in ("accuracy", "macro_f1")
+        for split, m in splits.items() if split != "folded" for metric in ("accuracy", "macro_f1")
     ]
     card_data = ModelCardData(
         model_name=model_name, base_model=run_config["base_model"], language="en", license="apache-2.0",

@@ -21,7 +21,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
     classifier = Classifier.from_pretrained(args.model, engine=args.engine)
     summary = score_csv(args.input, args.output, classifier, text_column=args.text_column,
-                        encoding=args.encoding, progress=not args.quiet, explain=args.explain)
+                        encoding=args.encoding, progress=not args.quiet, explain=args.explain, sentences=args.sentences)
     print(summary)
 
 
@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.add_argument("--explain", action="store_true",
                        help="add a top_words column: the words that drove each prediction (slower: one occlusion pass a row)")
+    score.add_argument("--sentences", action="store_true",
+                       help="one output row per sentence of each text (columns sentence, sentence_text), instead of "
+                            "one per text with the whole text's emotion")
     score.set_defaults(func=cmd_score)
 
     predict = commands.add_parser("predict", help="classify texts given as arguments",

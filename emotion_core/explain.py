@@ -11,6 +11,7 @@ thousands of passes. Occlusion needs one batch, and
 `benchmarks/bench_explain.py` measures that it is faithful.
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,10 +19,13 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .calibration import softmax
+from .documents import pieces
 from .errors import EmotionCoreError
 from .normalize import normalize
 
 MODES = ("delete", "mask")
+WORD = re.compile(r"\S+")  # a word is what str.split() gives
+EXPLAIN_TOKENS = 48  # the longest piece a long document's words are scored in (explain_document)
 SCALE_FLOOR = 1.0  # log-odds: a word that moves the odds less than e-fold is never shown at full strength
 
 
@@ -77,26 +81,34 @@ def occlude(classifier, text: str, groups: Sequence[Sequence[int]] | None = None
     `groups=None` means one group per word the model sees. Also returns the words, and the
     indices of the words the model sees (the rest are past the truncation point).
     """
+    words = text.split()
+    rows, seen = variants(classifier, words, groups, mode)
+    return words, classifier.logits_of_ids(rows, batch_size=64).astype(np.float64) / classifier.temperature, seen
+
+
+def variants(classifier, words: list[str], groups: Sequence[Sequence[int]] | None = None,
+             mode: str = "delete") -> tuple[list[list[int]], list[int]]:
+    """Token ids of the words (row 0) and of the words with each group left out or masked (rows 1...),
+    and the indices of the words the model sees."""
     if mode not in MODES:
         raise EmotionCoreError(f"Unknown occlusion mode {mode!r}: choose one of {', '.join(MODES)}.")
-    words = text.split()
     if not words:
         raise EmotionCoreError("Text is empty: type something to classify.")
     tokenizer = classifier.tokenizer
     if mode == "mask" and tokenizer.mask_token_id is None:
         raise EmotionCoreError(f"The tokenizer of {classifier.name} has no [MASK] token; use mode 'delete'.")
     normalised = [normalize(word, classifier.normalization) or word for word in words]
-    encoded = tokenizer(normalised, is_split_into_words=True, truncation=True, max_length=classifier.max_length)
-    ids, word_ids = encoded["input_ids"], encoded.word_ids()
+    encoded = tokenizer(normalised, is_split_into_words=True, verbose=False)  # cut below: see Classifier.encode
+    ids, word_ids = classifier.cut(encoded["input_ids"]), classifier.cut(encoded.word_ids())
     seen = sorted(set(word_ids) - {None})
-    variants = [ids]
+    rows = [ids]
     for group in ([[i] for i in seen] if groups is None else groups):
         gone = set(group)
         if mode == "delete":
-            variants.append([t for t, w in zip(ids, word_ids) if w not in gone])
+            rows.append([t for t, w in zip(ids, word_ids) if w not in gone])
         else:
-            variants.append([tokenizer.mask_token_id if w in gone else t for t, w in zip(ids, word_ids)])
-    return words, classifier.logits_of_ids(variants, batch_size=64).astype(np.float64) / classifier.temperature, seen
+            rows.append([tokenizer.mask_token_id if w in gone else t for t, w in zip(ids, word_ids)])
+    return rows, seen
 
 
 def log_odds(logits: np.ndarray, label: int) -> np.ndarray:
@@ -108,9 +120,10 @@ def log_odds(logits: np.ndarray, label: int) -> np.ndarray:
 def explain(classifier, text: str, mode: str = "delete") -> Explanation:
     """Score every word of `text` by how much it pushed the predicted emotion up (or down).
 
-    Only the words the model sees get a variant (a long text is truncated at the model's
-    maximum length); the others score 0.
+    A text longer than the model's window is explained piece by piece (`explain_document`).
     """
+    if len(classifier.encode([text], truncate=False)[0]) > classifier.max_length:
+        return explain_document(classifier, text, mode)
     words, logits, seen = occlude(classifier, text, mode=mode)
     label = int(logits[0].argmax())
     odds = log_odds(logits, label)
@@ -118,6 +131,33 @@ def explain(classifier, text: str, mode: str = "delete") -> Explanation:
     for row, i in enumerate(seen, start=1):
         scores[i] = float(odds[0] - odds[row])
     return Explanation(classifier.labels[label], classifier.to_dict(softmax(logits[:1])[0]), words, scores, seen)
+
+
+def explain_document(classifier, text: str, mode: str = "delete") -> Explanation:
+    """A long text's words, each scored within its own sentence by how much it pushed the document's
+    emotion up, all sentences' variants in one batched pass.
+
+    A sentence longer than EXPLAIN_TOKENS is scored in windows of that many tokens that do not
+    overlap: the cost of occlusion grows with words times their context, and a word's push on
+    an emotion is mostly local.
+    """
+    probs = classifier.predict_proba([text])[0]
+    label = int(probs.argmax())
+    spans = [(m.start(), m.end()) for m in WORD.finditer(text)]
+    words, scores, seen, parts, rows = [text[a:b] for a, b in spans], [0.0] * len(spans), set(), [], []
+    for start, end in pieces(text, classifier.token_counts, EXPLAIN_TOKENS, overlap=0.0):
+        inside = [i for i, (a, _) in enumerate(spans) if start <= a < end]
+        if not inside:
+            continue
+        piece_rows, piece_seen = variants(classifier, [words[i] for i in inside], mode=mode)
+        parts.append((len(rows), [inside[i] for i in piece_seen]))
+        rows += piece_rows
+    odds = log_odds(classifier.logits_of_ids(rows, batch_size=64).astype(np.float64) / classifier.temperature, label)
+    for first, indices in parts:
+        for row, i in enumerate(indices, start=first + 1):
+            scores[i] = float(odds[first] - odds[row])
+            seen.add(i)
+    return Explanation(classifier.labels[label], classifier.to_dict(probs), words, scores, sorted(seen))
 
 
 def faithfulness(classifier, texts: Sequence[str], ks: Sequence[int] = (1, 2, 3), mode: str = "delete",

@@ -11,6 +11,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .calibration import load_temperature, softmax
 from .config import MAX_TEXT_CHARS, resolve_model
+from .documents import Document, Sentence, combine, sentence_spans, word_windows
 from .engines import load_engine, run_batches
 from .errors import EmotionCoreError
 from .hub import hub_failure, hub_unreachable
@@ -50,6 +51,21 @@ def check_length(text: str, limit: int = MAX_TEXT_CHARS) -> None:
         raise EmotionCoreError(f"Text is too long: {len(text):,} characters (the limit is {limit:,}).")
 
 
+def closing_tokens(tokenizer) -> int:
+    """How many special tokens the tokenizer puts after a text ([SEP]: 1)."""
+    plain = tokenizer("x", add_special_tokens=False)["input_ids"]
+    full = tokenizer("x")["input_ids"]
+    return len(full) - len(plain) - full.index(plain[0])
+
+
+def check_texts(texts: Sequence[str]) -> None:
+    """Refuse a batch with an empty text (or one that is not a string), naming which."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            where = "" if len(texts) == 1 else f" (item {i})"
+            raise EmotionCoreError(f"Text is empty{where}: type something to classify.")
+
+
 def read_json(path: Path) -> dict:
     """A JSON file beside the model, or {} when it is absent (Hub models may lack ours)."""
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -76,6 +92,7 @@ class Classifier:
         self.folder = folder
         self.normalization = load_steps(folder)  # the text normalisation the model was trained with
         self.temperature = load_temperature(folder)  # 1.0 for folders without calibration.json
+        self.closing = closing_tokens(tokenizer)
         # The first call configures the shared Rust tokenizer (truncation); do it now, not in two threads at once.
         self.predict_proba(["warm-up"])
 
@@ -126,25 +143,94 @@ class Classifier:
         return {self.labels[i]: float(row[i]) for i in order}
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Calibrated probabilities as an array (texts × labels, in `self.labels` order)."""
-        return softmax(self.logits(texts, batch_size), self.temperature).astype(np.float32)
+        """Calibrated probabilities as an array (texts × labels, in `self.labels` order).
+
+        A text longer than the model's window is read sentence by sentence (documents.py).
+        """
+        return np.stack([probs for probs, *_ in self.read(texts, sentences=False, batch_size=batch_size)])
+
+    def analyze(self, texts: Sequence[str], batch_size: int | None = None) -> list[Document]:
+        """Each text's probabilities and each of its sentences' (a text that fits the window is still scored whole)."""
+        documents = []
+        for text, (probs, spans, rows, fits) in zip(texts, self.read(texts, sentences=True, batch_size=batch_size)):
+            sentences = [Sentence(text[a:b], a, b, self.to_dict(row)) for (a, b), row in zip(spans, rows)]
+            documents.append(Document(self.to_dict(probs), sentences, whole=fits))
+        return documents
+
+    def read(self, texts: Sequence[str], sentences: bool, batch_size: int | None = None) -> list[tuple]:
+        """Score the texts, and in pieces those too long for the window (all, with `sentences`), in one batched call.
+
+        For each text: its probabilities, its pieces' (start, end) spans and their probabilities
+        (the text itself when it is one piece), and whether it fit the window.
+        """
+        check_texts(texts)
+        ids = self.encode(texts, truncate=False)
+        fits = [len(row) <= self.max_length for row in ids]
+        spans, piece_ids = self.split([text if sentences or not fit else None for text, fit in zip(texts, fits)], fits)
+        probs = softmax(self.logits_of_ids([row for row, fit in zip(ids, fits) if fit] + piece_ids, batch_size),
+                        self.temperature).astype(np.float32)
+        whole, offset, out = iter(probs), sum(fits), []
+        for text, fit, found in zip(texts, fits, spans):
+            rows, offset = probs[offset:offset + len(found)], offset + len(found)
+            doc = next(whole) if fit else combine(rows.astype(np.float64), self.labels).astype(np.float32)
+            if not found:
+                found, rows = [(len(text) - len(text.lstrip()), len(text.rstrip()))], doc[None]
+            out.append((doc, found, rows, fit))
+        return out
+
+    def split(self, texts: Sequence[str | None], fits: list[bool]) -> tuple[list[list[tuple[int, int]]], list[list[int]]]:
+        """Each text's pieces (none for None, or for a text that fits and is one sentence) and their token ids.
+
+        Every sentence of every text is tokenized in one call; only a sentence too long for the
+        window is cut into word windows (documents.py).
+        """
+        spans = [sentence_spans(text) or [(0, len(text))] if text is not None else [] for text in texts]
+        spans = [[] if fit and len(found) == 1 else found for found, fit in zip(spans, fits)]
+        flat = [(i, a, b) for i, found in enumerate(spans) for a, b in found]
+        pieces, piece_ids = [[] for _ in texts], []
+        for (i, a, b), row in zip(flat, self.encode([texts[i][a:b] for i, a, b in flat], truncate=False)):
+            if len(row) <= self.max_length:
+                pieces[i].append((a, b))
+                piece_ids.append(row)
+                continue
+            windows = word_windows(texts[i], a, b, self.token_counts, self.max_length - self.tokenizer.num_special_tokens_to_add())
+            pieces[i] += windows
+            piece_ids += self.encode([texts[i][wa:wb] for wa, wb in windows])
+        return pieces, piece_ids
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """How many tokens each text is, normalised, without special tokens."""
+        texts = [normalize(text, self.normalization) for text in texts]
+        return [len(row) for row in self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
 
     def logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Raw class scores (texts × labels): texts normalised, sorted by length, each batch padded to its longest.
+        """Raw class scores (texts × labels), each text cut at the window as in training (evaluation, calibration).
 
-        Batches of the engine's size by default (32; 64 for bf16), measured fastest on 2 CPU cores,
-        run two at a time by the ONNX engines (docs/benchmarks.md).
+        Texts normalised, sorted by length, each batch padded to its longest: batches of the
+        engine's size by default (32; 64 for bf16), measured fastest on 2 CPU cores, run two at a
+        time by the ONNX engines (docs/benchmarks.md).
         """
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                where = "" if len(texts) == 1 else f" (item {i})"
-                raise EmotionCoreError(f"Text is empty{where}: type something to classify.")
+        check_texts(texts)
         return self.logits_of_ids(self.encode(texts), batch_size)
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text, normalised and truncated as in training."""
+    def encode(self, texts: Sequence[str], truncate: bool = True) -> list[list[int]]:
+        """Token ids of each text, normalised and (by default) cut at the window as in training.
+
+        The tokenizer is always called with the same settings and the ids cut here: a fast
+        tokenizer changes its shared state when its truncation settings change, which two request
+        threads must never do at once.
+        """
+        if not texts:
+            return []
         texts = [normalize(text, self.normalization) for text in texts]
-        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        ids = self.tokenizer(texts, verbose=False)["input_ids"]
+        return [self.cut(row) for row in ids] if truncate else ids
+
+    def cut(self, ids: list) -> list:
+        """The first tokens of a too-long row and its closing special tokens, as the tokenizer's truncation keeps them."""
+        if len(ids) <= self.max_length:
+            return ids
+        return ids[:self.max_length - self.closing] + ids[len(ids) - self.closing:]
 
     def scorer(self, ids: Sequence[Sequence[int]]):
         """A function giving an engine's class scores for these inputs, batched as this classifier batches them."""

@@ -32,8 +32,9 @@ SPACE_README = """---
 
 # Emotion
 
-Type a sentence and see how likely each emotion is (sadness, joy, love, anger, fear, surprise),
-or upload a CSV and download every row scored. Built with the emotion toolkit's `emotion_core`.
+Type a sentence and see how likely each emotion is (sadness, joy, love, anger, fear, surprise, and
+no clear emotion where the model has a neutral label), sentence by sentence for a longer text, or
+upload a CSV and download every row scored. Built with the emotion toolkit's `emotion_core`.
 
 Model: {model}. Its metrics and confusion matrix are on the app's *Model* tab.
 
@@ -44,6 +45,7 @@ from gradio_client import Client, handle_file
 
 client = Client("{space_id}")
 client.predict("i feel like a new person today", api_name="/classify")   # every label's probability
+client.predict("It came late. I am furious.", api_name="/analyze")       # and each sentence's
 client.predict(handle_file("reviews.csv"), None, api_name="/score_csv")  # path of the scored CSV
 ```
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import (
     DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel, PreTrainedTokenizerFast,
 )
@@ -29,6 +29,7 @@ CUES = {
     "anger": ["furious", "angry", "annoyed", "irritated", "outraged"],
 }
 FILLER = ["i", "feel", "today", "really", "so", "at", "work", "the", "weather", "and", "my", "friends", "very", "now"]
+NEUTRAL_CUES = ["quick", "brown", "fox", "jumps", "lazy", "dog"]  # words the tiny tokenizer knows, no label's own
 
 
 def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
@@ -67,6 +68,35 @@ def write_txt(path: Path, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
+def neutral_toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
+    """The toy task with a fourth label, neutral: its rows have a NEUTRAL_CUES word and no emotion cue.
+
+    Every row ends in a full stop, "!" or nothing, so punctuation tells no label.
+    """
+    rng = random.Random(seed)
+    rows = toy_rows(n - n // 4, seed)
+    for _ in range(n // 4):
+        words = rng.sample(FILLER, 5) + [rng.choice(NEUTRAL_CUES)]
+        rng.shuffle(words)
+        rows.append((" ".join(words), "neutral"))
+    rng.shuffle(rows)
+    return [(text + rng.choice(["", ".", "!"]), label) for text, label in rows]
+
+
+@pytest.fixture(scope="session")
+def tiny_neutral_model(tmp_path_factory, tiny_base_dir) -> Path:
+    """The tiny model trained on the toy task with neutral (sadness, joy, anger, neutral), exported and calibrated."""
+    import train
+
+    data = tmp_path_factory.mktemp("neutral-toy")
+    for name, n, seed in (("train.txt", 400, 1), ("val.txt", 80, 2), ("test.txt", 80, 3)):
+        write_txt(data / name, neutral_toy_rows(n, seed))
+    out = tmp_path_factory.mktemp("neutral-run") / "tiny-neutral"
+    train.main(["--base-model", str(tiny_base_dir), "--data", str(data), "--output-dir", str(out), "--epochs", "20",
+                "--batch-size", "16", "--learning-rate", "3e-3", "--warmup-ratio", "0", "--max-length", "32"])
+    return out
+
+
 @pytest.fixture(scope="session")
 def toy_dir(tmp_path_factory) -> Path:
     """A folder with train.txt / val.txt / test.txt of the toy task."""
@@ -78,12 +108,16 @@ def toy_dir(tmp_path_factory) -> Path:
 
 
 def build_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
-    """A lower-casing WordPiece tokenizer trained on `corpus`, with BERT's special tokens."""
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    """A lower-casing WordPiece tokenizer with BERT's special tokens, every word of `corpus` whole, and the
+    letters and punctuation marks alone for other words: the same ids on every run (a trained
+    vocabulary's ids are not)."""
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = sorted({word for text in corpus for word in text.lower().split()})
+    chars = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-:;()") | {c for w in words for c in w})
+    vocab = special + words + [c for c in chars if c not in words] + [f"##{c}" for c in chars]
+    tok = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=300, special_tokens=special))
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],

@@ -132,7 +132,8 @@ def test_api_predict_explains_on_request(client):
     ({"json": {"texts": ["a"] * 9}}, 413, "Too many texts: 9 (the limit is 8 per request)."),
     ({"json": {"text": "x" * 501}}, 413, "Text is too long"),
     ({"json": {"text": "x" * 70_000}}, 413, "The request is too large (the limit is 64 KB)."),
-    ({"json": {"text": "hi", "explain": "yes"}}, 400, '"explain" must be true or false'),
+    ({"json": {"text": "hi", "explain": "yes"}}, 400, '"explain" and "sentences" must be true or false'),
+    ({"json": {"text": "hi", "sentences": 1}}, 400, '"explain" and "sentences" must be true or false'),
 ])
 def test_api_predict_bad_input(client, kwargs, status, message):
     response = client.post("/api/predict", **kwargs)
@@ -172,6 +173,62 @@ def test_api_score_bad_input(client, data, status, message):
     form = {k: (BytesIO(v[0]), v[1]) if isinstance(v, tuple) else v for k, v in data.items()}
     response = client.post("/api/score", data=form, content_type="multipart/form-data")
     assert response.status_code == status and message in response.get_json()["error"]
+
+
+# ----------------------------------------------------------------------------- neutral, sentences, documents
+
+@pytest.fixture(scope="module")
+def neutral_client(tiny_neutral_model):
+    """The app on the tiny model trained with a neutral label."""
+    return create_app({"TESTING": True, "MODEL": str(tiny_neutral_model)}).test_client()
+
+
+def test_neutral_reads_no_clear_emotion_on_the_page_and_neutral_in_the_api(neutral_client):
+    html = neutral_client.post("/", data={"text": "the quick brown fox at work"}).get_data(as_text=True)
+    assert 'Top emotion: <span class="emotion emotion-neutral">no clear emotion</span>' in html
+    names = [line.split(">")[1].split("<")[0] for line in html.splitlines() if '<span class="name">' in line]
+    assert names[0] == "no clear emotion" and len(names) == 4
+    body = neutral_client.post("/api/predict", json={"text": "the quick brown fox at work"}).get_json()
+    assert body["emotion"] == "neutral" and list(body["probabilities"])[0] == "neutral"
+
+
+def test_sentences_on_the_page_and_in_the_api(neutral_client):
+    text = "the quick fox at work. i feel so furious today."
+    body = neutral_client.post("/api/predict", json={"text": text, "sentences": True}).get_json()
+    assert body["whole"] is True and [s["text"] for s in body["sentences"]] == ["the quick fox at work.", "i feel so furious today."]
+    assert [s["emotion"] for s in body["sentences"]] == ["neutral", "anger"]
+    assert body["sentences"][1]["start"] == text.index("i feel") and set(body["sentences"][0]["probabilities"]) == set(body["probabilities"])
+    html = neutral_client.post("/", data={"text": text}).get_data(as_text=True)
+    assert "Sentence by sentence" in html and html.count('<span class="chip">') == 2 and "no clear emotion 100%" in html
+    single = neutral_client.post("/", data={"text": "i feel so furious today"}).get_data(as_text=True)
+    assert "Sentence by sentence" not in single  # one sentence: nothing more to show
+    many = neutral_client.post("/api/predict", json={"texts": [text, "so happy"], "sentences": True}).get_json()
+    assert [len(p["sentences"]) for p in many["predictions"]] == [2, 1]
+
+
+def test_a_long_document_is_read_to_its_end(neutral_client):
+    document = "the quick brown fox jumps over the lazy dog at work. " * 8 + "i feel so furious today."
+    body = neutral_client.post("/api/predict", json={"text": document, "sentences": True}).get_json()
+    assert body["emotion"] == "anger" and body["whole"] is False and body["sentences"][-1]["emotion"] == "anger"
+    html = neutral_client.post("/", data={"text": document}).get_data(as_text=True)
+    assert 'Top emotion: <span class="emotion emotion-anger">anger</span>' in html and html.count('<span class="chip">') == 9
+
+
+def test_api_score_one_row_per_sentence(neutral_client, tmp_path):
+    from io import BytesIO
+
+    csv = b'id,text\n1,"the fox at work. i feel so furious today."\n2,\n3,so happy\n'
+    response = neutral_client.post("/api/score", data={"file": (BytesIO(csv), "x.csv"), "sentences": "true"},
+                                   content_type="multipart/form-data")
+    (tmp_path / "out.csv").write_bytes(response.data)
+    scored = pd.read_csv(tmp_path / "out.csv")
+    assert scored["id"].tolist() == [1, 1, 2, 3] and scored["sentence"].tolist()[:2] == [1, 2]
+    assert scored["emotion"].tolist()[:2] == ["neutral", "anger"] and "prob_neutral" in scored.columns
+
+
+def test_sentences_are_shown_as_text_never_markup(neutral_client):
+    html = neutral_client.post("/", data={"text": "the fox <b>jumps</b>. i am <i>furious</i>!"}).get_data(as_text=True)
+    assert "<b>jumps</b>" not in html and "&lt;i&gt;furious&lt;/i&gt;!</li>" in html
 
 
 # ----------------------------------------------------------------------------- live server

@@ -14,6 +14,7 @@ from conftest import bundled_engine, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+REVIEW = "The package arrived two days late. The lamp inside is broken. I am furious."
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,18 @@ def server(app):
     app.demo.close()
 
 
+@pytest.fixture(scope="module")
+def neutral_app(tiny_neutral_model):
+    """app_gradio started with EMOTION_MODEL set to the tiny model trained with a neutral label."""
+    os.environ["EMOTION_MODEL"] = str(tiny_neutral_model)
+    sys.modules.pop("app_gradio", None)
+    try:
+        return importlib.import_module("app_gradio")
+    finally:
+        del os.environ["EMOTION_MODEL"]
+        sys.modules.pop("app_gradio", None)
+
+
 @pytest.fixture
 def sample_csv(tmp_path) -> Path:
     path = tmp_path / "reviews.csv"
@@ -44,12 +57,34 @@ def sample_csv(tmp_path) -> Path:
 # ----------------------------------------------------------------------------- handlers
 
 def test_show_gives_label_and_sorted_chart(app):
-    probs, frame, words = app.show("i feel happy today")
+    probs, frame, words, _ = app.show("i feel happy today")
     assert next(iter(probs)) == "joy"
     assert [w for w, _ in words] == ["i ", "feel ", "happy ", "today "] and max(abs(s) for _, s in words) == 1.0
-    assert list(frame.columns) == ["emotion", "probability"] and len(frame) == 6
+    assert list(frame.columns) == ["emotion", "probability"] and len(frame) == len(app.classifier.labels)
     assert frame["probability"].is_monotonic_decreasing
     assert list(probs) == frame["emotion"].tolist()
+
+
+def test_neutral_shows_as_no_clear_emotion(neutral_app):
+    probs, frame, _, sentences = neutral_app.show("the quick brown fox at work")
+    assert next(iter(probs)) == "no clear emotion" and frame["emotion"].tolist()[0] == "no clear emotion"
+    assert set(neutral_app.COLORS) == {"sadness", "joy", "anger", "no clear emotion"}
+    assert sentences["visible"] is False  # one sentence: nothing more to show
+    assert neutral_app.classify("the quick brown fox at work")["neutral"] > 0.5  # the API keeps the label's own name
+    _, counts = neutral_app.summarize(None)
+    assert counts.empty
+
+
+def test_several_sentences_are_shown_each_with_its_emotion(neutral_app):
+    _, _, words, sentences = neutral_app.show("the quick fox at work. i feel so furious today.")
+    assert sentences["visible"] is True
+    assert sentences["value"] == [("the quick fox at work. ", "no clear emotion"), ("i feel so furious today. ", "anger")]
+    assert len(words) == 10
+    analysed = neutral_app.analyze("the quick fox at work. i feel so furious today.")
+    assert analysed["emotion"] in ("neutral", "anger") and [s["emotion"] for s in analysed["sentences"]] == ["neutral", "anger"]
+    document = "the quick brown fox jumps over the lazy dog at work. " * 8 + "i feel so furious today."
+    probs, _, _, sentences = neutral_app.show(document)
+    assert next(iter(probs)) == "anger" and len(sentences["value"]) == 9
 
 
 @pytest.mark.parametrize("text", ["", "   ", None])
@@ -125,6 +160,8 @@ def test_client_classify_and_score(server, sample_csv, tmp_path):
     why = client.predict("i am furious about the delay", api_name="/explain")
     assert why["label"] == "anger" and [w["word"] for w in why["words"]] == "i am furious about the delay".split()
     assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
+    analysed = client.predict("The parcel came a week late. I am furious.", api_name="/analyze")
+    assert [s["text"] for s in analysed["sentences"]] == ["The parcel came a week late.", "I am furious."]
 
 
 def test_browser_text_and_csv(server, sample_csv, tmp_path):
@@ -141,6 +178,11 @@ def test_browser_text_and_csv(server, sample_csv, tmp_path):
         expect(page.locator("#emotion-label [data-testid=joy-confidence-set]")).to_be_visible()
         expect(page.locator("#emotion-chart canvas, #emotion-chart svg").first).to_be_visible(timeout=20_000)
         expect(page.locator("#why")).to_contain_text("scared", timeout=20_000)
+        expect(page.locator("#sentences")).to_be_hidden()
+        box.fill(REVIEW)
+        box.press("Enter")
+        expect(page.locator("#sentences")).to_contain_text("The lamp inside is broken.", timeout=20_000)
+        expect(page.locator("#why")).to_contain_text("furious", timeout=20_000)
         docs = ROOT / "docs"
         docs.mkdir(exist_ok=True)
         page.screenshot(path=str(docs / "gradio.png"))

@@ -236,7 +236,7 @@ def test_oversize_uploads_are_refused(flask_url, gradio, tmp_path):
     ({"text": 42}, "must be a string, not int"),
     ({"texts": [1, 2]}, "must be a string, not int"),
     ({"texts": "not a list"}, "non-empty list"),
-    ({"text": "hi", "explain": "yes"}, '"explain" must be true or false'),
+    ({"text": "hi", "explain": "yes"}, '"explain" and "sentences" must be true or false'),
 ])
 def test_json_of_the_wrong_shape_in_flask(flask_url, body, message):
     status, answer = flask_call(flask_url, "/api/predict", json=body)

@@ -28,7 +28,7 @@ def test_predict_batch_matches_predict_whatever_the_lengths(tiny_model_dir):
         assert np.allclose(list(probs.values()), list(single.values()), atol=1e-5)
 
 
-def test_long_text_is_truncated_not_refused(classifier):
+def test_a_very_long_text_is_read_not_refused(classifier):
     probs = classifier.predict("word " * 100_000)
     assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
     assert classifier.max_length == 64

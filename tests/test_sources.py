@@ -183,3 +183,40 @@ def test_per_source_metrics_belong_to_that_source(tmp_path, tiny_base_dir):
         accuracy = sum(classifier.labels[p.argmax()] == t for p, t in zip(probs, truth)) / len(rows)
         assert metrics["sources"][name]["validation"]["accuracy"] == pytest.approx(accuracy, abs=0.04), name
     assert metrics["sources"]["cued"]["validation"]["accuracy"] > 0.9  # the learnable source is learned
+
+
+def test_neutral_maps_keep_neutral_and_measure_folded_rows_apart(tmp_path, two_sources):
+    toy, reddit = two_sources
+    (tmp_path / "mix.json").write_text(json.dumps({"sources": [
+        {"data": str(toy)}, {"data": str(reddit), "label_map": "ekman-love+neutral"}]}))
+    splits, report = load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+    assert splits["train"].features["label"].names == ["sadness", "joy", "anger", "neutral"]  # the Hub's order, then neutral
+    names = splits["train"].features["label"].int2str
+    goemotions_train = [names(label) for label, source in zip(splits["train"]["label"], splits["train"]["source"])
+                        if source == "goemotions"]
+    assert sorted(goemotions_train) == ["anger", "joy", "joy", "neutral", "sadness"]  # admiration folded into joy
+    # validation keeps the labels that are model labels themselves; the folded ones are a split of their own
+    assert report["goemotions"]["validation"]["rows"] == 1
+    assert [names(x) for x in splits["folded"]["label"]] == ["joy"] and splits["folded"]["text"] == ["wow, amazing work"]
+    (tmp_path / "mix.json").write_text(json.dumps({"sources": [
+        {"data": str(toy)}, {"data": str(reddit), "label_map": "six+neutral"}]}))
+    splits, _ = load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+    assert "folded" not in splits and "neutral" in splits["train"].features["label"].names
+
+
+def test_label_weights_repeat_or_subsample_one_label(tmp_path, two_sources):
+    toy, reddit = two_sources
+    (tmp_path / "mix.json").write_text(json.dumps({"sources": [
+        {"data": str(toy), "label_weights": {"joy": 2, "anger": 0.5}}, {"data": str(reddit)}]}))
+    splits, report = load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+    counts = {label: 0 for label in ("sadness", "joy", "anger")}
+    for label, source in zip(splits["train"]["label"], splits["train"]["source"]):
+        if source == "toy":
+            counts[splits["train"].features["label"].int2str(label)] += 1
+    assert counts == {"sadness": 20, "joy": 40, "anger": 10} and report["toy"]["train"]["per_epoch"] == 70
+    (tmp_path / "mix.json").write_text(json.dumps({"sources": [{"data": str(toy), "label_weights": {"neutral": 2}}]}))
+    with pytest.raises(EmotionCoreError, match="label_weights names neutral, which no train row has"):
+        load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+    (tmp_path / "mix.json").write_text(json.dumps({"sources": [{"data": str(toy), "label_weights": {"joy": -1}}]}))
+    with pytest.raises(EmotionCoreError, match="label_weights must map labels to positive numbers"):
+        load_sources(DataConfig(mix=str(tmp_path / "mix.json")))

@@ -161,3 +161,45 @@ def test_a_grid_with_the_calibration_rule_chooses_by_validation_ece(tmp_path, ti
     assert {name: r["ece"] for name, r in summary["runs"].items()} == eces
     printed = capsys.readouterr().out
     assert f"{100 * eces['long']:.2f}% |" in printed and printed.count("test: accuracy") == 1
+
+
+def test_required_figures_narrow_the_choice_and_the_fallback_takes_those_that_meet_the_most():
+    from emotion_core.sweep import check_requirements, choose, figure
+
+    metrics = {"sources": {"goemotions": {"validation": {"per_class": {"neutral": {"f1": 0.82}}},
+                                          "folded": {"per_class": {"neutral": {"answered": 0.31}}}}}}
+    assert figure(metrics, "sources.goemotions.validation.per_class.neutral.f1") == 0.82
+    assert figure(metrics, "sources.goemotions.test.accuracy") is None and figure(metrics, "sources") is None
+    require = [["sources.goemotions.validation.per_class.neutral.f1", ">=", 0.8],
+               ["sources.goemotions.folded.per_class.neutral.answered", "<=", 0.25],
+               ["sources.emotion.validation.accuracy", ">=", 0.9]]  # absent: not met
+    assert [c["met"] for c in check_requirements(metrics, require)] == [True, False, False]
+    results = {"best": {"score": 0.95, "checks": [{"met": True}, {"met": False}]},
+               "balanced": {"score": 0.90, "checks": [{"met": True}, {"met": True}]},
+               "also": {"score": 0.91, "checks": [{"met": True}, {"met": True}]}}
+    rule = {"choose": "macro_f1", "require": require[:2]}
+    assert choose(results, rule) == "also"  # the best score among the runs that meet both
+    results["also"]["checks"] = results["balanced"]["checks"] = [{"met": False}, {"met": False}]
+    assert choose(results, rule) is None
+    assert choose(results, rule | {"fallback": "most_met"}) == "best"
+
+
+@pytest.mark.parametrize("require", [[["a.b", ">", 1]], [["a.b", ">=", "1"]], [["a.b", ">="]], "a.b >= 1", [[1, ">=", 1]]])
+def test_a_malformed_requirement_is_refused(tmp_path, require):
+    from emotion_core.sweep import read_rule
+
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"runs": {"a": []}, "rule": {"choose": "macro_f1", "require": require}}))
+    with pytest.raises(EmotionCoreError, match="unknown rule"):
+        read_rule(grid)
+
+
+def test_the_neutral_grid_names_its_requirements():
+    from pathlib import Path
+
+    from emotion_core.sweep import describe_rule, read_rule
+
+    rule = read_rule(Path(__file__).resolve().parents[1] / "examples" / "sweep" / "neutral.json")
+    words = describe_rule(rule)
+    assert words.startswith("mean over sources of validation macro-F1, among runs with sources.emotion.validation.accuracy >= 0.935")
+    assert "sources.goemotions.folded.per_class.neutral.answered <= 0.25" in words and words.endswith("(else those that meet the most)")

@@ -1,0 +1,147 @@
+"""Whole documents: is an emotion buried in a long text found, and is reading a long text as fast per token?
+
+    $ python benchmarks/bench_documents.py                                  # the bundled model
+    $ python benchmarks/bench_documents.py --models bundled runs/previous   # beside another model folder
+
+Buried emotion: each of --texts labelled texts (half from the emotion test split, half GoEmotions
+dev rows with one of the six labels) is placed at a random position among 6-10 neutral GoEmotions
+dev comments, 150-400 tokens in all (seeded). The share of documents whose emotion is the text's
+label, read whole (sentence by sentence) against the first window only (the truncation the model
+used before). Two emotions: two labelled texts with different labels among the neutral comments;
+the share of documents whose sentence results show both.
+
+Speed (the first model, its default engine): tokens per second scoring the buried documents
+against the emotion test texts, medians of --rounds rounds; and one single-sentence text,
+p50 of 200 calls, through `predict` against the truncating path it replaced.
+"""
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import goemotions_dev, load_models, machine, test_split  # noqa: E402
+
+from emotion_core.calibration import softmax  # noqa: E402
+from emotion_core.sources import SIX  # noqa: E402
+
+MIN_TOKENS, MAX_TOKENS = 150, 400
+LATENCY_CALLS = 200
+
+
+def sentence(text: str) -> str:
+    """The text ending in a full stop unless it ends a sentence already (the emotion data set has no punctuation)."""
+    text = text.strip()
+    return text if text[-1] in ".!?" else text + "."
+
+
+def build_documents(classifier, labelled: list[tuple[str, str]], fillers: list[str], per_document: int,
+                    seed: int) -> list[tuple[str, list[str]]]:
+    """(document, its labels): `per_document` labelled texts at random places among 6-10 neutral comments,
+    150-400 tokens in all (fillers drawn again until the length fits)."""
+    rng, documents = random.Random(seed), []
+    for start in range(0, len(labelled) - per_document + 1, per_document):
+        chosen = labelled[start:start + per_document]
+        for _ in range(100):
+            parts = [sentence(t) for t in rng.sample(fillers, rng.randint(6, 10))]
+            for text, _ in chosen:
+                parts.insert(rng.randint(0, len(parts)), sentence(text))
+            document = " ".join(parts)
+            if MIN_TOKENS <= len(classifier.encode([document], truncate=False)[0]) <= MAX_TOKENS:
+                documents.append((document, [label for _, label in chosen]))
+                break
+    return documents
+
+
+def labelled_texts(n: int, seed: int) -> list[tuple[str, str]]:
+    """n labelled texts, half emotion test split, half GoEmotions dev rows of the six, shuffled (seeded)."""
+    rng = random.Random(seed)
+    texts, labels = test_split()
+    emotion = rng.sample(list(zip(texts, labels)), n - n // 2)
+    goemotions = rng.sample([(t, label) for t, label in goemotions_dev() if label in SIX], n // 2)
+    both = emotion + goemotions
+    rng.shuffle(both)
+    return both
+
+
+def buried(classifier, documents) -> tuple[float, float]:
+    """Share of one-emotion documents whose emotion is the buried text's, read whole and cut at the window."""
+    texts, labels = [d for d, _ in documents], np.array([ls[0] for _, ls in documents])
+    whole = np.asarray(classifier.labels)[classifier.predict_proba(texts).argmax(axis=1)]
+    cut = np.asarray(classifier.labels)[classifier.logits(texts).argmax(axis=1)]
+    return float((whole == labels).mean()), float((cut == labels).mean())
+
+
+def both_found(classifier, documents) -> float:
+    """Share of two-emotion documents whose sentence results include both labels."""
+    found = [set(labels) <= {s.label for s in doc.sentences}
+             for doc, (_, labels) in zip(classifier.analyze([d for d, _ in documents]), documents)]
+    return float(np.mean(found))
+
+
+def tokens_per_second(classifier, texts: list[str], rounds: int) -> float:
+    """Median tokens (as the model reads them, untruncated) per second of predict_proba over the texts."""
+    tokens = sum(len(row) for row in classifier.encode(texts, truncate=False))
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        classifier.predict_proba(texts)
+        times.append(time.perf_counter() - start)
+    return tokens / statistics.median(times)
+
+
+def one_text_ms(classifier, text: str) -> tuple[float, float]:
+    """p50 ms of one text through `predict`, and through the truncating path it replaced, interleaved."""
+    def before():
+        return classifier.to_dict(softmax(classifier.logits([text]), classifier.temperature)[0])
+
+    now, then = [], []
+    for _ in range(LATENCY_CALLS):
+        for call, times in ((lambda: classifier.predict(text), now), (before, then)):
+            start = time.perf_counter()
+            call()
+            times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(now), statistics.median(then)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["bundled"], help="'bundled' and/or model folders")
+    parser.add_argument("--texts", type=int, default=600, help="labelled texts to bury (at least 500 for the issue's figure)")
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds (medians)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    models = load_models(args.models)
+    first = next(iter(models.values()))
+    fillers = [t for t, label in goemotions_dev() if label == "neutral"]
+    labelled = labelled_texts(args.texts, args.seed)
+    one = build_documents(first, labelled, fillers, 1, args.seed)
+    pairs = [(a, b) for a, b in zip(labelled[::2], labelled[1::2]) if a[1] != b[1]]
+    two = build_documents(first, [x for pair in pairs for x in pair], fillers, 2, args.seed + 1)
+    lengths = [len(first.encode([d], truncate=False)[0]) for d, _ in one]
+    print(f"\n{len(one)} documents with one labelled text, {len(two)} with two of different labels; "
+          f"{min(lengths)}-{max(lengths)} tokens (median {statistics.median(lengths):.0f}); seed {args.seed}\n")
+    print("| model | engine | buried emotion found, whole document | first window only | both of two emotions in the sentences |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for name, classifier in models.items():
+        whole, cut = buried(classifier, one)
+        print(f"| {name} | {classifier.engine.name} | {whole:.1%} | {cut:.1%} | {both_found(classifier, two):.1%} |")
+    short, _ = test_split()
+    long_speed, short_speed = tokens_per_second(first, [d for d, _ in one], args.rounds), tokens_per_second(first, short, args.rounds)
+    now, then = one_text_ms(first, short[0])
+    print(f"\nSpeed ({args.models[0]}, {first.engine.name}, medians of {args.rounds} rounds):\n")
+    print("| what | tokens/s | × short texts |\n| --- | ---: | ---: |")
+    print(f"| emotion test texts (short, scored whole) | {short_speed:,.0f} | 1.00 |")
+    print(f"| buried documents (read sentence by sentence) | {long_speed:,.0f} | {long_speed / short_speed:.2f} |")
+    print(f"\nOne single-sentence text, p50 of {LATENCY_CALLS}: predict {now:.2f} ms, the truncating path it replaced "
+          f"{then:.2f} ms ({now / then:.2f}×)")
+
+
+if __name__ == "__main__":
+    main()

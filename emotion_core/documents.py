@@ -1,0 +1,158 @@
+"""Whole documents: a text longer than the model's window is read sentence by sentence, not cut.
+
+The model was trained on texts of at most `max_length` tokens; anything after that used to be
+dropped silently, so a long review whose last sentence is "I am furious." read as its first
+sentences did. A longer text is now split into sentences (syntok, a rule-based splitter that
+knows abbreviations and paragraph breaks), a "sentence" still too long for the window into
+overlapping windows of words, and every piece is scored in one batched call. The pieces are
+combined so that neutral sentences do not dilute an emotional one:
+
+- with a `neutral` label, the document is neutral only when every piece is: its neutral
+  probability is the smallest of any piece's, and the rest is shared among the emotions in
+  proportion to their probability mass in the pieces that carry one;
+- without one, each piece counts by its confidence (its top probability).
+
+A text that fits the window is still scored whole, as the model was trained; its sentences'
+results are extra information (`Classifier.analyze`).
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .labels import NEUTRAL
+
+WORD = re.compile(r"\S+")
+LOWER_AFTER_STOP = re.compile(r"(\S+?)([.!?]+)([\"')\]]*\s+)([a-z])")
+ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "fig", "no", "vol", "approx", "dept", "est",
+                 "inc", "ltd", "co", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
+WINDOW_OVERLAP = 0.5  # share of a window that the next one repeats, so no phrase is only ever seen cut in two
+
+
+@dataclass
+class Sentence:
+    """One piece of a document: where it is in the text, and every label's probability for it."""
+
+    text: str
+    start: int  # character offsets into the document
+    end: int
+    probabilities: dict[str, float]  # highest first
+
+    @property
+    def label(self) -> str:
+        """The piece's most probable label."""
+        return next(iter(self.probabilities))
+
+    def as_dict(self) -> dict:
+        """The JSON shape both APIs return."""
+        return {"text": self.text, "start": self.start, "end": self.end, "emotion": self.label,
+                "probabilities": self.probabilities}
+
+
+@dataclass
+class Document:
+    """A text's probabilities and its sentences'. `whole`: the text fit the window and was scored as one."""
+
+    probabilities: dict[str, float]  # highest first
+    sentences: list[Sentence]
+    whole: bool
+
+    @property
+    def label(self) -> str:
+        """The document's most probable label."""
+        return next(iter(self.probabilities))
+
+    def as_dict(self) -> dict:
+        """The JSON shape both APIs return."""
+        return {"emotion": self.label, "probabilities": self.probabilities, "whole": self.whole,
+                "sentences": [sentence.as_dict() for sentence in self.sentences]}
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) character offsets of each sentence, in order; none without a word (" . ", "!!!")."""
+    import syntok.segmenter as segmenter
+
+    spans = []
+    for paragraph in segmenter.analyze(sentence_case(text)):
+        for sentence in paragraph:
+            tokens = list(sentence)
+            if tokens:
+                spans.append((tokens[0].offset, tokens[-1].offset + len(tokens[-1].value)))
+    return [(start, end) for start, end in spans if has_words(text[start:end])]
+
+
+def sentence_case(text: str) -> str:
+    """The text with a capital after each sentence end, offsets unchanged.
+
+    syntok takes a full stop before a lower-case word for an abbreviation, and much of what
+    people type (the emotion data set, chat, comments) is lower case: "i am sad. i am lonely".
+    A word after "!" or "?", or after a full stop that ends a word of two letters or more that is
+    no known abbreviation, gets a capital (ASCII only, so no offset moves).
+    """
+    def capital(match: re.Match) -> str:
+        word, stops = match.group(1), match.group(2)
+        bare = word.lower().strip("\"'([")
+        ends = "!" in stops or "?" in stops or ("." not in bare and len(bare) > 1 and bare not in ABBREVIATIONS)
+        return match.group(0)[:-1] + match.group(4).upper() if ends else match.group(0)
+
+    return LOWER_AFTER_STOP.sub(capital, text)
+
+
+def has_words(text: str) -> bool:
+    """True when the text has a letter, a digit or an emoji (anything beyond ASCII punctuation and space)."""
+    return any(char.isalnum() or not char.isascii() for char in text)
+
+
+def word_windows(text: str, start: int, end: int, token_counts: Callable[[list[str]], list[int]],
+                 budget: int, overlap: float = WINDOW_OVERLAP) -> list[tuple[int, int]]:
+    """Split text[start:end] into windows of whole words of at most `budget` tokens, each repeating
+    `overlap` of the last.
+
+    A single word longer than the budget is a window of its own (the tokenizer cuts it).
+    """
+    words = [(start + m.start(), start + m.end()) for m in WORD.finditer(text[start:end])]
+    counts = token_counts([text[a:b] for a, b in words])
+    windows, first = [], 0
+    while first < len(words):
+        last, used = first, counts[first]
+        while last + 1 < len(words) and used + counts[last + 1] <= budget:
+            last += 1
+            used += counts[last]
+        windows.append((words[first][0], words[last][1]))
+        if last == len(words) - 1:
+            break
+        step, repeated = last + 1, 0  # the next window starts so that it repeats at most `overlap` of this one
+        while step - 1 > first and repeated + counts[step - 1] <= used * overlap:
+            step -= 1
+            repeated += counts[step]
+        first = step
+    return windows
+
+
+def pieces(text: str, token_counts: Callable[[list[str]], list[int]], budget: int,
+           overlap: float = WINDOW_OVERLAP) -> list[tuple[int, int]]:
+    """The document's sentences, each one longer than `budget` tokens replaced by its word windows."""
+    spans = sentence_spans(text) or [(0, len(text))]
+    sizes = token_counts([text[a:b] for a, b in spans])
+    out = []
+    for (start, end), size in zip(spans, sizes):
+        out += [(start, end)] if size <= budget else word_windows(text, start, end, token_counts, budget, overlap)
+    return out
+
+
+def combine(probs: np.ndarray, labels: list[str]) -> np.ndarray:
+    """One document's probabilities from its pieces' (pieces × labels, calibrated)."""
+    if NEUTRAL not in labels:
+        weights = probs.max(axis=1)
+        return (weights[:, None] * probs).sum(axis=0) / weights.sum()
+    neutral = labels.index(NEUTRAL)
+    emotional = probs.argmax(axis=1) != neutral
+    if not emotional.any():
+        return probs.mean(axis=0)  # every piece is neutral: so is their mean, and the document
+    mass = probs[emotional].sum(axis=0)
+    mass[neutral] = 0.0
+    out = (1.0 - probs[:, neutral].min()) * mass / mass.sum()
+    out[neutral] = probs[:, neutral].min()
+    return out
