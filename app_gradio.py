@@ -169,6 +169,9 @@ def model_card() -> str:
     if rows:
         lines += ["", "| split | texts | accuracy | macro-F1 |", "| --- | ---: | ---: | ---: |"]
         lines += [f"| {s} | {m['n']:,} | {m['accuracy']:.1%} | {m['macro_f1']:.3f} |" for s, m in rows]
+    if any(name.startswith("folded") for name, _ in rows):
+        lines += ["", "*folded*: mild emotion, the validation rows whose label the training grouping folds into one of "
+                      "the model's (annoyance as anger, admiration as joy, ...)."]
     calibration = metrics.get("calibration")
     if calibration and classifier.temperature != 1.0:
         lines += ["", f"**Calibration:** probabilities are temperature-scaled (T = {classifier.temperature:.2f}, fitted on "
