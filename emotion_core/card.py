@@ -96,6 +96,11 @@ This folder was cooked as a greedy model soup, but no other run joined {{ soup.k
 {{ joined_if }}): it is that run, evaluated again. Every step is in `run_config.json`.
 {% endif -%}
 {% endif -%}
+{% if prior_shift -%}
+Then {{ prior_shift.label }}'s prior was shifted: {{ "%+.2f" | format(prior_shift.offset) }} added to its logit (in the
+classification head's bias), chosen on validation by the requirements of `{{ prior_shift.rule }}`
+(`python -m emotion_core shift`; every offset tried is in `run_config.json`).
+{% endif -%}
 Training took {{ "%.0f" | format(train_runtime_s) }} s. Text normalisation (applied again at inference):
 {{ normalize | join(", ") or "none" }}.
 {% if data_lines %}
@@ -154,5 +159,5 @@ def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelC
         per_class=report["per_class"], settings=run_config["training"],
         train_runtime_s=metrics.get("train_runtime_s", 0.0), command=run_config.get("command") or "python train.py ...",
         dataset_note=dataset_note(run_config), sources=metrics.get("sources", {}),
-        normalize=run_config.get("normalize", []), soup=run_config.get("soup"), calibration=metrics.get("calibration"), data_lines=DataReport(metrics.get("data", {})).lines(),
+        normalize=run_config.get("normalize", []), soup=run_config.get("soup"), prior_shift=run_config.get("prior_shift"), calibration=metrics.get("calibration"), data_lines=DataReport(metrics.get("data", {})).lines(),
     )

@@ -1,4 +1,5 @@
-"""The command line: `score IN.csv -o OUT.csv`, `predict TEXT`, `export`, `calibrate`, `evaluate`, `sweep`, `soup`, `space build|deploy`.
+"""The command line: `score IN.csv -o OUT.csv`, `predict TEXT`, `export`, `calibrate`, `evaluate`, `sweep`, `soup`, `shift`,
+`space build|deploy`.
 
 The library does the work; this module parses arguments and prints. Every EmotionCoreError
 becomes one line on stderr and exit status 1.
@@ -87,6 +88,16 @@ def cmd_soup(args: argparse.Namespace) -> None:
     print(*soup_table(record), "", f"{args.out}: the mean of {', '.join(record['kept'])}", *summary_lines(metrics), sep="\n")
 
 
+def cmd_shift(args: argparse.Namespace) -> None:
+    """Shift one label's prior on a copy of a model folder, the offset chosen on validation by a grid's requirements."""
+    from .prior import shift_prior, shift_table
+    from .training import summary_lines
+
+    record = shift_prior(args.model, args.label, args.rule, args.out)
+    metrics = json.loads((Path(args.out) / "metrics.json").read_text())
+    print(*shift_table(record), "", f"{args.out}:", *summary_lines(metrics), sep="\n")
+
+
 def cmd_space_build(args: argparse.Namespace) -> None:
     """Write a Space folder."""
     import time
@@ -173,6 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     soup.add_argument("--min-score", type=float, default=0.0,
                       help="with --rule calibration: the least mean over sources of validation macro-F1 a run or soup may have")
     soup.set_defaults(func=cmd_soup)
+
+    shift = commands.add_parser("shift", help="shift how readily a model answers one label, chosen on validation",
+                                description="Adds an offset to one label's logit (written into the head's bias), chosen on "
+                                            "validation among -1..1 by the requirements (\"require\") of a grid file's rule: the "
+                                            "middle of the widest run of offsets that meet them all. Then the copy's figures, "
+                                            "calibration, card and exports are redone. Example: python -m emotion_core shift "
+                                            "--model runs/neutral/e2-n1 --label neutral --rule examples/sweep/neutral.json --out runs/shifted")
+    shift.add_argument("--model", required=True, help="model folder to start from (it is not changed)")
+    shift.add_argument("--label", default="neutral", help="the label whose prior moves (default: neutral)")
+    shift.add_argument("--rule", required=True, help="grid file whose rule lists the requirements")
+    shift.add_argument("--out", required=True, help="model folder to write (replaced atomically)")
+    shift.set_defaults(func=cmd_shift)
 
     space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")
     space_commands = space.add_subparsers(dest="space_command", required=True)
