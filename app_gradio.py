@@ -173,12 +173,14 @@ def model_card() -> str:
         lines += ["", "*folded*: mild emotion, the validation rows whose label the training grouping folds into one of "
                       "the model's (annoyance as anger, admiration as joy, ...)."]
     calibration = metrics.get("calibration")
-    if calibration and classifier.temperature != 1.0:
-        lines += ["", f"**Calibration:** probabilities are temperature-scaled (T = {classifier.temperature:.2f}, fitted on "
-                      "validation), so a 90% means right about 90% of the time.", "",
+    fitted = classifier.calibration
+    if calibration and (fitted.temperature != 1.0 or fitted.by_label):
+        own = "".join(f"; {t:.2f} for the texts answered {display_name(classifier.labels[i])}" for i, t in fitted.by_label.items())
+        lines += ["", f"**Calibration:** probabilities are temperature-scaled (T = {fitted.temperature:.2f}{own}, "
+                      "fitted on validation), so a 90% means right about 90% of the time.", "",
                   "| split | ECE before | ECE after | NLL before | NLL after |", "| --- | ---: | ---: | ---: | ---: |"]
         lines += [f"| {s} | {m['ece_before']:.2%} | {m['ece_after']:.2%} | {m['nll_before']:.3f} | {m['nll_after']:.3f} |"
-                  for s, m in calibration.items() if s != "temperature"]
+                  for s, m in calibration.items() if s in ("validation", "test")]
     return "\n".join(lines)
 
 
@@ -207,7 +209,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
             with gr.Column():
                 label = gr.Label(num_top_classes=len(classifier.labels), label="Emotion", elem_id="emotion-label")
                 chart = gr.BarPlot(x="emotion", y="probability", color="emotion", color_map=COLORS, sort="-y",
-                                   y_lim=[0, 1], label="Probabilities", elem_id="emotion-chart")
+                                   y_lim=[0, 1], x_label_angle=-30, label="Probabilities", elem_id="emotion-chart")
         for trigger in (text.submit, button.click):
             trigger(show, inputs=text, outputs=[label, chart, why, sentences], api_visibility="private")
     with gr.Tab("Batch (CSV)"):
@@ -217,7 +219,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
         column = gr.Dropdown(label="Text column", choices=[], visible=False, allow_custom_value=True)
         score_button = gr.Button("Score", variant="primary", elem_id="score-button")
         scored = gr.File(label="Scored CSV", interactive=False, elem_id="scored-file")
-        counts = gr.BarPlot(x="emotion", y="rows", color="emotion", color_map=COLORS, sort=list(COLORS),
+        counts = gr.BarPlot(x="emotion", y="rows", color="emotion", color_map=COLORS, sort=list(COLORS), x_label_angle=-30,
                             label="Rows per emotion")
         preview = gr.Dataframe(label=f"First {PREVIEW_ROWS} rows", interactive=False, elem_id="preview")
         upload.change(pick_column, inputs=upload, outputs=column, api_visibility="private")

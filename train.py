@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = build_trainer(model, tokenizer, tokenized, train_cfg)
     stats = run_training(trainer, train_cfg)
     metrics, outputs = evaluate_splits(trainer, tokenized, labels)
-    calibration = calibrate_outputs(outputs)
+    calibration = calibrate_outputs(outputs, labels)
     metrics |= {"train_runtime_s": stats["train_runtime"], "train_samples_per_second": stats["train_samples_per_second"],
                 "train_rows": len(splits["train"]), "data": report, "calibration": calibration_summary(calibration)}
     if trainer.is_world_process_zero():

@@ -2,17 +2,22 @@
 
     $ python benchmarks/bench_documents.py                                  # the bundled model
     $ python benchmarks/bench_documents.py --models bundled runs/previous   # beside another model folder
+    $ python benchmarks/bench_documents.py --split validation --emotion-weights 1 2 4 8   # how the weight was chosen
 
-Buried emotion: each of --texts labelled texts (half from the emotion test split, half GoEmotions
-dev rows with one of the six labels) is placed at a random position among 6-10 neutral GoEmotions
+Buried emotion: each of --texts labelled texts (half from the emotion test split, or with
+--split validation its validation split; half GoEmotions dev rows with one of the six labels) is placed at a random position among 6-10 neutral GoEmotions
 dev comments, 150-400 tokens in all (seeded). The share of documents whose emotion is the text's
 label, read whole (sentence by sentence) against the first window only (the truncation the model
 used before). Two emotions: two labelled texts with different labels among the neutral comments;
 the share of documents whose sentence results show both.
 
-Speed (the first model, its default engine): tokens per second scoring the buried documents
-against the emotion test texts, medians of --rounds rounds; and one single-sentence text,
-p50 of 200 calls, through `predict` against the truncating path it replaced.
+Alone: the labelled texts scored on their own, the ceiling for finding them in a document.
+--emotion-weights: the buried-emotion figure with other powers of documents.EMOTION_WEIGHT.
+
+Speed (the first model, its default engine): tokens per second (the text's own tokens, no special
+tokens) scoring the buried documents, against scoring the same documents' sentences as short
+texts, and against the emotion test texts, medians of --rounds rounds; and one single-sentence
+text, p50 of 200 calls, through `predict` against the truncating path it replaced.
 """
 
 import argparse
@@ -27,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import goemotions_dev, load_models, machine, test_split  # noqa: E402
 
-from emotion_core.calibration import softmax  # noqa: E402
+from emotion_core import documents  # noqa: E402
 from emotion_core.sources import SIX  # noqa: E402
 
 MIN_TOKENS, MAX_TOKENS = 150, 400
@@ -58,10 +63,10 @@ def build_documents(classifier, labelled: list[tuple[str, str]], fillers: list[s
     return documents
 
 
-def labelled_texts(n: int, seed: int) -> list[tuple[str, str]]:
-    """n labelled texts, half emotion test split, half GoEmotions dev rows of the six, shuffled (seeded)."""
+def labelled_texts(n: int, seed: int, split: str = "test") -> list[tuple[str, str]]:
+    """n labelled texts, half the emotion split's, half GoEmotions dev rows of the six, shuffled (seeded)."""
     rng = random.Random(seed)
-    texts, labels = test_split()
+    texts, labels = test_split(split)
     emotion = rng.sample(list(zip(texts, labels)), n - n // 2)
     goemotions = rng.sample([(t, label) for t, label in goemotions_dev() if label in SIX], n // 2)
     both = emotion + goemotions
@@ -85,8 +90,8 @@ def both_found(classifier, documents) -> float:
 
 
 def tokens_per_second(classifier, texts: list[str], rounds: int) -> float:
-    """Median tokens (as the model reads them, untruncated) per second of predict_proba over the texts."""
-    tokens = sum(len(row) for row in classifier.encode(texts, truncate=False))
+    """Median tokens (the texts' own, without special tokens) per second of predict_proba over the texts."""
+    tokens = sum(classifier.token_counts(texts))
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
@@ -98,7 +103,7 @@ def tokens_per_second(classifier, texts: list[str], rounds: int) -> float:
 def one_text_ms(classifier, text: str) -> tuple[float, float]:
     """p50 ms of one text through `predict`, and through the truncating path it replaced, interleaved."""
     def before():
-        return classifier.to_dict(softmax(classifier.logits([text]), classifier.temperature)[0])
+        return classifier.to_dict(classifier.calibration.probabilities(classifier.logits([text]))[0])
 
     now, then = [], []
     for _ in range(LATENCY_CALLS):
@@ -115,30 +120,46 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=600, help="labelled texts to bury (at least 500 for the issue's figure)")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds (medians)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", default="test", choices=("test", "validation"), help="the emotion split to bury")
+    parser.add_argument("--emotion-weights", type=int, nargs="*", default=[],
+                        help="also the buried figure with these EMOTION_WEIGHT powers (and no speed figures)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     models = load_models(args.models)
     first = next(iter(models.values()))
     fillers = [t for t, label in goemotions_dev() if label == "neutral"]
-    labelled = labelled_texts(args.texts, args.seed)
+    labelled = labelled_texts(args.texts, args.seed, args.split)
     one = build_documents(first, labelled, fillers, 1, args.seed)
     pairs = [(a, b) for a, b in zip(labelled[::2], labelled[1::2]) if a[1] != b[1]]
     two = build_documents(first, [x for pair in pairs for x in pair], fillers, 2, args.seed + 1)
     lengths = [len(first.encode([d], truncate=False)[0]) for d, _ in one]
     print(f"\n{len(one)} documents with one labelled text, {len(two)} with two of different labels; "
           f"{min(lengths)}-{max(lengths)} tokens (median {statistics.median(lengths):.0f}); seed {args.seed}\n")
-    print("| model | engine | buried emotion found, whole document | first window only | both of two emotions in the sentences |")
-    print("| --- | --- | ---: | ---: | ---: |")
+    print("| model | engine | buried emotion found, whole document | first window only | the labelled texts alone | "
+          "both of two emotions in the sentences |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, classifier in models.items():
         whole, cut = buried(classifier, one)
-        print(f"| {name} | {classifier.engine.name} | {whole:.1%} | {cut:.1%} | {both_found(classifier, two):.1%} |")
+        alone = classifier.predict_proba([t for t, _ in labelled]).argmax(axis=1)
+        alone = float(np.mean([classifier.labels[i] == label for i, (_, label) in zip(alone, labelled)]))
+        print(f"| {name} | {classifier.engine.name} | {whole:.1%} | {cut:.1%} | {alone:.1%} | {both_found(classifier, two):.1%} |")
+    for weight in args.emotion_weights:
+        documents.EMOTION_WEIGHT = weight
+        print(f"\n{next(iter(models))}, EMOTION_WEIGHT {weight}: buried emotion found {buried(first, one)[0]:.1%}")
+    if args.emotion_weights:
+        return
+    docs = [d for d, _ in one]
+    sentences = [text[a:b] for text, found in zip(docs, first.split(docs, [False] * len(docs))[0]) for a, b in found]
     short, _ = test_split()
-    long_speed, short_speed = tokens_per_second(first, [d for d, _ in one], args.rounds), tokens_per_second(first, short, args.rounds)
+    speeds = {what: tokens_per_second(first, texts, args.rounds) for what, texts in
+              (("docs", docs), ("sentences", sentences), ("short", short))}
     now, then = one_text_ms(first, short[0])
     print(f"\nSpeed ({args.models[0]}, {first.engine.name}, medians of {args.rounds} rounds):\n")
-    print("| what | tokens/s | × short texts |\n| --- | ---: | ---: |")
-    print(f"| emotion test texts (short, scored whole) | {short_speed:,.0f} | 1.00 |")
-    print(f"| buried documents (read sentence by sentence) | {long_speed:,.0f} | {long_speed / short_speed:.2f} |")
+    print("| what | tokens/s | documents × this |\n| --- | ---: | ---: |")
+    print(f"| buried documents (read sentence by sentence) | {speeds['docs']:,.0f} | 1.00 |")
+    print(f"| the same documents' sentences, each scored as a short text | {speeds['sentences']:,.0f} | "
+          f"{speeds['docs'] / speeds['sentences']:.2f} |")
+    print(f"| emotion test texts (short, scored whole) | {speeds['short']:,.0f} | {speeds['docs'] / speeds['short']:.2f} |")
     print(f"\nOne single-sentence text, p50 of {LATENCY_CALLS}: predict {now:.2f} ms, the truncating path it replaced "
           f"{then:.2f} ms ({now / then:.2f}×)")
 

@@ -51,7 +51,7 @@ def main() -> None:
     classifier = Classifier.from_pretrained(args.model)
     texts, _ = test_split()
     print(f"machine: {machine()}\nmodel: {classifier.name}, engine {classifier.engine.name}, "
-          f"temperature {classifier.temperature:.3f}; {args.texts} test texts, {args.draws} random draws per text and k\n")
+          f"temperature {classifier.calibration.temperature:.3f}; {args.texts} test texts, {args.draws} random draws per text and k\n")
     print("| mode | k | texts | top-k fall | random fall | ratio (target ≥ 2) | top-k > random (target ≥ 70%) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for mode in ("delete", "mask"):

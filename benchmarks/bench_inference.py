@@ -52,7 +52,6 @@ def distilbert_size_model(folder: Path) -> Path:
 def measure(model_dir: str, config: str, repeats: int) -> dict:
     """Run one configuration in this process and report its figures."""
     from emotion_core import Classifier
-    from emotion_core.calibration import softmax
 
     texts, labels = test_split()
     engine = "torch" if config.startswith("pipeline") else config.removesuffix("-in-turn")
@@ -72,7 +71,7 @@ def measure(model_dir: str, config: str, repeats: int) -> dict:
         def run(batch):
             alone = getattr(classifier.engine, "alone", classifier.engine)
             logits = classifier.logits_of_ids(classifier.encode(batch), batch_size=alone.batch_size, engine=alone)
-            return softmax(logits, classifier.temperature)
+            return classifier.calibration.probabilities(logits)
     else:
         run = classifier.predict_proba
     run(texts)  # warm-up, untimed: oneDNN builds kernels for each new batch shape on first use

@@ -17,9 +17,9 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def test_split() -> tuple[list[str], list[str]]:
-    """The 2,000 test texts and their labels."""
-    rows = [line.rsplit(";", 1) for line in (SHARED / "test.txt").read_text().splitlines()]
+def test_split(split: str = "test") -> tuple[list[str], list[str]]:
+    """The 2,000 test texts (or validation texts) of the emotion data set and their labels."""
+    rows = [line.rsplit(";", 1) for line in (SHARED / ("val.txt" if split == "validation" else "test.txt")).read_text().splitlines()]
     return [text for text, _ in rows], [label for _, label in rows]
 
 

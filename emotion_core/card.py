@@ -54,13 +54,14 @@ Per class on the {{ report_split }} split:
 {% if calibration %}
 ## Calibration
 
-Probabilities are temperature-scaled: logits divided by T = {{ "%.3f" | format(calibration.temperature) }}, fitted on
-the validation split (minimum negative log-likelihood). Labels do not change; probabilities become
+Probabilities are temperature-scaled: logits divided by T = {{ "%.3f" | format(calibration.temperature) }}{% for name, t in (calibration.label_temperatures or {}).items() %}{{ "; " if not loop.first }}
+({{ "%.3f" | format(t) }} for the texts answered {{ name }}){% endfor %}, fitted on the validation split (minimum negative
+log-likelihood). Labels do not change; probabilities become
 honest about how often they are right. Expected calibration error (15 bins) and NLL:
 
 | split | ECE before | ECE after | NLL before | NLL after |
 | --- | ---: | ---: | ---: | ---: |
-{% for split, m in calibration.items() if split != "temperature" -%}
+{% for split, m in calibration.items() if split in ("validation", "test") -%}
 | {{ split }} | {{ "%.2f" | format(100 * m.ece_before) }}% | {{ "%.2f" | format(100 * m.ece_after) }}% | {{ "%.4f" | format(m.nll_before) }} | {{ "%.4f" | format(m.nll_after) }} |
 {% endfor %}
 ![Reliability diagram](reliability.png)

@@ -52,7 +52,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
-    """Fit the temperature of an existing model folder and report calibration before and after (`evaluate`: figures too)."""
+    """Fit the calibration of an existing model folder and report it before and after (`evaluate`: figures too)."""
     from .config import BUNDLED_MODEL, DataConfig
     from .training import calibrate_folder
 
@@ -63,7 +63,8 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         from .training import summary_lines
 
         print(f"{folder}:", *summary_lines(report["figures"]), sep="\n  ")
-    print(f"{folder}: temperature {report['temperature']:.3f}")
+    own = "".join(f", {t:.3f} for texts answered {name}" for name, t in report.get("label_temperatures", {}).items())
+    print(f"{folder}: temperature {report['temperature']:.3f}{own}")
     for split in ("validation", "test"):
         if split in report:
             m = report[split]

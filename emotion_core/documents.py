@@ -8,8 +8,11 @@ overlapping windows of words, and every piece is scored in one batched call. The
 combined so that neutral sentences do not dilute an emotional one:
 
 - with a `neutral` label, the document is neutral only when every piece is: its neutral
-  probability is the smallest of any piece's, and the rest is shared among the emotions in
-  proportion to their probability mass in the pieces that carry one;
+  probability is the smallest of any piece's, and the rest is shared among the emotions of the
+  pieces that carry one, each piece counting by its emotional strength (1 − p_neutral) to the
+  power EMOTION_WEIGHT, so that one clearly emotional sentence outweighs several that a
+  comment's small talk makes barely so (the power was chosen on validation documents:
+  docs/real-world-text.md);
 - without one, each piece counts by its confidence (its top probability).
 
 A text that fits the window is still scored whole, as the model was trained; its sentences'
@@ -28,6 +31,7 @@ WORD = re.compile(r"\S+")
 LOWER_AFTER_STOP = re.compile(r"(\S+?)([.!?]+)([\"')\]]*\s+)([a-z])")
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "fig", "no", "vol", "approx", "dept", "est",
                  "inc", "ltd", "co", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
+EMOTION_WEIGHT = 8  # the power of an emotional piece's strength in `combine`, chosen on validation documents
 WINDOW_OVERLAP = 0.5  # share of a window that the next one repeats, so no phrase is only ever seen cut in two
 
 
@@ -151,7 +155,8 @@ def combine(probs: np.ndarray, labels: list[str]) -> np.ndarray:
     emotional = probs.argmax(axis=1) != neutral
     if not emotional.any():
         return probs.mean(axis=0)  # every piece is neutral: so is their mean, and the document
-    mass = probs[emotional].sum(axis=0)
+    weights = (1.0 - probs[emotional, neutral]) ** EMOTION_WEIGHT
+    mass = (weights[:, None] * probs[emotional]).sum(axis=0)
     mass[neutral] = 0.0
     out = (1.0 - probs[:, neutral].min()) * mass / mass.sum()
     out[neutral] = probs[:, neutral].min()

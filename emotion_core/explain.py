@@ -75,15 +75,21 @@ class Explanation:
 
 def occlude(classifier, text: str, groups: Sequence[Sequence[int]] | None = None,
             mode: str = "delete") -> tuple[list[str], np.ndarray, list[int]]:
-    """Calibrated logits (divided by the temperature) of the text (row 0) and of the text with each group
-    of word indices removed (rows 1...), from one batched forward pass through the classifier's engine.
+    """Calibrated logits of the text (row 0) and of the text with each group of word indices removed
+    (rows 1...), all divided by the temperature of the text's own answer, from one batched forward pass.
 
     `groups=None` means one group per word the model sees. Also returns the words, and the
     indices of the words the model sees (the rest are past the truncation point).
     """
     words = text.split()
     rows, seen = variants(classifier, words, groups, mode)
-    return words, classifier.logits_of_ids(rows, batch_size=64).astype(np.float64) / classifier.temperature, seen
+    return words, scaled_as_first(classifier, classifier.logits_of_ids(rows, batch_size=64)), seen
+
+
+def scaled_as_first(classifier, logits: np.ndarray, answer: int | None = None) -> np.ndarray:
+    """Every row calibrated with the temperature of one answer (row 0's, or `answer`), so that variants compare."""
+    answer = int(np.argmax(logits[0])) if answer is None else answer
+    return classifier.calibration.scale(logits, answers=np.full(len(logits), answer))
 
 
 def variants(classifier, words: list[str], groups: Sequence[Sequence[int]] | None = None,
@@ -139,7 +145,8 @@ def explain_document(classifier, text: str, mode: str = "delete") -> Explanation
 
     A sentence longer than EXPLAIN_TOKENS is scored in windows of that many tokens that do not
     overlap: the cost of occlusion grows with words times their context, and a word's push on
-    an emotion is mostly local.
+    an emotion is mostly local. Every variant is divided by the temperature of the document's
+    answer, so that scores compare across sentences.
     """
     probs = classifier.predict_proba([text])[0]
     label = int(probs.argmax())
@@ -152,7 +159,7 @@ def explain_document(classifier, text: str, mode: str = "delete") -> Explanation
         piece_rows, piece_seen = variants(classifier, [words[i] for i in inside], mode=mode)
         parts.append((len(rows), [inside[i] for i in piece_seen]))
         rows += piece_rows
-    odds = log_odds(classifier.logits_of_ids(rows, batch_size=64).astype(np.float64) / classifier.temperature, label)
+    odds = log_odds(scaled_as_first(classifier, classifier.logits_of_ids(rows, batch_size=64), label), label)
     for first, indices in parts:
         for row, i in enumerate(indices, start=first + 1):
             scores[i] = float(odds[first] - odds[row])

@@ -44,6 +44,7 @@ HASHTAG = re.compile(r"(?<![\w&#])#([A-Za-z][A-Za-z0-9_]*)")  # not "&#39;", not
 CAMEL_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 ELONGATED_WORD = re.compile(r"\b\w*([A-Za-z])\1{2,}\w*\b")
 LETTER_RUN = re.compile(r"([A-Za-z])\1{2,}", re.IGNORECASE)
+EMOJI_HINT = re.compile("[\u00a9\u00ae\u203c-\u3299\U0001F000-\U0001FAFF]")  # every emoji has a character in here
 EMOJI_MODIFIERS = re.compile("[\U0001F3FB-\U0001F3FF\uFE0F]")  # skin tones and the emoji presentation selector
 MAX_RUNS = 4  # elongated runs in one word whose spellings are compared; further runs are just cut to two letters
 
@@ -68,7 +69,7 @@ def normalize(text: str, steps: tuple[str, ...]) -> str:
         if step in PATTERNS:
             pattern, replacement = PATTERNS[step]
             text = pattern.sub(replacement, text)
-        elif step == "emoji" and not text.isascii():  # the quick test keeps plain text as fast as before
+        elif step == "emoji" and EMOJI_HINT.search(text):  # the quick test keeps plain text as fast as before
             text = emoji_to_words(text)
         elif step == "hashtags" and "#" in text:
             text = HASHTAG.sub(lambda m: " ".join(hashtag_words(m.group(1))), text)

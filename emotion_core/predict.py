@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .calibration import load_temperature, softmax
+from .calibration import load_calibration
 from .config import MAX_TEXT_CHARS, resolve_model
 from .documents import Document, Sentence, combine, sentence_spans, word_windows
 from .engines import load_engine, run_batches
@@ -91,7 +91,7 @@ class Classifier:
         self.run_config = read_json(folder / "run_config.json") if folder else {}
         self.folder = folder
         self.normalization = load_steps(folder)  # the text normalisation the model was trained with
-        self.temperature = load_temperature(folder)  # 1.0 for folders without calibration.json
+        self.calibration = load_calibration(folder, self.labels)  # T = 1 for folders without calibration.json
         self.closing = closing_tokens(tokenizer)
         # The first call configures the shared Rust tokenizer (truncation); do it now, not in two threads at once.
         self.predict_proba(["warm-up"])
@@ -167,8 +167,8 @@ class Classifier:
         ids = self.encode(texts, truncate=False)
         fits = [len(row) <= self.max_length for row in ids]
         spans, piece_ids = self.split([text if sentences or not fit else None for text, fit in zip(texts, fits)], fits)
-        probs = softmax(self.logits_of_ids([row for row, fit in zip(ids, fits) if fit] + piece_ids, batch_size),
-                        self.temperature).astype(np.float32)
+        logits = self.logits_of_ids([row for row, fit in zip(ids, fits) if fit] + piece_ids, batch_size)
+        probs = self.calibration.probabilities(logits).astype(np.float32)
         whole, offset, out = iter(probs), sum(fits), []
         for text, fit, found in zip(texts, fits, spans):
             rows, offset = probs[offset:offset + len(found)], offset + len(found)

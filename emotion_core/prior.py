@@ -11,7 +11,7 @@ again (a prior shift, as in logit adjustment: Menon et al., ICLR 2021). The offs
 classification head's bias, so every engine, export and explanation carries it.
 
 b is chosen on validation, on a grid from -MAX_OFFSET to MAX_OFFSET: for each b, the figures the
-grid file's `require` list names (as metrics.json holds them; the temperature refitted for each b).
+grid file's `require` list names (as metrics.json holds them; the calibration refitted for each b).
 Among the b that meet them all, the middle of the widest unbroken run of them: the largest margin
 either way. When none meets all: the b that meets the most, then the best mean over sources of
 validation macro-F1, then the smallest shift. The folder is then evaluated again (figures,
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load_file, save_file
 
-from .calibration import ece, fit_temperature, softmax
+from .calibration import ece, fit_calibration
 from .errors import EmotionCoreError
 from .predict import Classifier
 from .sweep import check_requirements, read_rule, validation_score
@@ -53,8 +53,8 @@ def figures(logits: dict, labels: dict, sources: dict, names: list[str], label: 
         shifted[:, label] += offset
         add_reports(report, split, labels[split], shifted.argmax(axis=1), sources[split], names)
         if split == "validation":
-            temperature = fit_temperature(shifted, labels[split])
-            report["calibration"] = {"validation": {"ece_after": ece(softmax(shifted, temperature), labels[split])}}
+            calibrated = fit_calibration(shifted, labels[split], names).probabilities(shifted)
+            report["calibration"] = {"validation": {"ece_after": ece(calibrated, labels[split])}}
     return report
 
 

@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .calibration import ece, fit_temperature, softmax
+from .calibration import ece, fit_calibration
 from .errors import EmotionCoreError
 from .predict import Classifier, check_model_folder
 from .sweep import run_figures, validation_score
@@ -182,7 +182,8 @@ def make_soup(sources: list[str | Path], out: str | Path, rule: str = "macro_f1"
         texts, labels, text_sources = validation
         logits, reports = classifier.logits(texts), {}
         add_reports(reports, "validation", labels, logits.argmax(axis=1), text_sources, classifier.labels)
-        figures = {"score": validation_score(reports), "ece": ece(softmax(logits, fit_temperature(logits, labels)), labels)}
+        calibrated = fit_calibration(logits, labels, classifier.labels).probabilities(logits)
+        figures = {"score": validation_score(reports), "ece": ece(calibrated, labels)}
         measured[tuple(names)] = figures
         if rule == "macro_f1":
             return figures["score"]

@@ -186,11 +186,12 @@ def add_reports(reports: dict, split: str, truth: np.ndarray, preds: np.ndarray,
         logger.info("%s / %s: accuracy %.4f, macro-F1 %.4f", split, source, report["accuracy"], report["macro_f1"])
 
 
-def calibrate_outputs(outputs: dict) -> dict:
-    """Fit the temperature on validation logits and report ECE / NLL before and after (test too, when present)."""
-    report = calibrate(outputs["validation"], outputs.get("test"))
+def calibrate_outputs(outputs: dict, labels: list[str]) -> dict:
+    """Fit the calibration on validation logits and report ECE / NLL before and after (test too, when present)."""
+    report = calibrate(outputs["validation"], outputs.get("test"), labels)
     split = "test" if "test" in report else "validation"
-    logger.info("calibration: T = %.3f; %s ECE %.2f%% -> %.2f%%, NLL %.4f -> %.4f", report["temperature"], split,
+    own = "".join(f" ({name}: {t:.3f})" for name, t in report["label_temperatures"].items())
+    logger.info("calibration: T = %.3f%s; %s ECE %.2f%% -> %.2f%%, NLL %.4f -> %.4f", report["temperature"], own, split,
                 100 * report[split]["ece_before"], 100 * report[split]["ece_after"], report[split]["nll_before"],
                 report[split]["nll_after"])
     return report
@@ -199,7 +200,7 @@ def calibrate_outputs(outputs: dict) -> dict:
 def calibration_summary(report: dict) -> dict:
     """The calibration figures metrics.json and the card carry (calibration.json also has the bins)."""
     keep = ("n", "ece_before", "ece_after", "nll_before", "nll_after", "labels_unchanged")
-    return {"temperature": report["temperature"]} | {
+    return {"temperature": report["temperature"], "label_temperatures": report["label_temperatures"]} | {
         split: {k: report[split][k] for k in keep} for split in ("validation", "test") if split in report
     }
 
@@ -223,7 +224,8 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, fig
         outputs[split] = (classifier.logits(texts), labels)
         if figures:
             add_reports(reports, split, labels, outputs[split][0].argmax(axis=1), sources, classifier.labels)
-    report = calibrate_outputs({split: outputs[split] for split in ("validation", "test") if split in outputs})
+    report = calibrate_outputs({split: outputs[split] for split in ("validation", "test") if split in outputs},
+                               classifier.labels)
     save_calibration(classifier.folder, report)
     metrics |= reports | {"calibration": calibration_summary(report)}
     if figures:

@@ -43,17 +43,17 @@ def test_post_shows_every_emotion_highest_first_and_keeps_the_text(client):
     assert response.status_code == 200
     assert 'Top emotion: <span class="emotion emotion-fear">fear</span>' in html
     names = [line.split(">")[1].split("<")[0] for line in html.splitlines() if '<span class="name">' in line]
-    assert len(names) == 6 and names[0] == "fear"
+    assert len(names) == 7 and names[0] == "fear" and "no clear emotion" in names
     assert ">i am so scared of the dark</textarea>" in html
     marks = [line for line in html.split("<mark ")[1:]]
     assert len(marks) == 7 and any('class="w w-pos-4"' in m and ">scared</mark>" in m for m in marks)
 
 
 def test_a_text_that_says_it_twice_is_not_painted_in_full_colour(client):
-    html = client.post("/", data={"text": "angry and furious and mad"}).get_data(as_text=True)
-    assert 'Top emotion: <span class="emotion emotion-anger">anger</span>' in html
+    html = client.post("/", data={"text": "i am sad, so sad, so very sad"}).get_data(as_text=True)
+    assert 'Top emotion: <span class="emotion emotion-sadness">sadness</span>' in html
     assert "No word on its own changes this prediction much" in html
-    assert html.count("<mark ") == 5 and "-4\"" not in html and "-3\"" not in html  # any one cue alone is enough
+    assert html.count("<mark ") == 8 and "-4\"" not in html and "-3\"" not in html  # any one cue alone is enough
     scared = client.post("/", data={"text": "i am so scared of the dark"}).get_data(as_text=True)
     assert "No word on its own" not in scared
 
@@ -89,7 +89,7 @@ def test_security_headers_everywhere(client):
 def test_healthz(client):
     assert client.get("/healthz").get_json() == {
         "status": "ok", "model": "emotion-minilm", "engine": bundled_engine(),
-        "labels": ["sadness", "joy", "love", "anger", "fear", "surprise"]}
+        "labels": ["sadness", "joy", "love", "anger", "fear", "surprise", "neutral"]}
 
 
 def test_debug_is_off_unless_asked(app):
@@ -110,7 +110,7 @@ def test_api_predict_one_and_many(client):
 def test_api_predict_explains_on_request(client):
     one = client.post("/api/predict", json={"text": "i am furious about the delay", "explain": True}).get_json()
     why = one["explanation"]
-    assert why["label"] == one["emotion"] == "anger" and why["probability"] == pytest.approx(one["probabilities"]["anger"], abs=0.01)  # int8 scales activations per batch
+    assert why["label"] == one["emotion"] == "anger" and why["probability"] == pytest.approx(one["probabilities"]["anger"], abs=0.02)  # int8 scales activations per batch
     assert [w["word"] for w in why["words"]] == "i am furious about the delay".split()
     assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
     assert max(abs(w["scaled"]) for w in why["words"]) == pytest.approx(1.0)
@@ -156,7 +156,7 @@ def test_api_score_returns_the_scored_csv(client, tmp_path):
     (tmp_path / "out.csv").write_bytes(response.data)
     scored = pd.read_csv(tmp_path / "out.csv")
     assert scored["id"].tolist() == [1, 2] and scored["emotion"].tolist()[0] == "joy"
-    assert list(scored.columns)[-6:] == [f"prob_{x}" for x in ("sadness", "joy", "love", "anger", "fear", "surprise")]
+    assert list(scored.columns)[-7:] == [f"prob_{x}" for x in ("sadness", "joy", "love", "anger", "fear", "surprise", "neutral")]
 
 
 @pytest.mark.parametrize("data,status,message", [
@@ -277,7 +277,7 @@ def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript):
         page.get_by_role("button", name="Classify").click()
         expect(page.get_by_role("heading", name="Top emotion: fear")).to_be_visible()
         rows = page.locator(".bars li")
-        expect(rows).to_have_count(6)
+        expect(rows).to_have_count(7)
         first = rows.first
         assert first.locator(".name").inner_text().lower() == "fear"
         width = float(first.locator("rect:not(.track)").get_attribute("width"))
@@ -290,6 +290,11 @@ def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript):
         assert strongest.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(239, 68, 60)"
         assert not [e for e in errors if "Content Security Policy" in e]
         if javascript:
+            page.get_by_label("Your text").fill("The package arrived two days late. The lamp inside is broken. I am furious.")
+            page.get_by_role("button", name="Classify").click()
+            expect(page.get_by_role("heading", name="Top emotion: anger")).to_be_visible()
+            expect(page.get_by_text("Sentence by sentence")).to_be_visible()
+            expect(page.locator(".chip")).to_have_count(3)
             (ROOT / "docs").mkdir(exist_ok=True)
             page.screenshot(path=str(ROOT / "docs" / "flask.png"), full_page=True)
         browser.close()

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import bundled_engine, free_port
+from emotion_core.labels import KNOWN_LABELS, display_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -116,7 +117,7 @@ def test_score_file_and_summary(app, sample_csv):
     scored = pd.read_csv(out)
     assert scored["id"].tolist() == [1, 2, 3] and scored["emotion"].isna().tolist() == [False, True, False]
     preview, counts = app.summarize(out)
-    assert len(preview) == 3 and counts["rows"].sum() == 2 and counts["emotion"].tolist() == app.classifier.labels
+    assert len(preview) == 3 and counts["rows"].sum() == 2 and counts["emotion"].tolist() == [display_name(x) for x in app.classifier.labels]
     assert Path(out).parent != Path(app.score_file(str(sample_csv), "comment")).parent  # one folder per request
 
 
@@ -151,12 +152,12 @@ def test_client_classify_and_score(server, sample_csv, tmp_path):
 
     client = Client(server, verbose=False, download_files=str(tmp_path))
     probs = client.predict("i feel great", api_name="/classify")
-    assert len(probs) == 6 and abs(sum(probs.values()) - 1) < 1e-4
+    assert set(probs) == set(KNOWN_LABELS) and abs(sum(probs.values()) - 1) < 1e-4
     scored = client.predict(handle_file(str(sample_csv)), "comment", api_name="/score_csv")
     assert pd.read_csv(scored)["id"].tolist() == [1, 2, 3]
     with pytest.raises(Exception, match="Text is empty"):
         client.predict("  ", api_name="/classify")
-    assert len(client.predict("still serving", api_name="/classify")) == 6
+    assert len(client.predict("still serving", api_name="/classify")) == len(KNOWN_LABELS)
     why = client.predict("i am furious about the delay", api_name="/explain")
     assert why["label"] == "anger" and [w["word"] for w in why["words"]] == "i am furious about the delay".split()
     assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
@@ -183,6 +184,7 @@ def test_browser_text_and_csv(server, sample_csv, tmp_path):
         box.press("Enter")
         expect(page.locator("#sentences")).to_contain_text("The lamp inside is broken.", timeout=20_000)
         expect(page.locator("#why")).to_contain_text("furious", timeout=20_000)
+        expect(page.locator(".pending, .generating")).to_have_count(0, timeout=20_000)  # not faded mid-update
         docs = ROOT / "docs"
         docs.mkdir(exist_ok=True)
         page.screenshot(path=str(docs / "gradio.png"))

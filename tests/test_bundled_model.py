@@ -7,8 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
-from emotion_core import EMOTION_LABELS, Classifier
+from emotion_core import Classifier
 from emotion_core.config import BUNDLED_MODEL, PROJECT_ROOT
+from emotion_core.labels import KNOWN_LABELS
 
 PLAIN = [
     ("i feel so happy and grateful today", "joy"),
@@ -23,6 +24,10 @@ PLAIN = [
     ("i feel anxious and terrified about the exam", "fear"),
     ("i am amazed by how big the ocean is", "surprise"),
     ("i was shocked and surprised by the sudden news", "surprise"),
+    # the examples of text with no emotion in it
+    ("The meeting has been moved to 3pm on Thursday in room 204.", "neutral"),
+    ("What time is it?", "neutral"),
+    ("The train to Leeds leaves from platform 4 at 9:15.", "neutral"),
 ]
 
 
@@ -32,7 +37,7 @@ def bundled():
 
 
 def test_bundled_model_is_the_default_and_small(bundled):
-    assert bundled.source == str(BUNDLED_MODEL) and bundled.labels == list(EMOTION_LABELS)
+    assert bundled.source == str(BUNDLED_MODEL) and bundled.labels == list(KNOWN_LABELS)  # the six in the Hub's order, then neutral
     assert (BUNDLED_MODEL / "model.safetensors").stat().st_size < 50e6
     assert next(bundled.model.parameters()).dtype.is_floating_point and str(next(bundled.model.parameters()).dtype) == "torch.float32"
 
@@ -45,6 +50,21 @@ def test_bundled_metrics_meet_the_targets():
 @pytest.mark.parametrize("text,label", PLAIN)
 def test_plain_sentences(bundled, text, label):
     assert next(iter(bundled.predict(text))) == label
+
+
+def test_a_long_review_with_one_furious_sentence_is_anger(bundled):
+    review = ("I ordered the blender in March and it arrived within a week. The box held the jug, the base, two lids "
+              "and a recipe booklet. Setup took about ten minutes and the manual explains each speed setting. "
+              "The jug holds 1.5 litres and the base has four rubber feet. I used it for smoothies most mornings "
+              "and for soup twice a week, and I rinsed the jug after each use as the booklet says. "
+              "The lids fit tightly and the base wipes clean with a damp cloth. After six weeks the motor stopped while I was making a smoothie. "
+              "Support asked for photos, then for the receipt, then for photos again, and nobody has replied since. "
+              "I am furious.")
+    assert len(bundled.encode([review], truncate=False)[0]) > bundled.max_length  # longer than the window
+    assert next(iter(bundled.predict(review))) == "anger"
+    document = bundled.analyze([review])[0]
+    assert not document.whole and next(iter(document.sentences[-1].probabilities)) == "anger"
+    assert all(next(iter(s.probabilities)) == "neutral" for s in document.sentences[:-1])
 
 
 def test_sample_csv_scores_with_the_bundled_model(tmp_path):

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from emotion_core import Classifier, EmotionCoreError
-from emotion_core.calibration import calibrate, ece, fit_temperature, nll, save_calibration, softmax
+from emotion_core.calibration import Calibration, calibrate, ece, fit_calibration, fit_temperature, nll, save_calibration, softmax
 from emotion_core.cli import main as cli
+
+
+SIX = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 
 
 def overconfident(n: int, temperature: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -20,14 +23,37 @@ def overconfident(n: int, temperature: float, seed: int = 0) -> tuple[np.ndarray
     return logits, labels
 
 
+def drawn(logits: np.ndarray, temperature: float, rng) -> np.ndarray:
+    """Labels drawn from softmax(logits / temperature): the right temperature for these logits is `temperature`."""
+    return np.array([rng.choice(logits.shape[1], p=p) for p in softmax(logits, temperature)])
+
+
+def test_neutral_answers_get_their_own_temperature_and_no_label_changes():
+    rng, names = np.random.default_rng(6), ["sadness", "joy", "neutral"]
+    emotions = np.concatenate([rng.normal(0, 3, size=(3_000, 2)), np.full((3_000, 1), -20.0)], axis=1)
+    calm = rng.normal(0, 1, size=(2_000, 3))
+    calm[:, 2] = calm.max(axis=1) + 0.5  # answered neutral, and right more often than the raw softmax says
+    logits = np.concatenate([emotions, calm])
+    labels = np.concatenate([drawn(emotions, 2.0, rng), drawn(calm, 0.4, rng)])
+    calibration = fit_calibration(logits, labels, names)
+    assert set(calibration.by_label) == {2} and calibration.by_label[2] < 1.0 < calibration.temperature
+    probs = calibration.probabilities(logits)
+    assert (probs.argmax(axis=1) == logits.argmax(axis=1)).all()
+    answered = logits.argmax(axis=1) == 2
+    one = softmax(logits[answered], calibration.temperature)
+    assert ece(probs[answered], labels[answered]) < ece(one, labels[answered]) / 2  # better than the shared temperature
+    assert fit_calibration(logits[:40], labels[:40], names).by_label == {}  # too few answers to fit one
+
+
 def test_fit_recovers_the_temperature():
     logits, labels = overconfident(20_000, 2.5)
     assert fit_temperature(logits, labels) == pytest.approx(2.5, rel=0.06)
 
 
 def test_calibration_lowers_ece_and_nll_and_keeps_labels():
-    report = calibrate(overconfident(5_000, 2.0, seed=1), overconfident(5_000, 2.0, seed=2))
+    report = calibrate(overconfident(5_000, 2.0, seed=1), overconfident(5_000, 2.0, seed=2), SIX)
     test = report["test"]
+    assert report["label_temperatures"] == {}  # no neutral label: one temperature
     assert test["ece_after"] < test["ece_before"] / 3 and test["ece_after"] < 0.03
     assert test["nll_after"] < test["nll_before"] and test["labels_unchanged"]
     assert sum(b["n"] for b in test["bins_after"]) == 5_000 and len(test["bins_after"]) == 15
@@ -45,14 +71,14 @@ def test_ece_of_a_calibrated_model_is_small_and_of_a_sure_wrong_one_large():
 def calibrated_dir(tmp_path, tiny_model_dir):
     folder = tmp_path / "calibrated"
     shutil.copytree(tiny_model_dir, folder)
-    save_calibration(folder, calibrate(overconfident(600, 2.0, seed=4), overconfident(600, 2.0, seed=5)))
+    save_calibration(folder, calibrate(overconfident(600, 2.0, seed=4), overconfident(600, 2.0, seed=5), SIX))
     return folder
 
 
 def test_classifier_applies_the_temperature(calibrated_dir, tiny_model_dir):
     raw, scaled = Classifier.from_pretrained(tiny_model_dir), Classifier.from_pretrained(calibrated_dir)
     temperature = json.loads((calibrated_dir / "calibration.json").read_text())["temperature"]
-    assert raw.temperature == 1.0 and scaled.temperature == pytest.approx(temperature) and temperature > 1.5
+    assert raw.calibration == Calibration() and scaled.calibration.temperature == pytest.approx(temperature) and temperature > 1.5
     texts = ["i feel happy today", "so lonely at work"]
     logits = raw.logits(texts)
     assert np.allclose(scaled.predict_proba(texts), softmax(logits, temperature), atol=1e-6)
@@ -63,6 +89,9 @@ def test_classifier_applies_the_temperature(calibrated_dir, tiny_model_dir):
 def test_damaged_calibration_is_a_clear_error(calibrated_dir):
     (calibrated_dir / "calibration.json").write_text("{not json")
     with pytest.raises(EmotionCoreError, match="calibration.json is damaged"):
+        Classifier.from_pretrained(calibrated_dir)
+    (calibrated_dir / "calibration.json").write_text('{"temperature": 1.2, "label_temperatures": {"boredom": 0.5}}')
+    with pytest.raises(EmotionCoreError, match=r"names labels the model lacks \(boredom\)"):
         Classifier.from_pretrained(calibrated_dir)
 
 

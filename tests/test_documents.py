@@ -104,8 +104,7 @@ def test_a_text_of_one_sentence_is_scored_whole_and_unchanged(neutral_classifier
     assert analysed.whole and [s.text for s in analysed.sentences] == [text]
     assert analysed.sentences[0].probabilities == analysed.probabilities
     assert analysed.probabilities == pytest.approx(neutral_classifier.predict(text), abs=1e-6)
-    logits = neutral_classifier.logits([text])[0] / neutral_classifier.temperature
-    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    expected = neutral_classifier.calibration.probabilities(neutral_classifier.logits([text]))[0]
     assert neutral_classifier.predict_proba([text])[0] == pytest.approx(expected, abs=1e-6)
 
 

@@ -8,7 +8,6 @@ from safetensors.torch import load_file, save_file
 
 from conftest import SHARED_EMOTION, bundled_engine
 from emotion_core import Classifier, EmotionCoreError
-from emotion_core.calibration import softmax
 from emotion_core.cli import main as cli
 from emotion_core.engines import FLOAT_ONNX_FILE, ONNX_FILE, SMALL_BATCH_TOKENS, cpu_has_bf16
 
@@ -283,7 +282,7 @@ def test_batches_run_side_by_side_on_single_threaded_sessions(exported, set_thre
     assert all(name.startswith("emotion-engine") for name in calls["shared"])
     in_turn = classifier.logits_of_ids(classifier.encode(texts), batch_size=8, engine=engine.alone)
     assert np.array_equal(probs.argmax(axis=1), in_turn.argmax(axis=1))
-    assert np.abs(probs - softmax(in_turn, classifier.temperature)).max() < 1e-5
+    assert np.abs(probs - classifier.calibration.probabilities(in_turn)).max() < 1e-5
     calls["alone"].clear()
     classifier.predict("i feel happy")
     assert calls["alone"] == [threading.current_thread().name] and len(calls["shared"]) == 13

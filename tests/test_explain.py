@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from emotion_core import EmotionCoreError
-from emotion_core.calibration import softmax
+from emotion_core.calibration import Calibration, softmax
 from emotion_core.explain import Explanation, explain, occlude
 
 TEXT = "i feel so happy and glad at work today"
@@ -43,6 +43,18 @@ def test_a_score_is_the_fall_in_log_odds_without_the_word(classifier):
     words = TEXT.split()
     without = [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
     p = classifier.predict_proba([TEXT, *without])[:, k].astype(np.float64)
+    odds = np.log(p) - np.log1p(-p)
+    assert np.allclose(e.scores, odds[0] - odds[1:], atol=1e-4)
+
+
+def test_every_variant_is_divided_by_the_temperature_of_the_text_s_answer(classifier, monkeypatch):
+    k = classifier.labels.index(explain(classifier, TEXT).label)
+    monkeypatch.setattr(classifier, "calibration", Calibration(2.0, {k: 0.5}))  # the answer's own temperature
+    e = explain(classifier, TEXT)
+    assert e.probabilities == pytest.approx(classifier.predict(TEXT), abs=1e-5)
+    words = TEXT.split()
+    without = [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]
+    p = softmax(classifier.logits([TEXT, *without]), 0.5)[:, k]  # 0.5 even for a variant whose answer changed
     odds = np.log(p) - np.log1p(-p)
     assert np.allclose(e.scores, odds[0] - odds[1:], atol=1e-4)
 
@@ -90,7 +102,7 @@ def test_faithfulness_on_a_trained_toy_model(tmp_path, tiny_base_dir, toy_dir):
     classifier = Classifier.from_pretrained(out, engine="torch")
     # the toy model is so sure that float32 probabilities round to 1.0 and no removal moves them;
     # a high temperature keeps them graded (it changes no label)
-    classifier.temperature = 20.0
+    classifier.calibration = Calibration(20.0)
     texts = [line.rsplit(";", 1)[0] for line in (toy_dir / "test.txt").read_text().splitlines()][:30]
     for mode in ("delete", "mask"):
         report = faithfulness(classifier, texts, ks=(1, 2), mode=mode, draws=5)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from load_test import flask_load, flask_server, gradio_load, gradio_server  # noqa: E402
 
 from conftest import free_port, toy_rows  # noqa: E402
+from emotion_core.labels import KNOWN_LABELS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +105,7 @@ def test_full_gradio_queue_answers_busy_and_keeps_serving():
             except Exception as exc:  # the client raises QueueError for a full queue
                 outcomes.append(str(exc))
         assert "ok" in outcomes and "Queue is full! Please try again." in outcomes
-        assert len(client.predict("still serving", api_name="/classify")) == 6
+        assert len(client.predict("still serving", api_name="/classify")) == len(KNOWN_LABELS)
     finally:
         app.demo.close()
         sys.modules.pop("app_gradio", None)
