@@ -17,7 +17,8 @@ Alone: the labelled texts scored on their own, the ceiling for finding them in a
 Speed (the first model, its default engine): tokens per second (the text's own tokens, no special
 tokens) scoring the buried documents, against scoring the same documents' sentences as short
 texts, and against the emotion test texts, medians of --rounds rounds; and one single-sentence
-text, p50 of 200 calls, through `predict` against the truncating path it replaced.
+text, p50 of 200 calls, through `predict` against the truncating path it replaced; and one text
+of about 10,000 characters, predicted and explained.
 """
 
 import argparse
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import goemotions_dev, load_models, machine, test_split  # noqa: E402
 
 from emotion_core import documents  # noqa: E402
+from emotion_core.explain import explain  # noqa: E402
 from emotion_core.sources import SIX  # noqa: E402
 
 MIN_TOKENS, MAX_TOKENS = 150, 400
@@ -89,15 +91,19 @@ def both_found(classifier, documents) -> float:
     return float(np.mean(found))
 
 
-def tokens_per_second(classifier, texts: list[str], rounds: int) -> float:
-    """Median tokens (the texts' own, without special tokens) per second of predict_proba over the texts."""
-    tokens = sum(classifier.token_counts(texts))
+def seconds(call, rounds: int) -> float:
+    """Median wall time of `rounds` calls."""
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        classifier.predict_proba(texts)
+        call()
         times.append(time.perf_counter() - start)
-    return tokens / statistics.median(times)
+    return statistics.median(times)
+
+
+def tokens_per_second(classifier, texts: list[str], rounds: int) -> float:
+    """Median tokens (the texts' own, without special tokens) per second of predict_proba over the texts."""
+    return sum(classifier.token_counts(texts)) / seconds(lambda: classifier.predict_proba(texts), rounds)
 
 
 def one_text_ms(classifier, text: str) -> tuple[float, float]:
@@ -112,6 +118,14 @@ def one_text_ms(classifier, text: str) -> tuple[float, float]:
             call()
             times.append(1000 * (time.perf_counter() - start))
     return statistics.median(now), statistics.median(then)
+
+
+def long_text(fillers: list[str], seed: int, chars: int = 10_000) -> str:
+    """About `chars` characters of neutral comments (seeded), then one furious sentence."""
+    rng, parts = random.Random(seed), []
+    while sum(len(p) + 1 for p in parts) < chars:
+        parts.append(sentence(rng.choice(fillers)))
+    return " ".join(parts) + " I am furious."
 
 
 def main() -> None:
@@ -162,6 +176,11 @@ def main() -> None:
     print(f"| emotion test texts (short, scored whole) | {speeds['short']:,.0f} | {speeds['docs'] / speeds['short']:.2f} |")
     print(f"\nOne single-sentence text, p50 of {LATENCY_CALLS}: predict {now:.2f} ms, the truncating path it replaced "
           f"{then:.2f} ms ({now / then:.2f}×)")
+    text = long_text(fillers, args.seed)
+    print(f"\nOne text of {len(text):,} characters ({first.token_counts([text])[0]:,} tokens), medians of {args.rounds}: "
+          f"predict {seconds(lambda: first.predict(text), args.rounds):.2f} s, "
+          f"explain {seconds(lambda: explain(first, text), args.rounds):.2f} s; "
+          f"answer {', '.join(f'{k} {v:.2f}' for k, v in list(first.predict(text).items())[:2])}")
 
 
 if __name__ == "__main__":
