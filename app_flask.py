@@ -22,6 +22,7 @@ from emotion_core import Classifier, EmotionCoreError
 from emotion_core.batch import score_csv
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
+from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
 from emotion_core.predict import check_length
 
@@ -54,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_prefixed_env("EMOTION")  # e.g. EMOTION_MAX_TEXT_CHARS=5000
     app.config.update(config or {})
     app.json.sort_keys = False  # probabilities stay highest first
+    configure_hub()
     model = Classifier.from_pretrained(app.config["MODEL"])
     app.extensions["classifier"] = model
     app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name, shown=display_name,

@@ -17,15 +17,16 @@ from collections import Counter
 from functools import wraps
 from pathlib import Path
 
-from emotion_core import Classifier, EmotionCoreError  # first: sets the Hub client's timeouts
+import gradio as gr
+import pandas as pd
+
+from emotion_core import Classifier, EmotionCoreError
 from emotion_core.batch import score_csv, sniff_columns
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
+from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
 from emotion_core.predict import check_length
-
-import gradio as gr  # noqa: E402
-import pandas as pd  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD = "20mb"  # gradio refuses bigger files before they reach the handlers
@@ -34,6 +35,7 @@ OUTPUTS = Path(tempfile.gettempdir()) / "emotion-gradio"  # one folder per scori
 OUTPUT_MAX_AGE_S = 3600  # Gradio copies results into its own cache (cleaned by delete_cache); ours go after an hour
 EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().splitlines() if line.strip()]
 
+configure_hub()
 classifier = Classifier.from_pretrained()  # once per process: argument-free, so $EMOTION_MODEL or the bundled model
 COLORS = {display_name(label): color for label, color in label_colors(classifier.labels).items()}
 

@@ -13,12 +13,12 @@ Parse -> seed -> data -> model -> Trainer -> train -> evaluate -> calibrate -> s
 import logging
 import sys
 
-from emotion_core import EmotionCoreError  # first: sets the Hub client's timeouts before transformers loads
+from transformers import HfArgumentParser, set_seed
 
-from transformers import HfArgumentParser, set_seed  # noqa: E402
+from emotion_core import EmotionCoreError
 from emotion_core.config import DataConfig, ModelConfig, TrainConfig
 from emotion_core.data import load_sources, tokenize_splits
-from emotion_core.hub import push_model
+from emotion_core.hub import configure_hub, push_model
 from emotion_core.training import (
     build_trainer, calibrate_outputs, calibration_summary, describe_run, evaluate_splits, load_base_model, run_training, save_model_folder,
     summary_lines,
@@ -37,6 +37,7 @@ def parse(argv: list[str] | None) -> tuple[DataConfig, ModelConfig, TrainConfig]
 def main(argv: list[str] | None = None) -> dict:
     """Train, evaluate and save; return the metrics that went into metrics.json."""
     data_cfg, model_cfg, train_cfg = parse(argv)
+    configure_hub()
     set_seed(train_cfg.seed)
     splits, report = load_sources(data_cfg, seed=train_cfg.seed)
     labels = splits["train"].features["label"].names

@@ -4,7 +4,6 @@
     Classifier.from_pretrained().predict("i feel like a new person today")
 """
 
-from . import hub  # noqa: F401  (first: sets the Hub client's timeouts before anything imports it)
 from .errors import EmotionCoreError
 from .labels import EMOTION_LABELS
 from .predict import Classifier

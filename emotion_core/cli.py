@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .engines import ENGINES
 from .errors import EmotionCoreError
+from .hub import configure_hub
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; return the exit status."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_hub()
     try:
         args.func(args)
     except (EmotionCoreError, OSError) as exc:  # bad input, a missing folder, a full disk: one line

@@ -1,10 +1,12 @@
 """Everything that talks to the Hugging Face Hub, with timeouts and one-line errors when it can't.
 
-The Hub client has no timeout of its own, so a dead endpoint would hang a run; the variables
-below are read by `huggingface_hub` at import, which is why `emotion_core/__init__` imports
-this module first.
+The Hub client has no timeout of its own, so a dead endpoint would hang a run. `configure_hub`
+gives it one; each entry point (the command line, `train.py`, both apps) calls it, and so does
+`hub_unreachable`, which every Hub path asks first, so that the Python API gets it too. Nothing
+here runs at import.
 """
 
+import functools
 import logging
 import os
 import socket
@@ -15,13 +17,21 @@ from .errors import EmotionCoreError
 
 HUB_TIMEOUT_S = 10
 PROBE_TIMEOUT_S = 3
-os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(HUB_TIMEOUT_S))
-os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(HUB_TIMEOUT_S))
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-from huggingface_hub import set_client_factory  # noqa: E402  (after the variables it reads at import)
 
 logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def configure_hub() -> None:
+    """Give the Hub's HTTP client timeouts, and turn its telemetry off unless HF_HUB_DISABLE_TELEMETRY says otherwise.
+
+    Once per process: setting the client factory closes the client in use.
+    """
+    from huggingface_hub import constants, set_client_factory
+
+    if "HF_HUB_DISABLE_TELEMETRY" not in os.environ:
+        constants.HF_HUB_DISABLE_TELEMETRY = True
+    set_client_factory(client_with_timeouts)
 
 
 def client_with_timeouts():
@@ -33,8 +43,6 @@ def client_with_timeouts():
     client.timeout = type(client.timeout)(connect=HUB_TIMEOUT_S, read=120, write=600, pool=HUB_TIMEOUT_S)
     return client
 
-
-set_client_factory(client_with_timeouts)
 
 OFFLINE_TRAINING_HINT = (
     "To train offline, use local data and the bundled backbone: "
@@ -80,6 +88,7 @@ def hub_unreachable() -> str | None:
     Without this probe an offline machine spends about 45 s in the Hub client's retries before
     any error; with it, every Hub path fails within seconds.
     """
+    configure_hub()
     if hub_is_offline():
         return "HF_HUB_OFFLINE=1 is set"
     from huggingface_hub import constants
