@@ -26,6 +26,7 @@ from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
+from emotion_core.model_folder import CONFUSION, RELIABILITY
 from emotion_core.predict import check_length
 
 HERE = Path(__file__).resolve().parent
@@ -230,9 +231,9 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
     with gr.Tab("Model"):
         gr.Markdown(model_card())
         with gr.Row():
-            gr.Image(model_image("confusion_matrix.png"), label="Confusion matrix", interactive=False, buttons=[])
-            gr.Image(model_image("reliability.png"), label="Reliability diagram", interactive=False, buttons=[],
-                     visible=model_image("reliability.png") is not None)
+            gr.Image(model_image(CONFUSION), label="Confusion matrix", interactive=False, buttons=[])
+            gr.Image(model_image(RELIABILITY), label="Reliability diagram", interactive=False, buttons=[],
+                     visible=model_image(RELIABILITY) is not None)
     gr.api(classify, api_name="classify")
     gr.api(explain_words, api_name="explain")
     gr.api(analyze, api_name="analyze")

@@ -2,7 +2,6 @@
 
 import codecs
 import logging
-import os
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from tqdm.auto import tqdm
 
 from .errors import EmotionCoreError
 from .explain import explain as explain_text
+from .model_folder import atomic_file, remove_stale_partials
 from .predict import Classifier
 
 logger = logging.getLogger(__name__)
@@ -179,36 +179,11 @@ def score_csv(
         raise EmotionCoreError("The output file must differ from the input file.")
     classifier = classifier or Classifier.from_pretrained()
     remove_stale_partials(dst)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
-        with clear_csv_errors(src, encoding):
-            summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress, max_rows, explain,
-                                    sentences)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(dst) as tmp, clear_csv_errors(src, encoding):
+        summary = stream_scores(src, tmp, classifier, text_column, encoding, chunk_rows, progress, max_rows, explain, sentences)
     summary.output = dst
     logger.info("%s", summary)
     return summary
-
-
-def remove_stale_partials(dst: Path) -> None:
-    """Delete partial outputs that killed runs left beside `dst` (their process is gone); live runs' stay."""
-    for partial in dst.parent.glob(f".{dst.name}.tmp-*"):
-        pid = partial.name.rsplit("-", 1)[1]
-        if pid.isdigit() and not process_alive(int(pid)):
-            partial.unlink(missing_ok=True)
-
-
-def process_alive(pid: int) -> bool:
-    """True when a process with this id exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str | None,

@@ -14,7 +14,6 @@ same temperature are not. Each text is still divided by one number, so no label 
 """
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +22,8 @@ from scipy.optimize import minimize_scalar
 
 from .errors import EmotionCoreError
 from .labels import NEUTRAL
+from .model_folder import CALIBRATION, RELIABILITY, write_json, write_with
 
-CALIBRATION_FILE = "calibration.json"
-DIAGRAM_FILE = "reliability.png"
 BINS = 15
 OWN_TEMPERATURE_LABELS = (NEUTRAL,)  # labels whose answers get a temperature of their own
 MIN_OWN_ROWS = 50  # validation texts a label must be the answer of to get its own temperature
@@ -149,18 +147,14 @@ def plot_reliability(report: dict, path: Path) -> None:
 
 
 def save_calibration(folder: Path, report: dict) -> None:
-    """Write calibration.json and reliability.png into a model folder, each via a temporary name."""
-    folder = Path(folder)
-    for name, write in ((CALIBRATION_FILE, lambda p: p.write_text(json.dumps(report, indent=2) + "\n")),
-                        (DIAGRAM_FILE, lambda p: plot_reliability(report, p))):
-        partial = folder / f".{name}.tmp{Path(name).suffix}"
-        write(partial)
-        os.replace(partial, folder / name)
+    """Write calibration.json and reliability.png into a model folder."""
+    write_json(Path(folder) / CALIBRATION, report)
+    write_with(Path(folder) / RELIABILITY, lambda path: plot_reliability(report, path))
 
 
 def load_calibration(folder: Path | None, names: list[str]) -> Calibration:
     """The model folder's fitted calibration (T = 1, the raw softmax, when it has none)."""
-    path = Path(folder) / CALIBRATION_FILE if folder else None
+    path = Path(folder) / CALIBRATION if folder else None
     if path is None or not path.is_file():
         return Calibration()
     try:
@@ -168,11 +162,11 @@ def load_calibration(folder: Path | None, names: list[str]) -> Calibration:
         temperature = float(report["temperature"])
         own = {name: float(t) for name, t in report.get("label_temperatures", {}).items()}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-        raise EmotionCoreError(f"Model folder {folder}: {CALIBRATION_FILE} is damaged; re-run python -m emotion_core calibrate.") from None
+        raise EmotionCoreError(f"Model folder {folder}: {CALIBRATION} is damaged; re-run python -m emotion_core calibrate.") from None
     if unknown := sorted(set(own) - set(names)):
-        raise EmotionCoreError(f"Model folder {folder}: {CALIBRATION_FILE} names labels the model lacks ({', '.join(unknown)}); "
+        raise EmotionCoreError(f"Model folder {folder}: {CALIBRATION} names labels the model lacks ({', '.join(unknown)}); "
                                "re-run python -m emotion_core calibrate.")
     for t in (temperature, *own.values()):
         if not 0 < t < 100:
-            raise EmotionCoreError(f"Model folder {folder}: {CALIBRATION_FILE} has an impossible temperature {t}.")
+            raise EmotionCoreError(f"Model folder {folder}: {CALIBRATION} has an impossible temperature {t}.")
     return Calibration(temperature, {names.index(name): t for name, t in own.items()})

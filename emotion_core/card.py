@@ -6,6 +6,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .data import DataReport
+from .model_folder import CONFUSION, RELIABILITY, RUN_CONFIG
 
 TEMPLATE = """---
 {{ card_data }}
@@ -50,7 +51,7 @@ Per class on the {{ report_split }} split:
 {% endfor %}
 "answered": the share of the split's texts given that label.
 
-![Confusion matrix on the {{ report_split }} split](confusion_matrix.png)
+![Confusion matrix on the {{ report_split }} split]({{ files.confusion }})
 {% if calibration %}
 ## Calibration
 
@@ -64,7 +65,7 @@ honest about how often they are right. Expected calibration error (15 bins) and 
 {% for split, m in calibration.items() if split in ("validation", "test") -%}
 | {{ split }} | {{ "%.2f" | format(100 * m.ece_before) }}% | {{ "%.2f" | format(100 * m.ece_after) }}% | {{ "%.4f" | format(m.nll_before) }} | {{ "%.4f" | format(m.nll_after) }} |
 {% endfor %}
-![Reliability diagram](reliability.png)
+![Reliability diagram]({{ files.reliability }})
 {% endif %}
 ## Use
 
@@ -91,16 +92,16 @@ or, with transformers alone: `pipeline("text-classification", model="path/or/hub
 {% if soup.kept | length > 1 -%}
 This model is a greedy model soup: the mean of the weights of {{ soup.kept | length }} runs that started from the same
 weights ({{ soup.kept | join(", ") }}; the settings above are those of the first). Each run joined only if
-{{ joined_if }}; every step is in `run_config.json`.
+{{ joined_if }}; every step is in `{{ files.run_config }}`.
 {% else -%}
 This folder was cooked as a greedy model soup, but no other run joined {{ soup.kept[0] }} (a run joins only if
-{{ joined_if }}): it is that run, evaluated again. Every step is in `run_config.json`.
+{{ joined_if }}): it is that run, evaluated again. Every step is in `{{ files.run_config }}`.
 {% endif -%}
 {% endif -%}
 {% if prior_shift -%}
 Then {{ prior_shift.label }}'s prior was shifted: {{ "%+.2f" | format(prior_shift.offset) }} added to its logit (in the
 classification head's bias), chosen on validation by the requirements of `{{ prior_shift.rule }}`
-(`python -m emotion_core shift`; every offset tried is in `run_config.json`).
+(`python -m emotion_core shift`; every offset tried is in `{{ files.run_config }}`).
 {% endif -%}
 Training took {{ "%.0f" | format(train_runtime_s) }} s. Text normalisation (applied again at inference):
 {{ normalize | join(", ") or "none" }}.
@@ -161,4 +162,5 @@ def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelC
         train_runtime_s=metrics.get("train_runtime_s", 0.0), command=run_config.get("command") or "python train.py ...",
         dataset_note=dataset_note(run_config), sources=metrics.get("sources", {}),
         normalize=run_config.get("normalize", []), soup=run_config.get("soup"), prior_shift=run_config.get("prior_shift"), calibration=metrics.get("calibration"), data_lines=DataReport(metrics.get("data", {})).lines(),
+        files={"confusion": CONFUSION, "reliability": RELIABILITY, "run_config": RUN_CONFIG},
     )

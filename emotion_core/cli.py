@@ -14,6 +14,7 @@ from pathlib import Path
 from .engines import ENGINES
 from .errors import EmotionCoreError
 from .hub import configure_hub
+from .model_folder import INT8_ONNX, METRICS, read_json
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -39,7 +40,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     """Write the ONNX files the fast engines run into the model folder, the int8 one checked on validation texts."""
     from .config import BUNDLED_MODEL, DataConfig
-    from .engines import GUARD_AGREEMENT, MAX_RESCORED, ONNX_FILE
+    from .engines import GUARD_AGREEMENT, MAX_RESCORED
     from .training import export_folder
 
     folder = args.model or BUNDLED_MODEL
@@ -47,7 +48,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     written = export_folder(folder, DataConfig(data=args.data, label_map=args.label_map) if args.data else None)
     for path in written:
         print(f"Wrote {path}")
-    if ONNX_FILE not in {path.name for path in written}:
+    if INT8_ONNX not in {path.name for path in written}:
         print(f"No int8 export of {folder} keeps {GUARD_AGREEMENT:.1%} of labels identical rescoring at most "
               f"{MAX_RESCORED:.0%} of texts in fp32; none written.")
 
@@ -86,7 +87,7 @@ def cmd_soup(args: argparse.Namespace) -> None:
     from .training import summary_lines
 
     record = make_soup(args.runs, args.out, rule=args.rule, min_score=args.min_score)
-    metrics = json.loads((Path(args.out) / "metrics.json").read_text())
+    metrics = read_json(Path(args.out) / METRICS)
     print(*soup_table(record), "", f"{args.out}: the mean of {', '.join(record['kept'])}", *summary_lines(metrics), sep="\n")
 
 
@@ -96,7 +97,7 @@ def cmd_shift(args: argparse.Namespace) -> None:
     from .training import summary_lines
 
     record = shift_prior(args.model, args.label, args.rule, args.out)
-    metrics = json.loads((Path(args.out) / "metrics.json").read_text())
+    metrics = read_json(Path(args.out) / METRICS)
     print(*shift_table(record), "", f"{args.out}:", *summary_lines(metrics), sep="\n")
 
 

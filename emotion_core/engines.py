@@ -37,14 +37,13 @@ import numpy as np
 import torch
 
 from .errors import EmotionCoreError
+from .model_folder import FLOAT_ONNX, INT8_ONNX, WEIGHTS, write_with
 
 logger = logging.getLogger(__name__)
 
 ENGINES = ("auto", "torch", "bf16", "onnx", "onnx-int8")
 ENGINE_ENV_VAR = "EMOTION_ENGINE"
-ONNX_FILE = "model.int8.onnx"
-FLOAT_ONNX_FILE = "model.onnx"
-ONNX_FILES = {"onnx": FLOAT_ONNX_FILE, "onnx-int8": ONNX_FILE}
+ONNX_FILES = {"onnx": FLOAT_ONNX, "onnx-int8": INT8_ONNX}
 SMALL_BATCH_TOKENS = 128  # below this many tokens a batch, ORT fp32 beats bf16 (measured: docs/benchmarks.md)
 GUARD_AGREEMENT = 0.998  # validation labels = fp32 that int8's rescoring margin keeps: headroom over the 99.5% promised
 MAX_RESCORED = 0.2  # an int8 export that would rescore more validation texts than this is not worth writing
@@ -62,7 +61,7 @@ def cpu_has_bf16() -> bool:
 def weights_digest(folder: Path) -> str:
     """SHA-256 of the safetensors weights, stored in the ONNX file so a stale export is never used."""
     digest = hashlib.sha256()
-    with open(folder / "model.safetensors", "rb") as f:
+    with open(folder / WEIGHTS, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -249,7 +248,7 @@ def load_onnx(name: str, folder: Path | None, side_by_side: bool = True) -> Onnx
             fast = open_session(folder / file, name, threads=threads)
             if not margin:
                 return fast
-            return GuardedEngine(fast, open_session(folder / FLOAT_ONNX_FILE, "onnx", spin=False, threads=threads), margin)
+            return GuardedEngine(fast, open_session(folder / FLOAT_ONNX, "onnx", spin=False, threads=threads), margin)
 
         workers = torch.get_num_threads()
         return ConcurrentEngine(engine(), engine(threads=1), workers) if workers > 1 and side_by_side else engine()
@@ -260,9 +259,9 @@ def load_onnx(name: str, folder: Path | None, side_by_side: bool = True) -> Onnx
 def check_rescorer(folder: Path, digest: str) -> None:
     """The fp32 file that an int8 file with a margin rescores with must match the weights; ValueError if not."""
     try:
-        check_onnx(folder, FLOAT_ONNX_FILE, digest)
+        check_onnx(folder, FLOAT_ONNX, digest)
     except ValueError as exc:
-        raise ValueError(f"it rescores near-ties with {FLOAT_ONNX_FILE}, and {exc}") from None
+        raise ValueError(f"it rescores near-ties with {FLOAT_ONNX}, and {exc}") from None
 
 
 def open_session(path: Path, name: str, spin: bool = True, threads: int | None = None) -> OnnxEngine:
@@ -321,7 +320,7 @@ def export_onnx(model: torch.nn.Module, folder: Path, score: Callable[[OnnxEngin
     model.set_attn_implementation("eager")
     try:
         with tempfile.TemporaryDirectory(prefix="emotion-onnx-") as tmp, contextlib.chdir(tmp):
-            fp32, fused, int8 = (Path(tmp) / name for name in ("plain.onnx", FLOAT_ONNX_FILE, ONNX_FILE))
+            fp32, fused, int8 = (Path(tmp) / name for name in ("plain.onnx", FLOAT_ONNX, INT8_ONNX))
             export_fp32(model.eval(), fp32)
             config = model.config
             heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", 0)
@@ -331,7 +330,7 @@ def export_onnx(model: torch.nn.Module, folder: Path, score: Callable[[OnnxEngin
             props = quantize_checked(fused, int8, layers, score)
             written = [stamp_and_move(fused, folder, halve=True)]
             if props is None:
-                (folder / ONNX_FILE).unlink(missing_ok=True)
+                (folder / INT8_ONNX).unlink(missing_ok=True)
             else:
                 written.append(stamp_and_move(int8, folder, props=props))
     finally:
@@ -404,10 +403,7 @@ def stamp_and_move(path: Path, folder: Path, halve: bool = False, props: dict | 
     if halve:
         store_exact_fp16(graph)
     onnx.helper.set_model_props(graph, {"source_sha256": weights_digest(folder)} | (props or {}))
-    partial = folder / f".{path.name}.tmp"
-    onnx.save(graph, str(partial))
-    os.replace(partial, folder / path.name)
-    return folder / path.name
+    return write_with(folder / path.name, lambda partial: onnx.save(graph, str(partial)))
 
 
 def store_exact_fp16(graph) -> None:

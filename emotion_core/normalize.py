@@ -28,8 +28,8 @@ import re
 from pathlib import Path
 
 from .errors import EmotionCoreError
+from .model_folder import NORMALIZATION, write_json
 
-NORMALIZATION_FILE = "normalization.json"
 
 # step -> (pattern, replacement); the other steps are functions below
 PATTERNS = {
@@ -151,16 +151,16 @@ def shorten(word: str) -> str:
 
 def save_steps(folder: Path, steps: tuple[str, ...]) -> None:
     """Record the steps in a model folder."""
-    (Path(folder) / NORMALIZATION_FILE).write_text(json.dumps({"steps": list(steps)}, indent=2) + "\n")
+    write_json(Path(folder) / NORMALIZATION, {"steps": list(steps)})
 
 
 def load_steps(folder: Path | None) -> tuple[str, ...]:
     """The steps a model folder was trained with (none for folders without the file, e.g. Hub models)."""
-    path = Path(folder) / NORMALIZATION_FILE if folder else None
+    path = Path(folder) / NORMALIZATION if folder else None
     if path is None or not path.is_file():
         return ()
     try:
         steps = json.loads(path.read_text())["steps"]
     except (json.JSONDecodeError, KeyError, TypeError):
-        raise EmotionCoreError(f"Model folder {folder}: {NORMALIZATION_FILE} is damaged; retrain or delete it.") from None
+        raise EmotionCoreError(f"Model folder {folder}: {NORMALIZATION} is damaged; retrain or delete it.") from None
     return parse_steps(",".join(steps) if steps else "none")

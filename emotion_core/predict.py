@@ -1,6 +1,5 @@
 """`Classifier`: the one inference API that the CLI, `score`, Gradio and Flask all go through."""
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,34 +14,12 @@ from .documents import Document, Sentence, combine, sentence_spans, word_windows
 from .engines import load_engine, run_batches
 from .errors import EmotionCoreError
 from .hub import hub_failure, hub_unreachable
+from .model_folder import METRICS, RUN_CONFIG, check_model_folder, read_json
 from .normalize import load_steps, normalize
 
 logger = logging.getLogger(__name__)
 
 MODEL_HINT = "Set EMOTION_MODEL to a local model folder, or unset it to use the bundled model."
-
-
-def check_model_folder(folder: Path) -> None:
-    """Refuse a folder that cannot hold a usable model, naming the folder and what is wrong."""
-    if not folder.is_dir():
-        raise EmotionCoreError(f"Model folder {folder} is not a folder.")
-    config = folder / "config.json"
-    if not config.is_file():
-        raise EmotionCoreError(f"Model folder {folder} has no config.json: is it a trained model folder?")
-    try:
-        id2label = json.loads(config.read_text()).get("id2label") or {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EmotionCoreError(f"Model folder {folder}: config.json is not valid JSON ({exc}).") from None
-    if not id2label or all(str(name).startswith("LABEL_") for name in id2label.values()):
-        raise EmotionCoreError(f"Model folder {folder}: config.json names no labels (id2label); retrain with train.py.")
-    has_safetensors = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
-    if not has_safetensors:
-        if any(folder.glob("*.bin")) or any(folder.glob("*.pt")):
-            raise EmotionCoreError(
-                f"Model folder {folder} has only pickle weights (.bin), which can run code when loaded; "
-                "only safetensors are accepted. Convert it with `model.save_pretrained(folder)`."
-            )
-        raise EmotionCoreError(f"Model folder {folder} has no weights (model.safetensors is missing).")
 
 
 def check_length(text: str, limit: int = MAX_TEXT_CHARS) -> None:
@@ -66,11 +43,6 @@ def check_texts(texts: Sequence[str]) -> None:
             raise EmotionCoreError(f"Text is empty{where}: type something to classify.")
 
 
-def read_json(path: Path) -> dict:
-    """A JSON file beside the model, or {} when it is absent (Hub models may lack ours)."""
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 class Classifier:
     """Emotion probabilities for English text, from a model folder or a Hub id.
 
@@ -87,8 +59,8 @@ class Classifier:
         # the limit the model was trained with, capped by what its position embeddings allow
         positions = getattr(model.config, "max_position_embeddings", 512)
         self.max_length = min(tokenizer.model_max_length or positions, positions)
-        self.metrics = read_json(folder / "metrics.json") if folder else {}
-        self.run_config = read_json(folder / "run_config.json") if folder else {}
+        self.metrics = read_json(folder / METRICS, missing_ok=True) if folder else {}
+        self.run_config = read_json(folder / RUN_CONFIG, missing_ok=True) if folder else {}
         self.folder = folder
         self.normalization = load_steps(folder)  # the text normalisation the model was trained with
         self.calibration = load_calibration(folder, self.labels)  # T = 1 for folders without calibration.json

@@ -18,9 +18,6 @@ validation macro-F1, then the smallest shift. The folder is then evaluated again
 calibration, card) and exported.
 """
 
-import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +25,12 @@ from safetensors.torch import load_file, save_file
 
 from .calibration import ece, fit_calibration
 from .errors import EmotionCoreError
+from .model_folder import RUN_CONFIG, STALE_WITH_NEW_WEIGHTS, WEIGHTS, new_folder, write_json
 from .predict import Classifier
 from .sweep import check_requirements, read_rule, validation_score
-from .training import EVAL_SPLITS, add_reports, calibrate_folder, eval_data, export_folder, replace_dir, write_atomically
+from .training import EVAL_SPLITS, add_reports, calibrate_folder, eval_data, export_folder
 
-WEIGHTS = "model.safetensors"
 MAX_OFFSET, STEP = 1.0, 0.01
-NOT_COPIED = (".onnx", "calibration.json", "reliability.png")  # stale once the head changes; redone
 
 
 def head_bias(state: dict, num_labels: int) -> str:
@@ -103,12 +99,7 @@ def shift_prior(model: str | Path, label: str, rule_file: str | Path, out: str |
 
 def write_shifted(classifier: Classifier, offset: float, index: int, out: Path, record: dict, command: str) -> None:
     """Copy the folder with the head's bias shifted, then redo its figures, calibration, card and exports."""
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(classifier.folder, tmp, ignore=lambda _, names: [n for n in names if n.endswith(NOT_COPIED)])
-    try:
+    with new_folder(out, copy_of=classifier.folder, leave_out=STALE_WITH_NEW_WEIGHTS) as tmp:
         state = load_file(tmp / WEIGHTS)
         bias = head_bias(state, len(classifier.labels))
         state[bias] = state[bias].clone()
@@ -116,12 +107,9 @@ def write_shifted(classifier: Classifier, offset: float, index: int, out: Path, 
         save_file(state, tmp / WEIGHTS, metadata={"format": "pt"})
         run_config = classifier.run_config | {"command": "\n".join(filter(None, [classifier.run_config.get("command"), command])),
                                               "prior_shift": record}
-        write_atomically(tmp / "run_config.json", json.dumps(run_config, indent=2) + "\n")
-        calibrate_folder(tmp, figures=True, name=out.name)
+        write_json(tmp / RUN_CONFIG, run_config)
+        calibrate_folder(tmp, figures=True, name=Path(out).name)
         export_folder(tmp)
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def shift_table(record: dict) -> list[str]:

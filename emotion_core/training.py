@@ -1,10 +1,8 @@
 """Fine-tune with transformers' `Trainer`, evaluate, and save one complete model folder atomically."""
 
-import json
 import logging
 import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from .engines import export_onnx
 from .errors import EmotionCoreError
 from .hub import hub_failure, hub_unreachable
 from .metrics import classification_report, compute_metrics, plot_confusion_matrix
+from .model_folder import CARD, CONFUSION, METRICS, RUN_CONFIG, TRAINING_ARGS, new_folder, read_json, write_json, write_text
 from .normalize import parse_steps, save_steps
 
 logger = logging.getLogger(__name__)
@@ -218,7 +217,7 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, fig
     classifier = Classifier.from_pretrained(folder, engine="torch")
     if classifier.folder is None:
         raise EmotionCoreError("calibrate needs a local model folder.")
-    metrics = json.loads((classifier.folder / "metrics.json").read_text())
+    metrics = read_json(classifier.folder / METRICS)
     outputs, reports = {}, {}
     for split, (texts, labels, sources) in eval_data(classifier, data_cfg, splits=EVAL_SPLITS if figures else ("validation", "test")).items():
         outputs[split] = (classifier.logits(texts), labels)
@@ -230,9 +229,9 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, fig
     metrics |= reports | {"calibration": calibration_summary(report)}
     if figures:
         plot_split_confusion(metrics, classifier.folder)
-    write_atomically(classifier.folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_json(classifier.folder / METRICS, metrics)
     card = build_model_card(metrics, classifier.run_config, model_name=name or classifier.folder.name)
-    write_atomically(classifier.folder / "README.md", str(card))
+    write_text(classifier.folder / CARD, str(card))
     return report | {"figures": reports}
 
 
@@ -277,13 +276,6 @@ def run_source(entry: dict) -> Source:
                   weight=entry.get("weight", 1.0), label_weights=entry.get("label_weights"))
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write a text file via a temporary name, so a crash never leaves half of it."""
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def summary_lines(metrics: dict) -> list[str]:
     """Accuracy and macro-F1 per split, overall and per source, one line each."""
     rows = [(split, metrics[split]) for split in EVAL_SPLITS if split in metrics]
@@ -322,16 +314,10 @@ def save_model_folder(trainer: Trainer, out_dir: str | Path, metrics: dict, run_
     run never leaves half a model where the apps look.
     """
     out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with new_folder(out) as tmp:
         write_model_files(trainer, tmp, metrics, run_config, fp16, model_name=out.name, export=export)
         if calibration:
             save_calibration(tmp, calibration)
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -343,12 +329,12 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
     model.save_pretrained(tmp, state_dict=state)  # model.safetensors
     tokenizer.model_max_length = run_config["max_length"]  # inference truncates where training did
     tokenizer.save_pretrained(tmp)
-    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (tmp / "run_config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+    write_json(tmp / METRICS, metrics)
+    write_json(tmp / RUN_CONFIG, run_config)
     save_steps(tmp, tuple(run_config["normalize"]))  # inference normalises text as training did
-    (tmp / "training_args.json").write_text(trainer.args.to_json_string())
+    write_text(tmp / TRAINING_ARGS, trainer.args.to_json_string())
     plot_split_confusion(metrics, tmp)
-    build_model_card(metrics, run_config, model_name=model_name).save(tmp / "README.md")
+    write_text(tmp / CARD, str(build_model_card(metrics, run_config, model_name=model_name)))
     if not export:
         return
     # the fast CPU engines' files, so apps and `score` are fast by default; checked against fp32 on validation
@@ -361,14 +347,5 @@ def write_model_files(trainer: Trainer, tmp: Path, metrics: dict, run_config: di
 def plot_split_confusion(metrics: dict, folder: Path) -> None:
     """confusion_matrix.png of the test split (validation when there is none)."""
     split = "test" if "test" in metrics else "validation"
-    plot_confusion_matrix(metrics[split]["confusion_matrix"], metrics[split]["labels"], folder / "confusion_matrix.png",
+    plot_confusion_matrix(metrics[split]["confusion_matrix"], metrics[split]["labels"], folder / CONFUSION,
                           f"Confusion matrix ({split}, n={metrics[split]['n']})")
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    """Move `new` to `target`, replacing any older folder there with two renames."""
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)

@@ -9,7 +9,8 @@ from safetensors.torch import load_file, save_file
 from conftest import SHARED_EMOTION, bundled_engine
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.cli import main as cli
-from emotion_core.engines import FLOAT_ONNX_FILE, ONNX_FILE, SMALL_BATCH_TOKENS, cpu_has_bf16
+from emotion_core.engines import SMALL_BATCH_TOKENS, cpu_has_bf16
+from emotion_core.model_folder import FLOAT_ONNX, INT8_ONNX
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +23,14 @@ def exported(tmp_path_factory, tiny_model_dir):
 
 
 def test_export_writes_the_onnx_files_and_auto_uses_the_fastest(exported):
-    assert (exported / ONNX_FILE).is_file() and (exported / FLOAT_ONNX_FILE).is_file()
+    assert (exported / INT8_ONNX).is_file() and (exported / FLOAT_ONNX).is_file()
     assert not list(exported.glob(".*tmp*"))
     assert Classifier.from_pretrained(exported).engine.name == "onnx-int8"
-    (exported / ONNX_FILE).rename(exported / "aside.onnx")
+    (exported / INT8_ONNX).rename(exported / "aside.onnx")
     try:
         assert Classifier.from_pretrained(exported).engine.name == ("onnx+bf16" if cpu_has_bf16() else "onnx")
     finally:
-        (exported / "aside.onnx").rename(exported / ONNX_FILE)
+        (exported / "aside.onnx").rename(exported / INT8_ONNX)
 
 
 def test_every_engine_gives_a_distribution_close_to_fp32(exported):
@@ -48,16 +49,16 @@ def test_fp32_export_gives_the_numbers_of_fp32_from_half_the_bytes(exported):
     texts = ["i feel happy today", "so sad and lonely"]
     reference = Classifier.from_pretrained(exported, engine="torch").logits(texts)
     assert np.abs(Classifier.from_pretrained(exported, engine="onnx").logits(texts) - reference).max() < 1e-4
-    graph = onnx.load(str(exported / FLOAT_ONNX_FILE))
+    graph = onnx.load(str(exported / FLOAT_ONNX))
     assert not any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.graph.initializer)  # fp32 weights kept whole
     half = shutil.copytree(exported, exported.parent / "half")
     weights = load_file(half / "model.safetensors")
     save_file({k: v.half().float() if v.is_floating_point() else v for k, v in weights.items()},
               half / "model.safetensors", metadata={"format": "pt"})
     assert cli(["export", "--model", str(half)]) == 0
-    graph = onnx.load(str(half / FLOAT_ONNX_FILE))
+    graph = onnx.load(str(half / FLOAT_ONNX))
     assert sum(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.graph.initializer) >= 4  # the big matrices
-    assert (half / FLOAT_ONNX_FILE).stat().st_size < 0.7 * (exported / FLOAT_ONNX_FILE).stat().st_size
+    assert (half / FLOAT_ONNX).stat().st_size < 0.7 * (exported / FLOAT_ONNX).stat().st_size
     reference = Classifier.from_pretrained(half, engine="torch").logits(texts)
     assert np.abs(Classifier.from_pretrained(half, engine="onnx").logits(texts) - reference).max() < 1e-4
 
@@ -194,14 +195,14 @@ def test_export_sets_the_rescoring_margin_from_validation_scores(tmp_path, tiny_
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
     with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
         written = export_onnx(model, folder, score=rigged_scores(flips=10, gap=0.25))
-    assert written == [folder / FLOAT_ONNX_FILE, folder / ONNX_FILE]
+    assert written == [folder / FLOAT_ONNX, folder / INT8_ONNX]
     assert "99.00% labels = fp32; 100.00% rescoring the 1.0% of texts whose top two scores are within 0.250" in caplog.text
-    meta = {p.key: p.value for p in onnx.load(str(folder / ONNX_FILE)).metadata_props}
+    meta = {p.key: p.value for p in onnx.load(str(folder / INT8_ONNX)).metadata_props}
     assert 0.25 < float(meta["rescoring_margin"]) < 0.2501
     engine = Classifier.from_pretrained(folder).engine
     for guarded in run_on(engine):
         assert isinstance(guarded, GuardedEngine) and guarded.name == "onnx-int8" and guarded.exact.name == "onnx"
-    (folder / FLOAT_ONNX_FILE).unlink()
+    (folder / FLOAT_ONNX).unlink()
     with pytest.raises(EmotionCoreError, match="onnx-int8 is not available: it rescores near-ties with model.onnx, "
                                                "and no model.onnx in the model folder"):
         Classifier.from_pretrained(folder, engine="onnx-int8")
@@ -218,10 +219,10 @@ def test_export_refuses_int8_that_would_rescore_too_much(tmp_path, tiny_model_di
     assert float_layer_choices(1) == [(), (0,)]
     model = Classifier.from_pretrained(tiny_model_dir, engine="torch").model
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
-    (folder / ONNX_FILE).write_bytes(b"an older export")
+    (folder / INT8_ONNX).write_bytes(b"an older export")
     with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
         written = export_onnx(model, folder, score=rigged_scores(flips=int(1000 * MAX_RESCORED) + 50, gap=0.25))
-    assert written == [folder / FLOAT_ONNX_FILE] and not (folder / ONNX_FILE).exists()
+    assert written == [folder / FLOAT_ONNX] and not (folder / INT8_ONNX).exists()
     assert caplog.text.count("labels = fp32") == 2 and "no int8 export keeps 99.8%" in caplog.text  # one layer: two choices
 
 
