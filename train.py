@@ -1,66 +1,15 @@
-"""Fine-tune a transformer to read the emotion in English text.
+"""Fine-tune a transformer to read the emotion in English text: `emotion train`, kept where the seed's layout names it.
 
     $ python train.py --base-model minilm --data ../shared/data/emotion --output-dir models/my-model
-    $ python train.py                       # distilbert-base-uncased on dair-ai/emotion (needs the Hub)
-    $ python train.py --base-model minilm --data ../shared/data/emotion ../shared/data/goemotions
-    $ python train.py --base-model minilm --mix examples/mix.json   # sources with their own label maps
-    $ python train.py config.json           # every flag from one JSON file
     $ python train.py --help
-
-Parse -> seed -> data -> model -> Trainer -> train -> evaluate -> calibrate -> save -> optional push.
 """
 
-import logging
 import sys
 
-from transformers import HfArgumentParser, set_seed
+from emotion_core.cli import main as cli
+from emotion_core.train import main
 
-from emotion_core import EmotionCoreError
-from emotion_core.config import DataConfig, ModelConfig, TrainConfig
-from emotion_core.data import load_sources, tokenize_splits
-from emotion_core.hub import configure_hub, push_model
-from emotion_core.training import (
-    build_trainer, calibrate_outputs, calibration_summary, describe_run, evaluate_splits, load_base_model, run_training, save_model_folder,
-    summary_lines,
-)
-
-
-def parse(argv: list[str] | None) -> tuple[DataConfig, ModelConfig, TrainConfig]:
-    """Flags, or a single JSON file holding them."""
-    parser = HfArgumentParser((DataConfig, ModelConfig, TrainConfig))
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
-    return parser.parse_args_into_dataclasses(argv)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Train, evaluate and save; return the metrics that went into metrics.json."""
-    data_cfg, model_cfg, train_cfg = parse(argv)
-    configure_hub()
-    set_seed(train_cfg.seed)
-    splits, report = load_sources(data_cfg, seed=train_cfg.seed)
-    labels = splits["train"].features["label"].names
-    tokenizer, model = load_base_model(model_cfg, labels)
-    tokenized = tokenize_splits(splits, tokenizer, model_cfg.max_length)
-    trainer = build_trainer(model, tokenizer, tokenized, train_cfg)
-    stats = run_training(trainer, train_cfg)
-    metrics, outputs = evaluate_splits(trainer, tokenized, labels)
-    calibration = calibrate_outputs(outputs, labels)
-    metrics |= {"train_runtime_s": stats["train_runtime"], "train_samples_per_second": stats["train_samples_per_second"],
-                "train_rows": len(splits["train"]), "data": report, "calibration": calibration_summary(calibration)}
-    if trainer.is_world_process_zero():
-        out = save_model_folder(trainer, train_cfg.output_dir, metrics, describe_run(data_cfg, model_cfg, train_cfg, labels),
-                                fp16=train_cfg.save_fp16, calibration=calibration, export=train_cfg.export)
-        print(f"Saved {out}", *report.lines(), *summary_lines(metrics), sep="\n  ")
-        if train_cfg.push_to_hub:
-            print(f"Pushed to {push_model(out, train_cfg.hub_model_id, private=train_cfg.hub_private)}")
-    return metrics
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        main()
-    except EmotionCoreError as exc:
-        sys.exit(f"error: {exc}")
+    sys.exit(cli(["train", *sys.argv[1:]]))

@@ -1,5 +1,5 @@
-"""The command line: `score IN.csv -o OUT.csv`, `predict TEXT`, `export`, `calibrate`, `evaluate`, `sweep`, `soup`, `shift`,
-`space build|deploy`.
+"""The command line, `emotion` (or `python -m emotion_core`): `train`, `score IN.csv -o OUT.csv`, `predict TEXT`,
+`export`, `calibrate`, `evaluate`, `sweep`, `soup`, `shift`, `space build|deploy`.
 
 The library does the work; this module parses arguments and prints. Every EmotionCoreError
 becomes one line on stderr and exit status 1.
@@ -37,15 +37,21 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(json.dumps({"text": text, "emotion": next(iter(probs)), "probabilities": probs}))
 
 
+def folder_and_data(args: argparse.Namespace) -> tuple:
+    """The model folder a folder command works on (default: the bundled one) and the data it names, if any."""
+    from .config import BUNDLED_MODEL, DataConfig
+
+    return args.model or BUNDLED_MODEL, DataConfig(data=args.data, label_map=args.label_map) if args.data else None
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     """Write the ONNX files the fast engines run into the model folder, the int8 one checked on validation texts."""
-    from .config import BUNDLED_MODEL, DataConfig
     from .engines import GUARD_AGREEMENT, MAX_RESCORED
     from .training import export_folder
 
-    folder = args.model or BUNDLED_MODEL
     logging.getLogger("emotion_core.engines").setLevel(logging.INFO)  # say how the int8 file fared on validation
-    written = export_folder(folder, DataConfig(data=args.data, label_map=args.label_map) if args.data else None)
+    folder, data_cfg = folder_and_data(args)
+    written = export_folder(folder, data_cfg)
     for path in written:
         print(f"Wrote {path}")
     if INT8_ONNX not in {path.name for path in written}:
@@ -53,18 +59,34 @@ def cmd_export(args: argparse.Namespace) -> None:
               f"{MAX_RESCORED:.0%} of texts in fp32; none written.")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    """Fine-tune and save a model folder (its flags are the train command's own: `emotion train --help`)."""
+    from .train import main as train
+
+    logging.getLogger().setLevel(logging.INFO)  # a long run says what it is doing
+    train(args.train_flags)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> None:
-    """Fit the calibration of an existing model folder and report it before and after (`evaluate`: figures too)."""
-    from .config import BUNDLED_MODEL, DataConfig
+    """Fit the calibration of an existing model folder and report it before and after."""
     from .training import calibrate_folder
 
-    folder = args.model or BUNDLED_MODEL
-    report = calibrate_folder(folder, DataConfig(data=args.data, label_map=args.label_map) if args.data else None,
-                              figures=args.command == "evaluate")
-    if args.command == "evaluate":
-        from .training import summary_lines
+    folder, data_cfg = folder_and_data(args)
+    print_calibration(folder, calibrate_folder(folder, data_cfg))
 
-        print(f"{folder}:", *summary_lines(report["figures"]), sep="\n  ")
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Redo an existing model folder's figures and calibration on the CPU in fp32, and report them."""
+    from .training import calibrate_folder, summary_lines
+
+    folder, data_cfg = folder_and_data(args)
+    report = calibrate_folder(folder, data_cfg, figures=True)
+    print(f"{folder}:", *summary_lines(report["figures"]), sep="\n  ")
+    print_calibration(folder, report)
+
+
+def print_calibration(folder, report: dict) -> None:
+    """The fitted temperatures, and ECE and NLL before and after on each split."""
     own = "".join(f", {t:.3f} for texts answered {name}" for name, t in report.get("label_temperatures", {}).items())
     print(f"{folder}: temperature {report['temperature']:.3f}{own}")
     for split in ("validation", "test"):
@@ -122,10 +144,20 @@ def cmd_space_deploy(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Subcommands with help for every option."""
-    parser = argparse.ArgumentParser(prog="python -m emotion_core", description="Emotion classification tools.")
+    parser = argparse.ArgumentParser(prog="emotion", description="Emotion classification tools (also python -m emotion_core).")
     commands = parser.add_subparsers(dest="command", required=True)
+    model, engine, data = (argparse.ArgumentParser(add_help=False) for _ in range(3))  # options several commands share
+    model.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
+    engine.add_argument("--engine", choices=ENGINES, help="inference engine (default: $EMOTION_ENGINE, else auto: the fastest available)")
+    data.add_argument("--data", nargs="+", help="data the model was trained on, whose validation split is used "
+                                                "(default: the sources in the folder's run_config.json)")
+    data.add_argument("--label-map", help="label map for the data, as in `emotion train`")
 
-    score = commands.add_parser("score", help="score every row of a CSV file",
+    train = commands.add_parser("train", help="fine-tune a model on emotion data (emotion train --help lists its flags)",
+                                add_help=False)  # its flags, --help included, go to the train command's own parser
+    train.set_defaults(func=cmd_train)
+
+    score = commands.add_parser("score", help="score every row of a CSV file", parents=[model, engine],
                                 description="Score a CSV. Example: python -m emotion_core score examples/reviews.csv -o scored.csv")
     score.add_argument("input", help="CSV file with a header row")
     score.add_argument("-o", "--output", required=True, help="where to write the scored CSV (written atomically)")
@@ -139,30 +171,28 @@ def build_parser() -> argparse.ArgumentParser:
                             "one per text with the whole text's emotion")
     score.set_defaults(func=cmd_score)
 
-    predict = commands.add_parser("predict", help="classify texts given as arguments",
+    predict = commands.add_parser("predict", help="classify texts given as arguments", parents=[model, engine],
                                   description='Example: python -m emotion_core predict "i feel great"')
     predict.add_argument("texts", nargs="+", help="one or more texts")
     predict.set_defaults(func=cmd_predict)
 
-    export = commands.add_parser("export", help="write the ONNX files of the fast engines into a model folder",
+    export = commands.add_parser("export", help="write the ONNX files of the fast engines into a model folder", parents=[model, data],
                                  description="model.onnx (fp32) and model.int8.onnx, which keeps some layers in float: the fastest "
                                              "choice whose labels on the validation split are at least 99.5%% those of fp32 (none "
                                              "written when no choice does). Example: python -m emotion_core export --model models/my-model")
     export.set_defaults(func=cmd_export)
 
     calibrate = commands.add_parser("calibrate", help="fit the temperature of a model folder on its validation data",
+                                    parents=[model, data],
                                     description="Writes calibration.json and reliability.png into the model folder. "
                                                 "Example: python -m emotion_core calibrate --model models/my-model")
     calibrate.set_defaults(func=cmd_calibrate)
     evaluate = commands.add_parser("evaluate", help="redo a model folder's figures and calibration on the CPU in fp32",
+                                   parents=[model, data],
                                    description="Rewrites metrics.json (overall and per source), the confusion matrix, "
                                                "calibration and the card, e.g. for a model trained on a GPU in bf16. "
                                                "Example: python -m emotion_core evaluate --model models/my-model")
-    evaluate.set_defaults(func=cmd_calibrate)
-    for sub in (export, calibrate, evaluate):
-        sub.add_argument("--data", nargs="+", help="data the model was trained on, whose validation split is used "
-                                                   "(default: the sources in the folder's run_config.json)")
-        sub.add_argument("--label-map", help="label map for the data, as in train.py")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     sweep = commands.add_parser("sweep", help="train a grid of settings fixed in a file; choose on validation",
                                 description="Chooses the run with the best mean over sources of validation macro-F1 and "
@@ -215,18 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.set_defaults(func=cmd_space_deploy)
     for sub in (build, deploy):
         sub.add_argument("--model-id", help="serve this Hub model (set as EMOTION_MODEL) instead of bundling the model files")
-
-    for sub in (score, predict, export, calibrate, evaluate):
-        sub.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
-    for sub in (score, predict):
-        sub.add_argument("--engine", choices=ENGINES,
-                         help="inference engine (default: $EMOTION_ENGINE, else auto: the fastest available)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "train":
+        args.train_flags = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     configure_hub()
     try:

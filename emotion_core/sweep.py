@@ -2,7 +2,7 @@
 
     $ python -m emotion_core sweep examples/sweep/bundled.json --out runs/sweep --jobs 6
 
-Each run is `train.py` with the grid's common flags plus its own, in its own process (several at
+Each run is `emotion train` with the grid's common flags plus its own, in its own process (several at
 once share a GPU well; small models leave it mostly idle). The winner is the run with the best
 mean over sources of validation macro-F1, so a large source cannot drown a small one; ties go
 to the run listed first. A grid may name another rule, `{"choose": "calibration", "min_score": F}`:
@@ -29,7 +29,6 @@ from .errors import EmotionCoreError
 from .model_folder import METRICS, read_json, write_json
 from .training import summary_lines
 
-TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "train.py"
 
 
 def load_grid(path: str | Path) -> dict:
@@ -42,12 +41,12 @@ def load_grid(path: str | Path) -> dict:
         raise EmotionCoreError(f"{path}: not a sweep grid ({type(exc).__name__}: {exc}); "
                                'expected {"common": [flags], "runs": {"name": [flags], ...}}') from None
     if not runs_ok:
-        raise EmotionCoreError(f"{path}: 'runs' must map each run's name to a list of train.py flags")
+        raise EmotionCoreError(f"{path}: 'runs' must map each run's name to a list of `emotion train` flags")
     return grid
 
 
 def read_grid(path: str | Path) -> dict[str, list[str]]:
-    """The runs of a grid file, each as its full list of train.py flags."""
+    """The runs of a grid file, each as its full list of `emotion train` flags."""
     grid = load_grid(path)
     return {name: [*grid.get("common", []), *flags] for name, flags in grid["runs"].items()}
 
@@ -128,10 +127,10 @@ def describe_rule(rule: dict) -> str:
 
 
 def train_one(name: str, flags: list[str], out: Path, threads: int) -> int:
-    """Run train.py for one grid point, its output going to OUT/NAME.log; return its exit status."""
+    """Run `emotion train` for one grid point, its output going to OUT/NAME.log; return its exit status."""
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "TQDM_MININTERVAL": "30"}
     with open(out / f"{name}.log", "w") as log:
-        command = [sys.executable, str(TRAIN_SCRIPT), *flags, "--output-dir", str(out / name)]
+        command = [sys.executable, "-m", "emotion_core", "train", *flags, "--output-dir", str(out / name)]
         return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
 
 

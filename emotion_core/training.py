@@ -2,8 +2,6 @@
 
 import logging
 import os
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -284,11 +282,12 @@ def summary_lines(metrics: dict) -> list[str]:
     return [f"{name}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} (n={m['n']:,})" for name, m in rows]
 
 
-def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, labels: list[str]) -> dict:
+def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, labels: list[str],
+                 command: str | None = None) -> dict:
     """The resolved settings saved beside the model (run_config.json), as nanoGPT keeps its config."""
     sources = config_sources(data_cfg)
     return {
-        "command": shlex.join(["python", "train.py", *sys.argv[1:]]) if sys.argv[0].endswith("train.py") else None,
+        "command": command,
         "base_model": base_model_id(model_cfg.base_model),
         "dataset": data_cfg.dataset_name or " + ".join(source.name for source in sources),
         "sources": [{"name": s.name, "data": s.data or s.train_file, "label_map": s.label_map, "weight": s.weight}

@@ -87,7 +87,7 @@ def neutral_toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def tiny_neutral_model(tmp_path_factory, tiny_base_dir) -> Path:
     """The tiny model trained on the toy task with neutral (sadness, joy, anger, neutral), exported and calibrated."""
-    import train
+    from emotion_core import train
 
     data = tmp_path_factory.mktemp("neutral-toy")
     for name, n, seed in (("train.txt", 400, 1), ("val.txt", 80, 2), ("test.txt", 80, 3)):

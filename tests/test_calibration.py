@@ -96,7 +96,7 @@ def test_damaged_calibration_is_a_clear_error(calibrated_dir):
 
 
 def test_calibrate_command_redoes_an_existing_folder(tmp_path, tiny_base_dir, toy_dir, capsys):
-    import train
+    from emotion_core import train
 
     out = tmp_path / "model"
     train.main(["--base-model", str(tiny_base_dir), "--data", str(toy_dir), "--output-dir", str(out), "--max-steps", "3",

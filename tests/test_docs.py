@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import emotion_core
-import train
+from emotion_core import train
 from emotion_core.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +63,23 @@ def test_example_script_runs(tiny_model_dir):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == len((ROOT / "examples" / "sentences.txt").read_text().split("\n")) - 1
+
+
+def commands(parser=None, prefix=()) -> list[tuple[str, ...]]:
+    """Every command of the command line, nested ones (space build) included."""
+    parser = parser or build_parser()
+    found = []
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        nested = sub._subparsers is not None
+        found += commands(sub, (*prefix, name)) if nested else [(*prefix, name)]
+    return found
+
+
+@pytest.mark.parametrize("command", commands(), ids=" ".join)
+def test_every_command_answers_help_and_is_in_the_readme_table(command, capsys):
+    from emotion_core.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0 and f"usage: emotion {' '.join(command)}" in capsys.readouterr().out
+    assert f"| `emotion {' '.join(command)}` |" in README

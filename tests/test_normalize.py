@@ -2,7 +2,7 @@
 
 import pytest
 
-import train
+from emotion_core import train
 from conftest import toy_rows, write_txt
 from emotion_core import Classifier
 from emotion_core.config import DataConfig

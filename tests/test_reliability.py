@@ -123,7 +123,7 @@ def wait_for(predicate, timeout_s: float = 300, what: str = "condition") -> None
 
 @pytest.mark.slow
 def test_training_killed_mid_run_resumes_to_a_complete_model(tmp_path, tiny_base_dir, toy_dir):
-    import train
+    from emotion_core import train
     from emotion_core import Classifier
 
     out = tmp_path / "model"
@@ -232,7 +232,7 @@ def test_unreachable_hub_fails_fast_on_every_path(monkeypatch, tmp_path, toy_dir
     """No HF_HUB_OFFLINE and a Hub whose name does not resolve: what an offline laptop sees."""
     import huggingface_hub.constants
 
-    import train
+    from emotion_core import train
     from emotion_core import Classifier, EmotionCoreError
     from emotion_core.hub import push_model
     from emotion_core.space import deploy_space

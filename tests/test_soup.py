@@ -14,7 +14,7 @@ from emotion_core.config import TrainConfig
 from emotion_core.soup import average_weights, check_same_start, greedy, rank
 from emotion_core.training import training_arguments
 
-import train
+from emotion_core import train
 
 
 def test_greedy_keeps_a_run_only_when_the_soup_does_not_get_worse():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import train
+from emotion_core import train
 from conftest import toy_rows, write_txt
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.config import DataConfig

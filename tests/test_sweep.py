@@ -129,7 +129,7 @@ def test_every_example_grid_is_runnable_as_written(monkeypatch):
     """A typo in a grid would otherwise surface an hour into a sweep."""
     from pathlib import Path
 
-    import train
+    from emotion_core import train
     from emotion_core.sweep import read_rule
 
     root = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from safetensors import safe_open
 
-import train
+from emotion_core import train
 from emotion_core import Classifier, EmotionCoreError
 
 
@@ -34,6 +34,8 @@ def test_model_folder_has_every_file(trained):
     assert config["id2label"] == {"0": "sadness", "1": "joy", "2": "anger"}
     assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.parent.glob(f".{out.name}.tmp-*")), "temporary folder renamed away"
+    command = json.loads((out / "run_config.json").read_text())["command"]
+    assert command.startswith("emotion train --base-model ") and f"--output-dir {out} " in command and command.endswith("--epochs 20")
 
 
 def test_metrics_have_every_figure(trained):

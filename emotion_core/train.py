@@ -1,0 +1,62 @@
+"""`emotion train`: fine-tune a transformer to read the emotion in English text.
+
+    $ emotion train --base-model minilm --data ../shared/data/emotion --output-dir models/my-model
+    $ emotion train                       # distilbert-base-uncased on dair-ai/emotion (needs the Hub)
+    $ emotion train --base-model minilm --data ../shared/data/emotion ../shared/data/goemotions
+    $ emotion train --base-model minilm --mix examples/mix.json   # sources with their own label maps
+    $ emotion train config.json           # every flag from one JSON file
+    $ emotion train --help
+
+`python train.py ...` and `python -m emotion_core train ...` are the same command.
+Parse -> seed -> data -> model -> Trainer -> train -> evaluate -> calibrate -> save -> optional push.
+"""
+
+import shlex
+import sys
+
+from transformers import HfArgumentParser, set_seed
+
+from .config import DataConfig, ModelConfig, TrainConfig
+from .data import load_sources, tokenize_splits
+from .hub import configure_hub, push_model
+from .training import (
+    build_trainer, calibrate_outputs, calibration_summary, describe_run, evaluate_splits, load_base_model, run_training,
+    save_model_folder, summary_lines,
+)
+
+PROG = "emotion train"
+
+
+def parse(argv: list[str]) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """Flags, or a single JSON file holding them."""
+    parser = HfArgumentParser((DataConfig, ModelConfig, TrainConfig), prog=PROG,
+                              description="Fine-tune a transformer on emotion data and save one complete model folder.")
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(argv[0])
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train, evaluate and save; return the metrics that went into metrics.json."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    data_cfg, model_cfg, train_cfg = parse(argv)
+    configure_hub()
+    set_seed(train_cfg.seed)
+    splits, report = load_sources(data_cfg, seed=train_cfg.seed)
+    labels = splits["train"].features["label"].names
+    tokenizer, model = load_base_model(model_cfg, labels)
+    tokenized = tokenize_splits(splits, tokenizer, model_cfg.max_length)
+    trainer = build_trainer(model, tokenizer, tokenized, train_cfg)
+    stats = run_training(trainer, train_cfg)
+    metrics, outputs = evaluate_splits(trainer, tokenized, labels)
+    calibration = calibrate_outputs(outputs, labels)
+    metrics |= {"train_runtime_s": stats["train_runtime"], "train_samples_per_second": stats["train_samples_per_second"],
+                "train_rows": len(splits["train"]), "data": report, "calibration": calibration_summary(calibration)}
+    if trainer.is_world_process_zero():
+        run = describe_run(data_cfg, model_cfg, train_cfg, labels, command=shlex.join([*PROG.split(), *argv]))
+        out = save_model_folder(trainer, train_cfg.output_dir, metrics, run, fp16=train_cfg.save_fp16, calibration=calibration,
+                                export=train_cfg.export)
+        print(f"Saved {out}", *report.lines(), *summary_lines(metrics), sep="\n  ")
+        if train_cfg.push_to_hub:
+            print(f"Pushed to {push_model(out, train_cfg.hub_model_id, private=train_cfg.hub_private)}")
+    return metrics
