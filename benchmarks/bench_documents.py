@@ -5,11 +5,12 @@
     $ python benchmarks/bench_documents.py --split validation --emotion-weights 1 2 4 8   # how the weight was chosen
 
 Buried emotion: each of --texts labelled texts (half from the emotion test split, or with
---split validation its validation split; half GoEmotions dev rows with one of the six labels) is placed at a random position among 6-10 neutral GoEmotions
-dev comments, 150-400 tokens in all (seeded). The share of documents whose emotion is the text's
-label, read whole (sentence by sentence) against the first window only (the truncation the model
-used before). Two emotions: two labelled texts with different labels among the neutral comments;
-the share of documents whose sentence results show both.
+--split validation its validation split; half GoEmotions dev rows with one of the six labels)
+is placed at a random position among 6-10 neutral GoEmotions dev comments, 150-400 tokens in all
+(seeded). The share of documents whose emotion is the text's label, read whole (sentence by
+sentence) against the first window only (the truncation the model used before). Two emotions:
+two labelled texts with different labels among the neutral comments; the share of documents
+whose sentence results show both.
 
 Alone: the labelled texts scored on their own, the ceiling for finding them in a document.
 --emotion-weights: the buried-emotion figure with other powers of documents.EMOTION_WEIGHT.

@@ -8,7 +8,8 @@ For each model: throughput on the 2,000 test texts, single-text latency p50/p99,
 labels identical to the fp32 reference, and test accuracy. Each round runs every configuration
 once, each in a fresh process (so peak memory is its own); the table gives the median over
 rounds of throughput and latency, and the highest peak. Interleaving the configurations spreads
-the drift of a shared VM's speed over all of them instead of favouring whichever ran first. The DistilBERT-size model has random weights (no DistilBERT weights
+the drift of a shared VM's speed over all of them instead of favouring whichever ran first.
+The DistilBERT-size model has random weights (no DistilBERT weights
 can be downloaded here): its speed is real, its accuracy is not.
 """
 

@@ -58,7 +58,7 @@ def server(command: list[str], ready_url: str, env: dict | None = None, timeout_
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
-                    raise RuntimeError(f"server did not start: {log.read()[-2000:]}")
+                    raise RuntimeError(f"server did not start: {log.read()[-2000:]}") from None
                 time.sleep(0.3)
         yield process
     finally:

@@ -161,6 +161,7 @@ def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelC
         per_class=report["per_class"], settings=run_config["training"],
         train_runtime_s=metrics.get("train_runtime_s", 0.0), command=run_config.get("command") or "python train.py ...",
         dataset_note=dataset_note(run_config), sources=metrics.get("sources", {}),
-        normalize=run_config.get("normalize", []), soup=run_config.get("soup"), prior_shift=run_config.get("prior_shift"), calibration=metrics.get("calibration"), data_lines=DataReport(metrics.get("data", {})).lines(),
+        normalize=run_config.get("normalize", []), soup=run_config.get("soup"), prior_shift=run_config.get("prior_shift"),
+        calibration=metrics.get("calibration"), data_lines=DataReport(metrics.get("data", {})).lines(),
         files={"confusion": CONFUSION, "reliability": RELIABILITY, "run_config": RUN_CONFIG},
     )

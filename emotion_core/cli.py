@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "validation among -1..1 by the requirements (\"require\") of a grid file's rule: the "
                                             "middle of the widest run of offsets that meet them all. Then the copy's figures, "
                                             "calibration, card and exports are redone. Example: python -m emotion_core shift "
-                                            "--model runs/neutral/e2-n1 --label neutral --rule examples/sweep/neutral.json --out runs/shifted")
+                                            "--model runs/neutral/e2-n1 --label neutral --rule examples/sweep/neutral.json "
+                                            "--out runs/shifted")
     shift.add_argument("--model", required=True, help="model folder to start from (it is not changed)")
     shift.add_argument("--label", default="neutral", help="the label whose prior moves (default: neutral)")
     shift.add_argument("--rule", required=True, help="grid file whose rule lists the requirements")

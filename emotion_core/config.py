@@ -63,7 +63,8 @@ class DataConfig:
                           '{"sources": [{"data": "...", "label_map": "ekman-love"}, ...]} (instead of --data).'},
     )
     train_file: str | None = field(default=None, metadata={"help": "Explicit train file (.txt 'text;label', .csv, .tsv or .jsonl)."})
-    validation_file: str | None = field(default=None, metadata={"help": "Explicit validation file; without one, 10%% of train is held out."})
+    validation_file: str | None = field(default=None,
+                                        metadata={"help": "Explicit validation file; without one, 10%% of train is held out."})
     test_file: str | None = field(default=None, metadata={"help": "Explicit test file (optional)."})
     text_column: str = field(default="text", metadata={"help": "Column holding the text in CSV/JSONL files and Hub data sets."})
     label_column: str = field(default="label", metadata={"help": "Column holding the label (a word or an integer id)."})
@@ -82,8 +83,10 @@ class DataConfig:
         metadata={"help": "Text normalisation, saved with the model and applied again at inference: 'default' "
                           "(urls,mentions,names,lowercase,spaces), 'none', or a comma-separated list of those steps."},
     )
-    dataset_name: str | None = field(default=None, metadata={"help": "Name for the model card, e.g. dair-ai/emotion for a local copy of it (default: --data)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows (after shuffling), for quick runs."})
+    dataset_name: str | None = field(default=None, metadata={
+        "help": "Name for the model card, e.g. dair-ai/emotion for a local copy of it (default: --data)."})
+    max_train_samples: int | None = field(default=None, metadata={
+        "help": "Use only the first N training rows (after shuffling), for quick runs."})
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):
@@ -112,7 +115,8 @@ class ModelConfig:
 class TrainConfig:
     """How to train, where to save, and whether to publish."""
 
-    output_dir: str = field(default="models/emotion-model", metadata={"help": "Model folder to write (replaced atomically when training ends)."})
+    output_dir: str = field(default="models/emotion-model",
+                            metadata={"help": "Model folder to write (replaced atomically when training ends)."})
     epochs: float = field(default=3.0, metadata={"help": "Number of passes over the training data."})
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate of AdamW (linear decay after warm-up)."})
     batch_size: int = field(default=32, metadata={"help": "Training texts per step (per device)."})
@@ -127,14 +131,16 @@ class TrainConfig:
     seed: int = field(default=42, metadata={"help": "Random seed for shuffling, dropout and initialisation."})
     train_seed: int | None = field(default=None, metadata={"help": "Random seed for the order of training batches and dropout "
                                                                  "only (default: --seed). Runs that differ in it start from the same "
-                                                                 "weights, so their weights can be averaged (python -m emotion_core soup)."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps (overrides --epochs; -1 = off). For smoke tests."})
+                                                                 "weights, so their weights can be averaged (emotion soup)."})
+    max_steps: int = field(default=-1,
+                           metadata={"help": "Stop after this many steps (overrides --epochs; -1 = off). For smoke tests."})
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in <output-dir>.checkpoints/."})
     save_fp16: bool = field(default=False, metadata={"help": "Store the weights as float16 (half the size; loaded as float32 on CPU)."})
     export: bool = field(default=True, metadata={"help": "Write the ONNX files of the fast CPU engines, int8 checked on validation "
                                                        "(--no-export skips them, e.g. on a GPU machine; "
                                                        "python -m emotion_core export makes them later)."})
-    push_to_hub: bool = field(default=False, metadata={"help": "Upload the finished model folder to the Hub (token from HF_TOKEN or `hf auth login`)."})
+    push_to_hub: bool = field(default=False, metadata={
+        "help": "Upload the finished model folder to the Hub (token from HF_TOKEN or `hf auth login`)."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository for --push-to-hub, as user/name."})
     hub_private: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
 

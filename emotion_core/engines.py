@@ -269,7 +269,8 @@ def open_session(path: Path, name: str, spin: bool = True, threads: int | None =
     try:
         return OnnxEngine(path, name, spin, threads)
     except Exception as exc:  # a file ORT can't run
-        raise ValueError(f"ONNX Runtime could not load {path.name} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"ONNX Runtime could not load {path.name} ({reason})") from None
 
 
 def load_engine(name: str | None, model: torch.nn.Module, folder: Path | None):

@@ -30,7 +30,6 @@ from pathlib import Path
 from .errors import EmotionCoreError
 from .model_folder import NORMALIZATION, write_json
 
-
 # step -> (pattern, replacement); the other steps are functions below
 PATTERNS = {
     "urls": (re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE), "http"),

@@ -115,7 +115,8 @@ def write_shifted(classifier: Classifier, offset: float, index: int, out: Path, 
 def shift_table(record: dict) -> list[str]:
     """The chosen offset's checks, and the range of offsets that met them all."""
     met = record["met_all"]
-    every = f"{len(met)} offsets meet every requirement, from {met[0]:+.2f} to {met[-1]:+.2f}" if met else "no offset meets every requirement"
+    every = (f"{len(met)} offsets meet every requirement, from {met[0]:+.2f} to {met[-1]:+.2f}" if met
+             else "no offset meets every requirement")
     lines = [f"offset on {record['label']}: {record['offset']:+.2f} ({every})",
              "", "| requirement | value at the offset | met |", "| --- | ---: | --- |"]
     for check in record["chosen"]["checks"]:

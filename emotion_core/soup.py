@@ -27,8 +27,17 @@ from safetensors.torch import load_file, save_file
 
 from .calibration import ece, fit_calibration
 from .errors import EmotionCoreError
-from .model_folder import (CONFIG, METRICS, RUN_CONFIG, STALE_WITH_NEW_WEIGHTS, WEIGHTS, check_model_folder, new_folder,
-                           read_json, write_json)
+from .model_folder import (
+    CONFIG,
+    METRICS,
+    RUN_CONFIG,
+    STALE_WITH_NEW_WEIGHTS,
+    WEIGHTS,
+    check_model_folder,
+    new_folder,
+    read_json,
+    write_json,
+)
 from .predict import Classifier
 from .sweep import run_figures, validation_score
 from .training import add_reports, calibrate_folder, eval_data

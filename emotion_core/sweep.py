@@ -30,7 +30,6 @@ from .model_folder import METRICS, read_json, write_json
 from .training import summary_lines
 
 
-
 def load_grid(path: str | Path) -> dict:
     """A grid file's JSON object, checked for its runs; EmotionCoreError giving the expected shape when it is not one."""
     try:

@@ -20,8 +20,15 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .data import load_sources, tokenize_splits
 from .hub import configure_hub, push_model
 from .training import (
-    build_trainer, calibrate_outputs, calibration_summary, describe_run, evaluate_splits, load_base_model, run_training,
-    save_model_folder, summary_lines,
+    build_trainer,
+    calibrate_outputs,
+    calibration_summary,
+    describe_run,
+    evaluate_splits,
+    load_base_model,
+    run_training,
+    save_model_folder,
+    summary_lines,
 )
 
 PROG = "emotion train"

@@ -17,17 +17,17 @@ from transformers import (
     TrainingArguments,
 )
 
-from .card import build_model_card
 from .calibration import calibrate, save_calibration
+from .card import build_model_card
 from .config import DataConfig, ModelConfig, TrainConfig, base_model_id, resolve_base_model
 from .data import config_sources, load_sources
-from .sources import FOLDED, Source
 from .engines import export_onnx
 from .errors import EmotionCoreError
 from .hub import hub_failure, hub_unreachable
 from .metrics import classification_report, compute_metrics, plot_confusion_matrix
 from .model_folder import CARD, CONFUSION, METRICS, RUN_CONFIG, TRAINING_ARGS, new_folder, read_json, write_json, write_text
 from .normalize import parse_steps, save_steps
+from .sources import FOLDED, Source
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,8 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, fig
         raise EmotionCoreError("calibrate needs a local model folder.")
     metrics = read_json(classifier.folder / METRICS)
     outputs, reports = {}, {}
-    for split, (texts, labels, sources) in eval_data(classifier, data_cfg, splits=EVAL_SPLITS if figures else ("validation", "test")).items():
+    splits = EVAL_SPLITS if figures else ("validation", "test")
+    for split, (texts, labels, sources) in eval_data(classifier, data_cfg, splits=splits).items():
         outputs[split] = (classifier.logits(texts), labels)
         if figures:
             add_reports(reports, split, labels, outputs[split][0].argmax(axis=1), sources, classifier.labels)

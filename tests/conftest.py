@@ -17,7 +17,10 @@ import pytest
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import (
-    DistilBertConfig, DistilBertForSequenceClassification, DistilBertModel, PreTrainedTokenizerFast,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    DistilBertModel,
+    PreTrainedTokenizerFast,
 )
 
 SHARED_EMOTION = Path(__file__).resolve().parents[2] / "shared" / "data" / "emotion"

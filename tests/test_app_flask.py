@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import bundled_engine, free_port
 
 from app_flask import create_app
-from conftest import bundled_engine, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -110,7 +110,8 @@ def test_api_predict_one_and_many(client):
 def test_api_predict_explains_on_request(client):
     one = client.post("/api/predict", json={"text": "i am furious about the delay", "explain": True}).get_json()
     why = one["explanation"]
-    assert why["label"] == one["emotion"] == "anger" and why["probability"] == pytest.approx(one["probabilities"]["anger"], abs=0.02)  # int8 scales activations per batch
+    assert why["label"] == one["emotion"] == "anger"
+    assert why["probability"] == pytest.approx(one["probabilities"]["anger"], abs=0.02)  # int8 scales activations per batch
     assert [w["word"] for w in why["words"]] == "i am furious about the delay".split()
     assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
     assert max(abs(w["scaled"]) for w in why["words"]) == pytest.approx(1.0)
@@ -197,7 +198,8 @@ def test_sentences_on_the_page_and_in_the_api(neutral_client):
     body = neutral_client.post("/api/predict", json={"text": text, "sentences": True}).get_json()
     assert body["whole"] is True and [s["text"] for s in body["sentences"]] == ["the quick fox at work.", "i feel so furious today."]
     assert [s["emotion"] for s in body["sentences"]] == ["neutral", "anger"]
-    assert body["sentences"][1]["start"] == text.index("i feel") and set(body["sentences"][0]["probabilities"]) == set(body["probabilities"])
+    assert body["sentences"][1]["start"] == text.index("i feel")
+    assert set(body["sentences"][0]["probabilities"]) == set(body["probabilities"])
     html = neutral_client.post("/", data={"text": text}).get_data(as_text=True)
     assert "Sentence by sentence" in html and html.count('<span class="chip">') == 2 and "no clear emotion 100%" in html
     single = neutral_client.post("/", data={"text": "i feel so furious today"}).get_data(as_text=True)

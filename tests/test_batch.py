@@ -86,7 +86,8 @@ def write(path, data: bytes):
 
 
 @pytest.mark.parametrize("content,kwargs,message", [
-    (b"id,title,body\n1,a,b\n", {}, "CSV has no column 'text' and no single text column (found: id, title, body). Pass --text-column NAME."),
+    (b"id,title,body\n1,a,b\n", {},
+     "CSV has no column 'text' and no single text column (found: id, title, body). Pass --text-column NAME."),
     (b"id,text\n1,a\n", {"text_column": "body"}, "CSV has no column 'body' (found: id, text)"),
     ("text\ncaf\xe9 au lait\n".encode("latin-1"), {}, "is not UTF-8 text (byte 0xe9 at position 8). Pass --encoding"),
     (b"", {}, "is empty: expected a header row"),

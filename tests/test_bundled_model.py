@@ -57,7 +57,8 @@ def test_a_long_review_with_one_furious_sentence_is_anger(bundled):
               "and a recipe booklet. Setup took about ten minutes and the manual explains each speed setting. "
               "The jug holds 1.5 litres and the base has four rubber feet. I used it for smoothies most mornings "
               "and for soup twice a week, and I rinsed the jug after each use as the booklet says. "
-              "The lids fit tightly and the base wipes clean with a damp cloth. After six weeks the motor stopped while I was making a smoothie. "
+              "The lids fit tightly and the base wipes clean with a damp cloth. "
+              "After six weeks the motor stopped while I was making a smoothie. "
               "Support asked for photos, then for the receipt, then for photos again, and nobody has replied since. "
               "I am furious.")
     assert len(bundled.encode([review], truncate=False)[0]) > bundled.max_length  # longer than the window

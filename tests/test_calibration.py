@@ -10,7 +10,6 @@ from emotion_core import Classifier, EmotionCoreError
 from emotion_core.calibration import Calibration, calibrate, ece, fit_calibration, fit_temperature, nll, save_calibration, softmax
 from emotion_core.cli import main as cli
 
-
 SIX = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 
 

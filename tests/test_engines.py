@@ -4,9 +4,9 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import SHARED_EMOTION, bundled_engine
 from safetensors.torch import load_file, save_file
 
-from conftest import SHARED_EMOTION, bundled_engine
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.cli import main as cli
 from emotion_core.engines import SMALL_BATCH_TOKENS, cpu_has_bf16

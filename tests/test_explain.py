@@ -92,8 +92,7 @@ def test_bad_requests_are_refused(classifier, text, mode, message):
 
 def test_faithfulness_on_a_trained_toy_model(tmp_path, tiny_base_dir, toy_dir):
     """On the toy task one cue word gives the label away: removing the top word must hurt far more than chance."""
-    from emotion_core import train
-    from emotion_core import Classifier
+    from emotion_core import Classifier, train
     from emotion_core.explain import faithfulness
 
     out = tmp_path / "toy"

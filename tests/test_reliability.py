@@ -6,7 +6,6 @@ docs/reliability.md reports.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,9 +19,9 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from conftest import free_port, toy_rows  # noqa: E402
 from load_test import flask_load, flask_server, gradio_load, gradio_server  # noqa: E402
 
-from conftest import free_port, toy_rows  # noqa: E402
 from emotion_core.labels import KNOWN_LABELS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,8 +122,7 @@ def wait_for(predicate, timeout_s: float = 300, what: str = "condition") -> None
 
 @pytest.mark.slow
 def test_training_killed_mid_run_resumes_to_a_complete_model(tmp_path, tiny_base_dir, toy_dir):
-    from emotion_core import train
-    from emotion_core import Classifier
+    from emotion_core import Classifier, train
 
     out = tmp_path / "model"
     args = ["--base-model", str(tiny_base_dir), "--data", str(toy_dir), "--output-dir", str(out), "--batch-size", "16",
@@ -232,8 +230,7 @@ def test_unreachable_hub_fails_fast_on_every_path(monkeypatch, tmp_path, toy_dir
     """No HF_HUB_OFFLINE and a Hub whose name does not resolve: what an offline laptop sees."""
     import huggingface_hub.constants
 
-    from emotion_core import train
-    from emotion_core import Classifier, EmotionCoreError
+    from emotion_core import Classifier, EmotionCoreError, train
     from emotion_core.hub import push_model
     from emotion_core.space import deploy_space
 

@@ -8,13 +8,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from emotion_core import EmotionCoreError
+from emotion_core import EmotionCoreError, train
 from emotion_core.cli import main as cli
 from emotion_core.config import TrainConfig
 from emotion_core.soup import average_weights, check_same_start, greedy, rank
 from emotion_core.training import training_arguments
-
-from emotion_core import train
 
 
 def test_greedy_keeps_a_run_only_when_the_soup_does_not_get_worse():

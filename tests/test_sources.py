@@ -3,10 +3,9 @@
 import json
 
 import pytest
-
-from emotion_core import train
 from conftest import toy_rows, write_txt
-from emotion_core import Classifier, EmotionCoreError
+
+from emotion_core import Classifier, EmotionCoreError, train
 from emotion_core.config import DataConfig
 from emotion_core.data import load_sources
 from emotion_core.normalize import normalize, parse_steps

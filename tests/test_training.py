@@ -7,8 +7,7 @@ import onnx
 import pytest
 from safetensors import safe_open
 
-from emotion_core import train
-from emotion_core import Classifier, EmotionCoreError
+from emotion_core import Classifier, EmotionCoreError, train
 
 
 def train_args(base, data, out, *extra):
