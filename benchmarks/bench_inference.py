@@ -38,7 +38,7 @@ def distilbert_size_model(folder: Path) -> Path:
 
     from emotion_core import EMOTION_LABELS
     from emotion_core.config import BUNDLED_MODEL
-    from emotion_core.engines import export_onnx
+    from emotion_core.export import export_onnx
 
     tokenizer = AutoTokenizer.from_pretrained(BUNDLED_MODEL)
     config = DistilBertConfig(vocab_size=tokenizer.vocab_size, id2label=dict(enumerate(EMOTION_LABELS)),

@@ -46,10 +46,10 @@ def folder_and_data(args: argparse.Namespace) -> tuple:
 
 def cmd_export(args: argparse.Namespace) -> None:
     """Write the ONNX files the fast engines run into the model folder, the int8 one checked on validation texts."""
-    from .engines import GUARD_AGREEMENT, MAX_RESCORED
+    from .export import GUARD_AGREEMENT, MAX_RESCORED
     from .training import export_folder
 
-    logging.getLogger("emotion_core.engines").setLevel(logging.INFO)  # say how the int8 file fared on validation
+    logging.getLogger("emotion_core.export").setLevel(logging.INFO)  # say how the int8 file fared on validation
     folder, data_cfg = folder_and_data(args)
     written = export_folder(folder, data_cfg)
     for path in written:

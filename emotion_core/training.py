@@ -21,8 +21,8 @@ from .calibration import calibrate, save_calibration
 from .card import build_model_card
 from .config import DataConfig, ModelConfig, TrainConfig, base_model_id, resolve_base_model
 from .data import config_sources, load_sources
-from .engines import export_onnx
 from .errors import EmotionCoreError
+from .export import export_onnx
 from .hub import hub_failure, hub_unreachable
 from .metrics import classification_report, compute_metrics, plot_confusion_matrix
 from .model_folder import CARD, CONFUSION, METRICS, RUN_CONFIG, TRAINING_ARGS, new_folder, read_json, write_json, write_text

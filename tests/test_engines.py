@@ -133,7 +133,7 @@ def test_bundled_default_engine_keeps_the_labels_of_fp32_on_validation():
 
 
 def test_rescoring_margin_leaves_at_most_the_allowed_flips():
-    from emotion_core.engines import rescoring_margin
+    from emotion_core.export import rescoring_margin
 
     reference = np.zeros(1000, dtype=int)
     scores = np.tile([3.0, 0.0], (1000, 1))  # every row: class 0 by a gap of 3
@@ -189,11 +189,12 @@ def test_export_sets_the_rescoring_margin_from_validation_scores(tmp_path, tiny_
 
     import onnx
 
-    from emotion_core.engines import GuardedEngine, OnnxEngine, export_onnx
+    from emotion_core.engines import GuardedEngine, OnnxEngine
+    from emotion_core.export import export_onnx
 
     model = Classifier.from_pretrained(tiny_model_dir, engine="torch").model
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
-    with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
+    with caplog.at_level(logging.INFO, logger="emotion_core.export"):
         written = export_onnx(model, folder, score=rigged_scores(flips=10, gap=0.25))
     assert written == [folder / FLOAT_ONNX, folder / INT8_ONNX]
     assert "99.00% labels = fp32; 100.00% rescoring the 1.0% of texts whose top two scores are within 0.250" in caplog.text
@@ -213,14 +214,14 @@ def test_export_sets_the_rescoring_margin_from_validation_scores(tmp_path, tiny_
 def test_export_refuses_int8_that_would_rescore_too_much(tmp_path, tiny_model_dir, caplog):
     import logging
 
-    from emotion_core.engines import MAX_RESCORED, export_onnx, float_layer_choices
+    from emotion_core.export import MAX_RESCORED, export_onnx, float_layer_choices
 
     assert float_layer_choices(6) == [(), (0,), (0, 5), (0, 1, 5), (0, 1, 4, 5), (0, 1, 2, 4, 5)]
     assert float_layer_choices(1) == [(), (0,)]
     model = Classifier.from_pretrained(tiny_model_dir, engine="torch").model
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
     (folder / INT8_ONNX).write_bytes(b"an older export")
-    with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
+    with caplog.at_level(logging.INFO, logger="emotion_core.export"):
         written = export_onnx(model, folder, score=rigged_scores(flips=int(1000 * MAX_RESCORED) + 50, gap=0.25))
     assert written == [folder / FLOAT_ONNX] and not (folder / INT8_ONNX).exists()
     assert caplog.text.count("labels = fp32") == 2 and "no int8 export keeps 99.8%" in caplog.text  # one layer: two choices
@@ -230,7 +231,7 @@ def test_export_command_checks_against_the_validation_split(tmp_path, tiny_model
     import logging
 
     folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
-    with caplog.at_level(logging.INFO, logger="emotion_core.engines"):
+    with caplog.at_level(logging.INFO, logger="emotion_core.export"):
         code = cli(["export", "--model", str(folder), "--data", str(toy_dir)])
     assert code == 0 and "labels = fp32" in caplog.text
 

@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import onnx
 import pytest
@@ -204,7 +205,7 @@ def test_torchrun_two_cpu_processes_train_one_model(tmp_path, tiny_base_dir, toy
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "train.py",
                *train_args(tiny_base_dir, toy_dir, out, "--epochs", "20")]
-    result = subprocess.run(command, cwd=train.__file__.rsplit("/", 1)[0], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Saved ") == 1  # rank 0 alone writes the model folder
     for name in ("model.safetensors", "model.onnx", "metrics.json", "README.md", "config.json"):
