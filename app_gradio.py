@@ -13,7 +13,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import shutil
 import tempfile
 import time
-from collections import Counter
 from functools import wraps
 from pathlib import Path
 
@@ -123,19 +122,20 @@ def pick_column(file: str | None):
 
 
 @friendly
-def score_file(file: str | None, text_column: str | None) -> str:
-    """Score an uploaded CSV into a file of its own (so concurrent users never share one)."""
+def score_file(file: str | None, text_column: str | None) -> tuple[str, dict]:
+    """Score an uploaded CSV into a file of its own (so concurrent users never share one); its path, and
+    how many rows got each label (kept in the page's state for the chart: the file is not read again)."""
     if not file:
         raise EmotionCoreError("Upload a CSV file first.")
     remove_old_outputs()
     OUTPUTS.mkdir(exist_ok=True)
     out = Path(tempfile.mkdtemp(dir=OUTPUTS)) / f"{Path(file).stem}-scored.csv"
     try:
-        score_csv(file, out, classifier, text_column=text_column or None, progress=False, max_rows=MAX_APP_ROWS)
+        summary = score_csv(file, out, classifier, text_column=text_column or None, progress=False, max_rows=MAX_APP_ROWS)
     except BaseException:
         shutil.rmtree(out.parent, ignore_errors=True)
         raise
-    return str(out)
+    return str(out), dict(summary.label_counts)
 
 
 def remove_old_outputs() -> None:
@@ -145,16 +145,14 @@ def remove_old_outputs() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def summarize(scored: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A preview of the scored rows and how many rows got each emotion."""
+def summarize(scored: str | None, counts: dict | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A preview of the scored rows and how many rows got each emotion (the counts scoring returned)."""
     if not scored:
         return pd.DataFrame(), pd.DataFrame({"emotion": [], "rows": []})
     preview = pd.read_csv(scored, nrows=PREVIEW_ROWS, dtype=str, keep_default_na=False)
-    counts = Counter()
-    for chunk in pd.read_csv(scored, usecols=["emotion"], chunksize=50_000):
-        counts.update(chunk["emotion"].dropna())
+    counts = counts or {}
     return preview, pd.DataFrame({"emotion": [display_name(label) for label in classifier.labels],
-                                  "rows": [counts[label] for label in classifier.labels]})
+                                  "rows": [counts.get(label, 0) for label in classifier.labels]})
 
 
 # ----------------------------------------------------------------------------- model
@@ -226,8 +224,9 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                             label="Rows per emotion")
         preview = gr.Dataframe(label=f"First {PREVIEW_ROWS} rows", interactive=False, elem_id="preview")
         upload.change(pick_column, inputs=upload, outputs=column, api_visibility="private")
-        score_button.click(score_file, inputs=[upload, column], outputs=scored, api_name="score_csv").success(
-            summarize, inputs=scored, outputs=[preview, counts], api_visibility="private")
+        label_counts = gr.State()
+        score_button.click(score_file, inputs=[upload, column], outputs=[scored, label_counts], api_name="score_csv").success(
+            summarize, inputs=[scored, label_counts], outputs=[preview, counts], api_visibility="private")
     with gr.Tab("Model"):
         gr.Markdown(model_card())
         with gr.Row():

@@ -72,7 +72,7 @@ def test_neutral_shows_as_no_clear_emotion(neutral_app):
     assert set(neutral_app.COLORS) == {"sadness", "joy", "anger", "no clear emotion"}
     assert sentences["visible"] is False  # one sentence: nothing more to show
     assert neutral_app.classify("the quick brown fox at work")["neutral"] > 0.5  # the API keeps the label's own name
-    _, counts = neutral_app.summarize(None)
+    _, counts = neutral_app.summarize(None, None)
     assert counts.empty
 
 
@@ -113,13 +113,14 @@ def test_column_picker_guesses_or_asks(app, tmp_path, sample_csv):
 
 
 def test_score_file_and_summary(app, sample_csv):
-    out = app.score_file(str(sample_csv), "comment")
+    out, label_counts = app.score_file(str(sample_csv), "comment")
     scored = pd.read_csv(out)
     assert scored["id"].tolist() == [1, 2, 3] and scored["emotion"].isna().tolist() == [False, True, False]
-    preview, counts = app.summarize(out)
+    assert label_counts == scored["emotion"].value_counts().to_dict()  # what scoring counted, as the file has it
+    preview, counts = app.summarize(out, label_counts)
     assert len(preview) == 3 and counts["rows"].sum() == 2
     assert counts["emotion"].tolist() == [display_name(x) for x in app.classifier.labels]
-    assert Path(out).parent != Path(app.score_file(str(sample_csv), "comment")).parent  # one folder per request
+    assert Path(out).parent != Path(app.score_file(str(sample_csv), "comment")[0]).parent  # one folder per request
 
 
 @pytest.mark.parametrize("content,message", [
