@@ -59,6 +59,14 @@ def bundled_engine() -> str:
     return "onnx+bf16" if cpu_has_bf16() else "onnx"
 
 
+def screenshot_path(tmp_path: Path, name: str) -> Path:
+    """Where a browser test saves its screenshot: docs/NAME with EMOTION_WRITE_SCREENSHOTS=1 (to redo the README's
+    pictures), else a temporary folder, so that a test run never rewrites a tracked file."""
+    if os.environ.get("EMOTION_WRITE_SCREENSHOTS") == "1":
+        return Path(__file__).resolve().parents[1] / "docs" / name
+    return tmp_path / name
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import bundled_engine, free_port
+from conftest import bundled_engine, free_port, screenshot_path
 
 from app_flask import create_app
 
@@ -266,7 +266,7 @@ def test_live_server_json_api(live_url):
 
 
 @pytest.mark.parametrize("javascript", [True, False])
-def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript):
+def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -297,8 +297,9 @@ def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript):
             expect(page.get_by_role("heading", name="Top emotion: anger")).to_be_visible()
             expect(page.get_by_text("Sentence by sentence")).to_be_visible()
             expect(page.locator(".chip")).to_have_count(3)
-            (ROOT / "docs").mkdir(exist_ok=True)
-            page.screenshot(path=str(ROOT / "docs" / "flask.png"), full_page=True)
+            shot = screenshot_path(tmp_path, "flask.png")
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.read_bytes()[:4] == b"\x89PNG"
         browser.close()
 
 

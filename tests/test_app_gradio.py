@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import bundled_engine, free_port
+from conftest import bundled_engine, free_port, screenshot_path
 
 from emotion_core.labels import KNOWN_LABELS, display_name
 
@@ -187,9 +187,9 @@ def test_browser_text_and_csv(server, sample_csv, tmp_path):
         expect(page.locator("#sentences")).to_contain_text("The lamp inside is broken.", timeout=20_000)
         expect(page.locator("#why")).to_contain_text("furious", timeout=20_000)
         expect(page.locator(".pending, .generating")).to_have_count(0, timeout=20_000)  # not faded mid-update
-        docs = ROOT / "docs"
-        docs.mkdir(exist_ok=True)
-        page.screenshot(path=str(docs / "gradio.png"))
+        shot = screenshot_path(tmp_path, "gradio.png")
+        page.screenshot(path=str(shot))
+        assert shot.read_bytes()[:4] == b"\x89PNG"
 
         page.get_by_role("tab", name="Batch (CSV)").click()
         page.locator("#csv-upload input[type=file]").set_input_files(str(sample_csv))

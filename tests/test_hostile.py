@@ -2,11 +2,14 @@
 
 Every case must get either a valid answer or a clear message, and the server must answer a
 normal request right after it. The servers run as users run them (`python app_flask.py`,
-`python app_gradio.py`, bundled model); the outcomes are written to docs/catalogue.md.
-Property tests (hypothesis) then throw arbitrary strings and tables at the core.
+`python app_gradio.py`, bundled model); each outcome must be the one docs/catalogue.md lists, which
+`python benchmarks/write_catalogue.py` rewrites (a run of this module with EMOTION_WRITE_CATALOGUE=1)
+when a change means to alter them. Property tests (hypothesis) then throw arbitrary strings and
+tables at the core.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -50,24 +53,39 @@ FILES = {
     "quoted newlines, quotes and commas in cells": (b'id,text\n1,"line one\nline two"\n2,"a ""quoted"" word, and a comma"\n', OK),
 }
 NORMAL = "i feel so happy today"
-outcomes: list[tuple[str, str, str]] = []  # (case, target, what happened), written to docs/catalogue.md
+CATALOGUE = ROOT / "docs" / "catalogue.md"
+WRITING = os.environ.get("EMOTION_WRITE_CATALOGUE") == "1"
+outcomes: list[tuple[str, str, str]] = []  # (case, target, what happened), in the order the tests ran
+
+
+def listed() -> dict[tuple[str, str], str]:
+    """The catalogue's outcome of each (case, target)."""
+    rows = [line[2:-2].split(" | ", 2) for line in CATALOGUE.read_text().splitlines() if line.startswith("| ") and " --- " not in line]
+    return {(case, target): what for case, target, what in rows[1:]}  # rows[0]: the header
 
 
 @pytest.fixture(scope="module", autouse=True)
 def write_catalogue():
     yield
-    if outcomes:
+    if WRITING and outcomes:
         lines = ["# Hostile-input catalogue: outcomes", "",
-                 "Written by `tests/test_hostile.py` on its last run: every case against each target, then a",
-                 "normal request that must still succeed.", "", "| case | target | outcome |", "| --- | --- | --- |"]
-        lines += [f"| {case} | {target} | {what.replace('|', '/')} |" for case, target, what in outcomes]
-        (ROOT / "docs" / "catalogue.md").write_text("\n".join(lines) + "\n")
+                 "Written by `python benchmarks/write_catalogue.py` (a run of `tests/test_hostile.py`): every case",
+                 "against each target, then a normal request that must still succeed. The tests check that",
+                 "every outcome is still the one listed here.", "", "| case | target | outcome |", "| --- | --- | --- |"]
+        lines += [f"| {case} | {target} | {what} |" for case, target, what in outcomes]
+        CATALOGUE.write_text("\n".join(lines) + "\n")
 
 
 def record(case: str, target: str, what: str) -> None:
+    """Keep the outcome for the catalogue, and check that it is the one the catalogue lists."""
     # a temporary folder's path says nothing and differs every run: keep the file name
     what = re.sub(rf"{re.escape(tempfile.gettempdir())}/\S*/(\S+)", r"\1", what)
-    outcomes.append((case, target, " ".join(what.split())[:160]))
+    what = " ".join(what.split())[:160].replace("|", "/")
+    outcomes.append((case, target, what))
+    if not WRITING:
+        assert listed().get((case, target)) == what, (
+            f"{case} / {target}: {what!r} is not what docs/catalogue.md lists; if the change means it, "
+            "run python benchmarks/write_catalogue.py")
 
 
 # ----------------------------------------------------------------------------- servers
