@@ -46,8 +46,7 @@ def folder_and_data(args: argparse.Namespace) -> tuple:
 
 def cmd_export(args: argparse.Namespace) -> None:
     """Write the ONNX files the fast engines run into the model folder, the int8 one checked on validation texts."""
-    from .export import GUARD_AGREEMENT, MAX_RESCORED
-    from .training import export_folder
+    from .export import GUARD_AGREEMENT, MAX_RESCORED, export_folder
 
     logging.getLogger("emotion_core.export").setLevel(logging.INFO)  # say how the int8 file fared on validation
     folder, data_cfg = folder_and_data(args)
@@ -69,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
     """Fit the calibration of an existing model folder and report it before and after."""
-    from .training import calibrate_folder
+    from .evaluation import calibrate_folder
 
     folder, data_cfg = folder_and_data(args)
     print_calibration(folder, calibrate_folder(folder, data_cfg))
@@ -77,7 +76,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Redo an existing model folder's figures and calibration on the CPU in fp32, and report them."""
-    from .training import calibrate_folder, summary_lines
+    from .evaluation import calibrate_folder, summary_lines
 
     folder, data_cfg = folder_and_data(args)
     report = calibrate_folder(folder, data_cfg, figures=True)
@@ -105,8 +104,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 def cmd_soup(args: argparse.Namespace) -> None:
     """Average the weights of finished runs (sweeps' and model folders), greedily on validation, into one model folder."""
+    from .evaluation import summary_lines
     from .soup import make_soup, soup_table
-    from .training import summary_lines
 
     record = make_soup(args.runs, args.out, rule=args.rule, min_score=args.min_score)
     metrics = read_json(Path(args.out) / METRICS)
@@ -115,8 +114,8 @@ def cmd_soup(args: argparse.Namespace) -> None:
 
 def cmd_shift(args: argparse.Namespace) -> None:
     """Shift one label's prior on a copy of a model folder, the offset chosen on validation by a grid's requirements."""
+    from .evaluation import summary_lines
     from .prior import shift_prior, shift_table
-    from .training import summary_lines
 
     record = shift_prior(args.model, args.label, args.rule, args.out)
     metrics = read_json(Path(args.out) / METRICS)

@@ -19,7 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import DataConfig
 from .engines import OnnxEngine, top_two_gap, weights_digest
+from .errors import EmotionCoreError
+from .evaluation import eval_data
 from .model_folder import FLOAT_ONNX, INT8_ONNX, write_with
 
 logger = logging.getLogger(__name__)
@@ -172,3 +175,17 @@ def store_exact_fp16(graph) -> None:
     nodes = casts + list(graph.graph.node)
     graph.graph.ClearField("node")
     graph.graph.node.extend(nodes)
+
+
+def export_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> list[Path]:
+    """Write the ONNX exports of an existing model folder, int8 checked against fp32 on its validation texts."""
+    from .predict import Classifier
+
+    classifier = Classifier.from_pretrained(folder, engine="torch")
+    if classifier.folder is None:
+        raise EmotionCoreError("export needs a local model folder (download a Hub model first).")
+    if data_cfg is None and not classifier.run_config.get("sources"):
+        logger.warning("%s does not say what data it was trained on: export not checked (pass --data)", folder)
+        return export_onnx(classifier.model, classifier.folder)
+    texts = eval_data(classifier, data_cfg, splits=("validation",))["validation"][0]  # texts, labels, sources
+    return export_onnx(classifier.model, classifier.folder, score=classifier.scorer(classifier.encode(texts)))

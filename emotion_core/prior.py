@@ -25,10 +25,11 @@ from safetensors.torch import load_file, save_file
 
 from .calibration import ece, fit_calibration
 from .errors import EmotionCoreError
+from .evaluation import EVAL_SPLITS, add_reports, calibrate_folder, eval_data
+from .export import export_folder
 from .model_folder import RUN_CONFIG, STALE_WITH_NEW_WEIGHTS, WEIGHTS, new_folder, write_json
 from .predict import Classifier
 from .sweep import check_requirements, read_rule, validation_score
-from .training import EVAL_SPLITS, add_reports, calibrate_folder, eval_data, export_folder
 
 MAX_OFFSET, STEP = 1.0, 0.01
 

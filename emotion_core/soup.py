@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from .calibration import ece, fit_calibration
 from .errors import EmotionCoreError
+from .evaluation import add_reports, calibrate_folder, eval_data
 from .model_folder import (
     CONFIG,
     METRICS,
@@ -40,7 +41,6 @@ from .model_folder import (
 )
 from .predict import Classifier
 from .sweep import run_figures, validation_score
-from .training import add_reports, calibrate_folder, eval_data
 
 
 def load_weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import EmotionCoreError
+from .evaluation import summary_lines
 from .model_folder import METRICS, read_json, write_json
-from .training import summary_lines
 
 
 def load_grid(path: str | Path) -> dict:

@@ -18,18 +18,9 @@ from transformers import HfArgumentParser, set_seed
 
 from .config import DataConfig, ModelConfig, TrainConfig
 from .data import load_sources, tokenize_splits
+from .evaluation import calibrate_outputs, calibration_summary, evaluate_splits, summary_lines
 from .hub import configure_hub, push_model
-from .training import (
-    build_trainer,
-    calibrate_outputs,
-    calibration_summary,
-    describe_run,
-    evaluate_splits,
-    load_base_model,
-    run_training,
-    save_model_folder,
-    summary_lines,
-)
+from .training import build_trainer, describe_run, load_base_model, run_training, save_model_folder
 
 PROG = "emotion train"
 
