@@ -17,7 +17,7 @@ import sys
 from transformers import HfArgumentParser, set_seed
 
 from .config import DataConfig, ModelConfig, TrainConfig
-from .data import load_sources, tokenize_splits
+from .data import config_sources, load_sources, tokenize_splits
 from .evaluation import calibrate_outputs, calibration_summary, evaluate_splits, summary_lines
 from .hub import configure_hub, push_model
 from .training import build_trainer, describe_run, load_base_model, run_training, save_model_folder
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> dict:
     data_cfg, model_cfg, train_cfg = parse(argv)
     configure_hub()
     set_seed(train_cfg.seed)
-    splits, report = load_sources(data_cfg, seed=train_cfg.seed)
+    sources = config_sources(data_cfg)  # resolved once: trained on, then described
+    splits, report = load_sources(data_cfg, seed=train_cfg.seed, sources=sources)
     labels = splits["train"].features["label"].names
     tokenizer, model = load_base_model(model_cfg, labels)
     tokenized = tokenize_splits(splits, tokenizer, model_cfg.max_length)
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     metrics |= {"train_runtime_s": stats["train_runtime"], "train_samples_per_second": stats["train_samples_per_second"],
                 "train_rows": len(splits["train"]), "data": report, "calibration": calibration_summary(calibration)}
     if trainer.is_world_process_zero():
-        run = describe_run(data_cfg, model_cfg, train_cfg, labels, command=shlex.join([*PROG.split(), *argv]))
+        run = describe_run(data_cfg, model_cfg, train_cfg, sources, labels, command=shlex.join([*PROG.split(), *argv]))
         out = save_model_folder(trainer, train_cfg.output_dir, metrics, run, fp16=train_cfg.save_fp16, calibration=calibration,
                                 export=train_cfg.export)
         print(f"Saved {out}", *report.lines(), *summary_lines(metrics), sep="\n  ")

@@ -20,7 +20,6 @@ from transformers import (
 from .calibration import save_calibration
 from .card import build_model_card
 from .config import DataConfig, ModelConfig, TrainConfig, base_model_id, resolve_base_model
-from .data import config_sources
 from .errors import EmotionCoreError
 from .evaluation import plot_split_confusion
 from .export import export_onnx
@@ -28,6 +27,7 @@ from .hub import hub_failure, hub_unreachable
 from .metrics import compute_metrics
 from .model_folder import CARD, METRICS, RUN_CONFIG, TRAINING_ARGS, new_folder, write_json, write_text
 from .normalize import parse_steps, save_steps
+from .sources import Source
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +150,10 @@ def run_training(trainer: Trainer, cfg: TrainConfig) -> dict:
     return result.metrics
 
 
-def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, labels: list[str],
-                 command: str | None = None) -> dict:
-    """The resolved settings saved beside the model (run_config.json), as nanoGPT keeps its config."""
-    sources = config_sources(data_cfg)
+def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, sources: list[Source],
+                 labels: list[str], command: str | None = None) -> dict:
+    """The settings saved beside the model (run_config.json), as nanoGPT keeps its config: the sources,
+    steps and labels as the run resolved and used them, not worked out again."""
     return {
         "command": command,
         "base_model": base_model_id(model_cfg.base_model),
