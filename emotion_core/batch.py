@@ -193,22 +193,23 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
     with open(src, "rb") as raw, tqdm.wrapattr(raw, "read", total=src.stat().st_size, desc=f"Scoring {src.name}",
                                                unit="B", unit_scale=True, disable=not progress) as wrapped:
         summary = None
-        for chunk in pd.read_csv(wrapped, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=encoding):
-            if summary is None:
-                summary = ScoreSummary(tmp, find_text_column(chunk, text_column))
-                if summary.text_column in prediction_columns(classifier.labels):
-                    raise EmotionCoreError(f"The text column '{summary.text_column}' has the name of an output column; "
-                                           "rename it first.")
-            if max_rows is not None and summary.rows + len(chunk) > max_rows:  # refuse before scoring past the cap
-                raise EmotionCoreError(f"{src.name} has more than {max_rows:,} rows, the limit here. "
-                                       "Score it with: python -m emotion_core score FILE -o OUT.csv")
-            scored = score_frame(chunk, summary.text_column, classifier, explain, sentences)
-            scored.to_csv(tmp, mode="a" if summary.rows else "w", header=not summary.rows, index=False, float_format="%.4f")
-            summary.rows += len(chunk)
-            summary.skipped += int((chunk[summary.text_column].fillna("").astype(str).str.strip() == "").sum())
-            summary.label_counts.update(scored["emotion"].dropna())
-            if sentences:
-                summary.sentences = (summary.sentences or 0) + int(scored["sentence"].notna().sum())
+        with pd.read_csv(wrapped, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=encoding) as chunks:
+            for chunk in chunks:  # the reader is closed even when a chunk is refused
+                if summary is None:
+                    summary = ScoreSummary(tmp, find_text_column(chunk, text_column))
+                    if summary.text_column in prediction_columns(classifier.labels):
+                        raise EmotionCoreError(f"The text column '{summary.text_column}' has the name of an output column; "
+                                               "rename it first.")
+                if max_rows is not None and summary.rows + len(chunk) > max_rows:  # refuse before scoring past the cap
+                    raise EmotionCoreError(f"{src.name} has more than {max_rows:,} rows, the limit here. "
+                                           "Score it with: python -m emotion_core score FILE -o OUT.csv")
+                scored = score_frame(chunk, summary.text_column, classifier, explain, sentences)
+                scored.to_csv(tmp, mode="a" if summary.rows else "w", header=not summary.rows, index=False, float_format="%.4f")
+                summary.rows += len(chunk)
+                summary.skipped += int((chunk[summary.text_column].fillna("").astype(str).str.strip() == "").sum())
+                summary.label_counts.update(scored["emotion"].dropna())
+                if sentences:
+                    summary.sentences = (summary.sentences or 0) + int(scored["sentence"].notna().sum())
     if summary is None or summary.rows == 0:
         raise EmotionCoreError(f"{src.name} has a header but no rows to score.")
     return summary

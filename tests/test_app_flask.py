@@ -34,7 +34,8 @@ def test_form_page_has_no_external_assets(client):
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and '<label for="text">' in html
     assert "http://" not in html and "https://" not in html and "<script" not in html
-    assert client.get("/static/css/style.css").status_code == 200
+    with client.get("/static/css/style.css") as css:  # a file response: closed, as a server closes it
+        assert css.status_code == 200
 
 
 def test_post_shows_every_emotion_highest_first_and_keeps_the_text(client):
@@ -151,10 +152,10 @@ def test_api_score_returns_the_scored_csv(client, tmp_path):
     from io import BytesIO
 
     data = {"file": (BytesIO(b"id,comment\n1,i feel wonderful\n2,\n"), "my reviews.csv")}
-    response = client.post("/api/score", data=data, content_type="multipart/form-data")
-    assert response.status_code == 200 and response.mimetype == "text/csv"
-    assert 'filename=my_reviews-scored.csv' in response.headers["Content-Disposition"]
-    (tmp_path / "out.csv").write_bytes(response.data)
+    with client.post("/api/score", data=data, content_type="multipart/form-data") as response:
+        assert response.status_code == 200 and response.mimetype == "text/csv"
+        assert 'filename=my_reviews-scored.csv' in response.headers["Content-Disposition"]
+        (tmp_path / "out.csv").write_bytes(response.data)
     scored = pd.read_csv(tmp_path / "out.csv")
     assert scored["id"].tolist() == [1, 2] and scored["emotion"].tolist()[0] == "joy"
     assert list(scored.columns)[-7:] == [f"prob_{x}" for x in ("sadness", "joy", "love", "anger", "fear", "surprise", "neutral")]
@@ -220,9 +221,9 @@ def test_api_score_one_row_per_sentence(neutral_client, tmp_path):
     from io import BytesIO
 
     csv = b'id,text\n1,"the fox at work. i feel so furious today."\n2,\n3,so happy\n'
-    response = neutral_client.post("/api/score", data={"file": (BytesIO(csv), "x.csv"), "sentences": "true"},
-                                   content_type="multipart/form-data")
-    (tmp_path / "out.csv").write_bytes(response.data)
+    with neutral_client.post("/api/score", data={"file": (BytesIO(csv), "x.csv"), "sentences": "true"},
+                             content_type="multipart/form-data") as response:
+        (tmp_path / "out.csv").write_bytes(response.data)
     scored = pd.read_csv(tmp_path / "out.csv")
     assert scored["id"].tolist() == [1, 1, 2, 3] and scored["sentence"].tolist()[:2] == [1, 2]
     assert scored["emotion"].tolist()[:2] == ["neutral", "anger"] and "prob_neutral" in scored.columns
@@ -325,3 +326,4 @@ def test_python_app_flask_serves_with_waitress(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        proc.stdout.close()
