@@ -7,9 +7,6 @@
 import sys
 
 from emotion_core.cli import main as cli
-from emotion_core.train import main
-
-__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(cli(["train", *sys.argv[1:]]))

@@ -18,7 +18,7 @@ from .config import DataConfig
 from .data import load_sources
 from .errors import EmotionCoreError
 from .metrics import classification_report, plot_confusion_matrix
-from .model_folder import CARD, CONFUSION, METRICS, read_json, write_json, write_text
+from .model_folder import CARD, CONFUSION, METRICS, read_json, write_json, write_text, write_with
 from .sources import FOLDED, Source
 
 logger = logging.getLogger(__name__)
@@ -147,5 +147,6 @@ def summary_lines(metrics: dict) -> list[str]:
 def plot_split_confusion(metrics: dict, folder: Path) -> None:
     """confusion_matrix.png of the test split (validation when there is none)."""
     split = "test" if "test" in metrics else "validation"
-    plot_confusion_matrix(metrics[split]["confusion_matrix"], metrics[split]["labels"], folder / CONFUSION,
-                          f"Confusion matrix ({split}, n={metrics[split]['n']})")
+    title = f"Confusion matrix ({split}, n={metrics[split]['n']})"
+    write_with(folder / CONFUSION, lambda path: plot_confusion_matrix(metrics[split]["confusion_matrix"], metrics[split]["labels"],
+                                                                      path, title))

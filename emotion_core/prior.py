@@ -109,7 +109,7 @@ def write_shifted(classifier: Classifier, offset: float, index: int, out: Path, 
         run_config = classifier.run_config | {"command": "\n".join(filter(None, [classifier.run_config.get("command"), command])),
                                               "prior_shift": record}
         write_json(tmp / RUN_CONFIG, run_config)
-        calibrate_folder(tmp, figures=True, name=Path(out).name)
+        calibrate_folder(tmp, figures=True, name=Path(out).resolve().name)
         export_folder(tmp)
 
 
