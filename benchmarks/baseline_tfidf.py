@@ -1,6 +1,6 @@
 """The floor any fine-tuned model must beat: TF-IDF features and logistic regression.
 
-    $ python benchmarks/baseline_tfidf.py [--data ../shared/data/emotion]
+    $ python -m benchmarks.baseline_tfidf [--data ../shared/data/emotion]
 
 Settings are chosen on the validation split (C over a small grid); the test split is scored once.
 """

@@ -1,8 +1,8 @@
 """Whole documents: is an emotion buried in a long text found, and is reading a long text as fast per token?
 
-    $ python benchmarks/bench_documents.py                                  # the bundled model
-    $ python benchmarks/bench_documents.py --models bundled runs/previous   # beside another model folder
-    $ python benchmarks/bench_documents.py --split validation --emotion-weights 1 2 4 8   # how the weight was chosen
+    $ python -m benchmarks.bench_documents                                  # the bundled model
+    $ python -m benchmarks.bench_documents --models bundled runs/previous   # beside another model folder
+    $ python -m benchmarks.bench_documents --split validation --emotion-weights 1 2 4 8   # how the weight was chosen
 
 Buried emotion: each of --texts labelled texts (half from the emotion test split, or with
 --split validation its validation split; half GoEmotions dev rows with one of the six labels)
@@ -25,18 +25,14 @@ of about 10,000 characters, predicted and explained.
 import argparse
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import goemotions_dev, load_models, machine, test_split  # noqa: E402
-
-from emotion_core import documents  # noqa: E402
-from emotion_core.explain import explain  # noqa: E402
-from emotion_core.sources import SIX  # noqa: E402
+from benchmarks.common import goemotions_dev, load_models, machine, test_split
+from emotion_core import documents
+from emotion_core.explain import explain
+from emotion_core.sources import SIX
 
 MIN_TOKENS, MAX_TOKENS = 150, 400
 LATENCY_CALLS = 200

@@ -1,7 +1,7 @@
 """Explanations: are they faithful, and are they fast enough for a CPU demo?
 
-    $ python benchmarks/bench_explain.py                  # 500 test texts, k = 1, 2, 3, both modes
-    $ python benchmarks/bench_explain.py --texts 100      # quicker
+    $ python -m benchmarks.bench_explain                  # 500 test texts, k = 1, 2, 3, both modes
+    $ python -m benchmarks.bench_explain --texts 100      # quicker
 
 Faithfulness: for each of the first --texts texts of the emotion test split, delete (or mask) the
 k words the explanation ranks highest, and compare the fall in the predicted emotion's
@@ -14,17 +14,13 @@ call at a time; target p95 at most 300 ms. The model is the bundled one with the
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, test_split  # noqa: E402
-
-from emotion_core import Classifier  # noqa: E402
-from emotion_core.explain import explain, faithfulness  # noqa: E402
+from benchmarks.common import machine, test_split
+from emotion_core import Classifier
+from emotion_core.explain import explain, faithfulness
 
 LATENCY_CALLS = 100
 

@@ -1,8 +1,8 @@
 """Inference speed on a CPU: every engine we ship against `transformers.pipeline`, same model, same run.
 
-    $ python benchmarks/bench_inference.py                 # bundled model and a DistilBERT-size model
-    $ python benchmarks/bench_inference.py --models bundled --rounds 5
-    $ python benchmarks/bench_inference.py --models bundled --configs onnx-int8-in-turn onnx-int8
+    $ python -m benchmarks.bench_inference                 # bundled model and a DistilBERT-size model
+    $ python -m benchmarks.bench_inference --models bundled --rounds 5
+    $ python -m benchmarks.bench_inference --models bundled --configs onnx-int8-in-turn onnx-int8
 
 For each model: throughput on the 2,000 test texts, single-text latency p50/p99, peak memory,
 labels identical to the fp32 reference, and test accuracy. Each round runs every configuration
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, peak_rss_mb, test_split  # noqa: E402
+from benchmarks.common import machine, peak_rss_mb, test_split
+from tests.helpers import ROOT
 
 CONFIGS = ("pipeline-bs1", "pipeline-bs32", "torch", "bf16", "onnx", "onnx-int8-in-turn", "onnx-int8", "auto")
 REQUIRED = {"pipeline-bs1", "pipeline-bs32", "torch"}  # the baselines and the fp32 reference: always measured
@@ -109,8 +109,8 @@ def run_config(model_dir: str, config: str, repeats: int) -> dict:
 
     An engine the folder can't run (no int8 export) gives {"unavailable": why} instead.
     """
-    result = subprocess.run([sys.executable, __file__, "--one", model_dir, config, "--repeats", str(repeats)],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "benchmarks.bench_inference", "--one", model_dir, config, "--repeats", str(repeats)],
+                            cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         reason = [line for line in result.stderr.splitlines() if "is not available" in line]
         if not reason:

@@ -1,7 +1,7 @@
 """Neutral: does the model say "no emotion" where there is none, without swallowing mild emotion?
 
-    $ python benchmarks/bench_neutral.py                                  # the bundled model
-    $ python benchmarks/bench_neutral.py --models bundled runs/previous   # beside another model folder
+    $ python -m benchmarks.bench_neutral                                  # the bundled model
+    $ python -m benchmarks.bench_neutral --models bundled runs/previous   # beside another model folder
 
 For each model, with its default engine:
 - GoEmotions dev rows whose single label is one of the six or neutral: accuracy, macro-F1 over the
@@ -14,17 +14,13 @@ For each model, with its default engine:
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import goemotions_groups, load_models, machine, plain_statements, test_split  # noqa: E402
-
-from emotion_core.calibration import ece  # noqa: E402
-from emotion_core.labels import NEUTRAL  # noqa: E402
-from emotion_core.metrics import macro_f1  # noqa: E402
+from benchmarks.common import goemotions_groups, load_models, machine, plain_statements, test_split
+from emotion_core.calibration import ece
+from emotion_core.labels import NEUTRAL
+from emotion_core.metrics import macro_f1
 
 
 def scores(classifier, texts: list[str], labels: list[str]) -> dict:

@@ -1,6 +1,6 @@
 """The `score` command on a big generated CSV: rows/s and peak memory, against a tenth of the file.
 
-    $ python benchmarks/bench_score.py [--rows 1000000]
+    $ python -m benchmarks.bench_score [--rows 1000000]
 
 Rows are texts of the emotion test split with an id and a note column, every 500th text empty.
 Each run is the real command (`python -m emotion_core score`) in its own process; peak memory is
@@ -17,10 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, peak_rss_mb, test_split  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import machine, peak_rss_mb, test_split
+from tests.helpers import ROOT
 
 
 def write_csv(path: Path, rows: int) -> None:
@@ -44,7 +42,7 @@ def score_here(path: str) -> None:
 
 def score(path: Path) -> tuple[float, float]:
     """Seconds and peak MB of one `score` run, in a fresh process."""
-    result = subprocess.run([sys.executable, __file__, "--one", str(path)], cwd=ROOT, check=True,
+    result = subprocess.run([sys.executable, "-m", "benchmarks.bench_score", "--one", str(path)], cwd=ROOT, check=True,
                             capture_output=True, text=True)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     return figures["seconds"], figures["peak_mb"]

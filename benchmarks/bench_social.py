@@ -1,8 +1,8 @@
 """Social-media writing: GoEmotions dev comments with an emoji or a hashtag, read with and without
 the normalisation steps that turn them into words.
 
-    $ python benchmarks/bench_social.py                                  # the bundled model
-    $ python benchmarks/bench_social.py --models bundled runs/previous   # beside another model folder
+    $ python -m benchmarks.bench_social                                  # the bundled model
+    $ python -m benchmarks.bench_social --models bundled runs/previous   # beside another model folder
 
 Rows: GoEmotions dev comments with a single label that ekman-love+neutral maps (the six, the mild
 emotions as their group, neutral) and at least one emoji or hashtag. For each model, accuracy on
@@ -13,16 +13,12 @@ left out ("before": the raw emoji reach the tokenizer, most as [UNK]).
 
 import argparse
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import goemotions_dev, load_models, machine  # noqa: E402
-
-from emotion_core.labels import NEUTRAL  # noqa: E402
-from emotion_core.sources import LABEL_MAPS  # noqa: E402
+from benchmarks.common import goemotions_dev, load_models, machine
+from emotion_core.labels import NEUTRAL
+from emotion_core.sources import LABEL_MAPS
 
 SOCIAL_STEPS = ("emoji", "hashtags", "elongations")
 HASHTAG = re.compile(r"(?<![\w&#])#[A-Za-z]")

@@ -1,7 +1,7 @@
 """Training speed: dynamic padding with length grouping (what train.py does) against padding every
 batch to --max-length, same model, same data, same steps, same seed.
 
-    $ python benchmarks/bench_training.py [--steps 100] [--base-model minilm]
+    $ python -m benchmarks.bench_training [--steps 100] [--base-model minilm]
 
 Samples/s come from the median step time (a callback times every optimizer step); accuracy is on
 the 2,000-text validation split after the short run.
@@ -9,19 +9,17 @@ the 2,000-text validation split after the short run.
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, machine  # noqa: E402
-
-from emotion_core.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
-from emotion_core.data import load_splits, tokenize_splits  # noqa: E402
-from emotion_core.training import build_trainer, load_base_model  # noqa: E402
+from benchmarks.common import machine
+from emotion_core.config import DataConfig, ModelConfig, TrainConfig
+from emotion_core.data import load_splits, tokenize_splits
+from emotion_core.training import build_trainer, load_base_model
+from tests.helpers import SHARED_EMOTION
 
 
 class StepTimer(TrainerCallback):
@@ -40,7 +38,7 @@ class StepTimer(TrainerCallback):
 def run(mode: str, base_model: str, steps: int, batch_size: int, max_length: int, out: Path) -> dict:
     """Train `steps` steps in one padding mode and report speed, padding and accuracy."""
     set_seed(42)
-    splits = load_splits(DataConfig(data=str(SHARED)))
+    splits = load_splits(DataConfig(data=str(SHARED_EMOTION)))
     labels = splits["train"].features["label"].names
     tokenizer, model = load_base_model(ModelConfig(base_model=base_model, max_length=max_length), labels)
     tokenized = tokenize_splits(splits, tokenizer, max_length)

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: the machine's description and the emotion test texts."""
+"""What the benchmarks share: the machine's description, the data they measure on, the models they compare."""
 
 import os
 import platform
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "emotion"
+from tests.helpers import SHARED_DATA, SHARED_EMOTION
 
 
 def machine() -> str:
@@ -19,7 +19,8 @@ def machine() -> str:
 
 def test_split(split: str = "test") -> tuple[list[str], list[str]]:
     """The 2,000 test texts (or validation texts) of the emotion data set and their labels."""
-    rows = [line.rsplit(";", 1) for line in (SHARED / ("val.txt" if split == "validation" else "test.txt")).read_text().splitlines()]
+    path = SHARED_EMOTION / ("val.txt" if split == "validation" else "test.txt")
+    rows = [line.rsplit(";", 1) for line in path.read_text().splitlines()]
     return [text for text, _ in rows], [label for _, label in rows]
 
 
@@ -31,7 +32,7 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
-GOEMOTIONS = SHARED.parent / "goemotions"
+GOEMOTIONS = SHARED_DATA / "goemotions"
 PLAIN_STATEMENTS = Path(__file__).resolve().parent / "data" / "plain_statements.txt"
 
 

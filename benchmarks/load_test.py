@@ -1,7 +1,7 @@
 """Load on both apps, as users run them: each server in its own process, bounded traffic on loopback.
 
-    $ python benchmarks/load_test.py                     # 2,000 Flask requests at concurrency 16, 500 Gradio jobs from 8 clients
-    $ python benchmarks/load_test.py --flask 200 --gradio 50
+    $ python -m benchmarks.load_test                     # 2,000 Flask requests at concurrency 16, 500 Gradio jobs from 8 clients
+    $ python -m benchmarks.load_test --flask 200 --gradio 50
 
 Flask: `python app_flask.py` (waitress) answers POST /api/predict with one text each. Gradio:
 `python app_gradio.py` answers `gradio_client` jobs on /classify, each client in its own thread.
@@ -11,81 +11,18 @@ throughput; tests/test_reliability.py runs the same functions in CI.
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, test_split  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def server(command: list[str], ready_url: str, env: dict | None = None, timeout_s: float = 120):
-    """Start a server process, wait until `ready_url` answers, stop it afterwards.
-
-    Its output goes to a file, not a pipe: a pipe nobody reads fills up and blocks the server's logging.
-    """
-    log = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                urllib.request.urlopen(ready_url, timeout=2).close()
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"server did not start: {log.read()[-2000:]}") from None
-                time.sleep(0.3)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-@contextmanager
-def flask_server(threads: int = 8):
-    """`python app_flask.py` on a free loopback port; yields its base URL."""
-    port = free_port()
-    with server([sys.executable, "app_flask.py", "--port", str(port), "--threads", str(threads)],
-                f"http://127.0.0.1:{port}/healthz"):
-        yield f"http://127.0.0.1:{port}"
-
-
-@contextmanager
-def gradio_server():
-    """`python app_gradio.py` on a free loopback port; yields its URL."""
-    port = free_port()
-    env = {"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    with server([sys.executable, "app_gradio.py"], f"http://127.0.0.1:{port}/", env=env):
-        yield f"http://127.0.0.1:{port}/"
+from benchmarks.common import machine, test_split
+from tests.helpers import flask_server, gradio_server
 
 
 def hammer(send: Callable[[int], None], total: int, concurrency: int) -> dict:

@@ -1,6 +1,6 @@
 """Rewrite docs/catalogue.md: the outcome of every hostile-input case against each target.
 
-    $ python benchmarks/write_catalogue.py
+    $ python -m benchmarks.write_catalogue
 
 Runs tests/test_hostile.py with EMOTION_WRITE_CATALOGUE=1, which records every outcome and writes
 the catalogue when the module ends; a normal test run only checks the outcomes against it.
@@ -9,9 +9,8 @@ the catalogue when the module ends; a normal test run only checks the outcomes a
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 if __name__ == "__main__":
     env = os.environ | {"EMOTION_WRITE_CATALOGUE": "1", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}

@@ -5,7 +5,7 @@ A fine-tuned classifier is usually over-confident: of the texts it calls "97% jo
 minimising negative log-likelihood) fixes most of that without changing a single label, since
 the largest logit stays the largest (Guo et al., "On Calibration of Modern Neural Networks", 2017).
 Training writes `calibration.json` and `reliability.png` into the model folder; `Classifier`
-applies the temperature everywhere probabilities are shown.
+applies the temperatures everywhere probabilities are shown.
 
 A model with a `neutral` label gets a second temperature, for the texts it answers neutral:
 that label is learnt from one source and a shifted prior, and its answers are right more often

@@ -39,9 +39,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def folder_and_data(args: argparse.Namespace) -> tuple:
     """The model folder a folder command works on (default: the bundled one) and the data it names, if any."""
-    from .config import BUNDLED_MODEL, DataConfig
+    from .config import DataConfig, bundled_model
 
-    return args.model or BUNDLED_MODEL, DataConfig(data=args.data, label_map=args.label_map) if args.data else None
+    return args.model or bundled_model(), DataConfig(data=args.data, label_map=args.label_map) if args.data else None
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "written when no choice does). Example: python -m emotion_core export --model models/my-model")
     export.set_defaults(func=cmd_export)
 
-    calibrate = commands.add_parser("calibrate", help="fit the temperature of a model folder on its validation data",
+    calibrate = commands.add_parser("calibrate", help="fit the temperatures of a model folder on its validation data",
                                     parents=[model, data],
                                     description="Writes calibration.json and reliability.png into the model folder. "
                                                 "Example: python -m emotion_core calibrate --model models/my-model")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from .errors import EmotionCoreError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_MODEL = PROJECT_ROOT / "models" / "emotion-minilm"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # in a checkout, the project's root; in an install, site-packages
+BUNDLED_MODEL = PROJECT_ROOT / "models" / "emotion-minilm"  # comes with a checkout (or a Space folder), not with the package
 DEFAULT_DATASET = "dair-ai/emotion"
 DEFAULT_BASE_MODEL = "distilbert-base-uncased"
 MODEL_ENV_VAR = "EMOTION_MODEL"
@@ -42,10 +42,17 @@ def base_model_id(name: str) -> str:
     return alias[0] if alias else name
 
 
+def bundled_model() -> Path:
+    """The bundled model's folder, or a message saying where else a model can come from when there is none."""
+    if not BUNDLED_MODEL.is_dir():
+        raise EmotionCoreError(f"No model given, and no bundled model at {BUNDLED_MODEL}: it comes with a checkout of the "
+                               f"project, not with the package. Pass a model folder or Hub id, or set {MODEL_ENV_VAR}.")
+    return BUNDLED_MODEL
+
+
 def resolve_model(model: str | os.PathLike | None = None) -> str:
     """Pick the model every entry point loads: the argument, then $EMOTION_MODEL, then the bundled one."""
-    chosen = model or os.environ.get(MODEL_ENV_VAR) or BUNDLED_MODEL
-    return str(chosen)
+    return str(model or os.environ.get(MODEL_ENV_VAR) or bundled_model())
 
 
 @dataclass

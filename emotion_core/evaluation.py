@@ -7,10 +7,10 @@ here, so a figure means the same wherever it is read.
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from datasets import DatasetDict
-from transformers import Trainer
 
 from .calibration import calibrate, save_calibration
 from .card import build_model_card
@@ -21,15 +21,18 @@ from .metrics import classification_report, plot_confusion_matrix
 from .model_folder import CARD, CONFUSION, METRICS, read_json, write_json, write_text, write_with
 from .sources import FOLDED, Source
 
+if TYPE_CHECKING:  # for the annotations only: evaluating a folder on the CPU needs no Trainer
+    from transformers import Trainer
+
 logger = logging.getLogger(__name__)
 
 EVAL_SPLITS = ("validation", "test", FOLDED)  # folded: the mild-emotion rows a grouping folds (sources.py)
 
 
-def evaluate_splits(trainer: Trainer, tokenized: DatasetDict, labels: list[str]) -> tuple[dict, dict]:
+def evaluate_splits(trainer: "Trainer", tokenized: DatasetDict, labels: list[str]) -> tuple[dict, dict]:
     """Full metrics for validation and, when present, test and folded: overall and for each source on its own.
 
-    Also returns each split's (logits, labels), which calibration fits and checks the temperature on.
+    Also returns each split's (logits, labels), which calibration fits and checks the temperatures on.
     """
     reports: dict = {}
     outputs: dict = {}

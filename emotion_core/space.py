@@ -12,7 +12,7 @@ from pathlib import Path
 
 from huggingface_hub import SpaceCardData
 
-from .config import BUNDLED_MODEL, PROJECT_ROOT
+from .config import PROJECT_ROOT, bundled_model
 from .errors import EmotionCoreError
 from .hub import describe_hub_error, hub_unreachable
 from .model_folder import RUN_CONFIG, SERVED, read_json
@@ -59,7 +59,7 @@ def space_requirements() -> str:
 
 def bundled_base_model() -> str:
     """The Hub model the bundled model was fine-tuned from, so the Space links to it."""
-    return read_json(BUNDLED_MODEL / RUN_CONFIG, "base_model")["base_model"]
+    return read_json(bundled_model() / RUN_CONFIG, "base_model")["base_model"]
 
 
 def space_card(model_id: str | None, space_id: str) -> str:
@@ -81,6 +81,10 @@ def space_card(model_id: str | None, space_id: str) -> str:
 def build_space(dest: str | Path, model_id: str | None = None, space_id: str = "user/emotion") -> Path:
     """Write the Space folder: app, package, examples, requirements, README and (unless `model_id`) the model."""
     dest = Path(dest)
+    if not (PROJECT_ROOT / "app_gradio.py").is_file():
+        raise EmotionCoreError(f"A Space is built from a checkout of the project (app_gradio.py beside emotion_core/), "
+                               f"and {PROJECT_ROOT} is not one: run this command from a clone of the repository.")
+    model = None if model_id else bundled_model()  # refused before anything is written
     if dest.exists() and any(dest.iterdir()):
         raise EmotionCoreError(f"{dest} exists and is not empty: choose a new folder.")
     dest.mkdir(parents=True, exist_ok=True)
@@ -89,12 +93,12 @@ def build_space(dest: str | Path, model_id: str | None = None, space_id: str = "
     shutil.copytree(PROJECT_ROOT / "examples", dest / "examples", ignore=shutil.ignore_patterns("__pycache__"))
     (dest / "requirements.txt").write_text(space_requirements())
     (dest / "README.md").write_text(space_card(model_id, space_id))
-    if not model_id:
-        model_dest = dest / BUNDLED_MODEL.relative_to(PROJECT_ROOT)
+    if model:
+        model_dest = dest / model.relative_to(PROJECT_ROOT)
         model_dest.mkdir(parents=True)
         for name in SERVED:
-            if (BUNDLED_MODEL / name).is_file():
-                shutil.copy2(BUNDLED_MODEL / name, model_dest / name)
+            if (model / name).is_file():
+                shutil.copy2(model / name, model_dest / name)
     logger.info("built Space folder %s", dest)
     return dest
 

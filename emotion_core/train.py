@@ -31,7 +31,10 @@ def parse(argv: list[str]) -> tuple[DataConfig, ModelConfig, TrainConfig]:
                               description="Fine-tune a transformer on emotion data and save one complete model folder.")
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])
-    return parser.parse_args_into_dataclasses(argv)
+    *configs, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    if unknown:  # as argparse says it (usage, then the flags), not HfArgumentParser's traceback
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return tuple(configs)
 
 
 def main(argv: list[str] | None = None) -> dict:

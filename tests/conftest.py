@@ -9,8 +9,6 @@ os.environ.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", GRADIO_ANALY
                   TOKENIZERS_PARALLELISM="false", TQDM_DISABLE="1")
 os.environ.pop("EMOTION_MODEL", None)
 
-import random
-import socket
 from pathlib import Path
 
 import pytest
@@ -23,76 +21,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-SHARED_EMOTION = Path(__file__).resolve().parents[2] / "shared" / "data" / "emotion"
-
-# A separable toy task: each label has its own cue words; filler words are shared.
-CUES = {
-    "sadness": ["sad", "lonely", "gloomy", "miserable", "heartbroken"],
-    "joy": ["happy", "delighted", "cheerful", "glad", "thrilled"],
-    "anger": ["furious", "angry", "annoyed", "irritated", "outraged"],
-}
-FILLER = ["i", "feel", "today", "really", "so", "at", "work", "the", "weather", "and", "my", "friends", "very", "now"]
-NEUTRAL_CUES = ["quick", "brown", "fox", "jumps", "lazy", "dog"]  # words the tiny tokenizer knows, no label's own
-
-
-def toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
-    """`n` (text, label) pairs where one cue word gives the label away."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = list(CUES)[i % len(CUES)]
-        words = rng.sample(FILLER, 5) + [rng.choice(CUES[label])]
-        rng.shuffle(words)
-        rows.append((" ".join(words), label))
-    return rows
-
-
-def bundled_engine() -> str:
-    """The engine `auto` picks for the bundled model: its int8 export if it has one, else its fp32 export
-    (split with bf16 where the CPU has native bf16)."""
-    from emotion_core.config import BUNDLED_MODEL
-    from emotion_core.engines import cpu_has_bf16
-    from emotion_core.model_folder import INT8_ONNX
-
-    if (BUNDLED_MODEL / INT8_ONNX).is_file():
-        return "onnx-int8"
-    return "onnx+bf16" if cpu_has_bf16() else "onnx"
-
-
-def screenshot_path(tmp_path: Path, name: str) -> Path:
-    """Where a browser test saves its screenshot: docs/NAME with EMOTION_WRITE_SCREENSHOTS=1 (to redo the README's
-    pictures), else a temporary folder, so that a test run never rewrites a tracked file."""
-    if os.environ.get("EMOTION_WRITE_SCREENSHOTS") == "1":
-        return Path(__file__).resolve().parents[1] / "docs" / name
-    return tmp_path / name
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_txt(path: Path, rows: list[tuple[str, str]]) -> Path:
-    """Write rows as `text;label` lines."""
-    path.write_text("".join(f"{text};{label}\n" for text, label in rows))
-    return path
-
-
-def neutral_toy_rows(n: int, seed: int) -> list[tuple[str, str]]:
-    """The toy task with a fourth label, neutral: its rows have a NEUTRAL_CUES word and no emotion cue.
-
-    Every row ends in a full stop, "!" or nothing, so punctuation tells no label.
-    """
-    rng = random.Random(seed)
-    rows = toy_rows(n - n // 4, seed)
-    for _ in range(n // 4):
-        words = rng.sample(FILLER, 5) + [rng.choice(NEUTRAL_CUES)]
-        rng.shuffle(words)
-        rows.append((" ".join(words), "neutral"))
-    rng.shuffle(rows)
-    return [(text + rng.choice(["", ".", "!"]), label) for text, label in rows]
+from tests.helpers import neutral_toy_rows, toy_rows, write_txt
 
 
 @pytest.fixture(scope="session")

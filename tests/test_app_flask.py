@@ -1,25 +1,35 @@
-"""The Flask app: every route and bad input through the test client, a live waitress server, a real browser."""
+"""The Flask app: every route and bad input through the test client, a live waitress server, a real browser.
+
+Behaviour is tested on the tiny model trained with neutral (conftest), whose answers follow its cue words;
+the tests named `bundled` check what users get from the bundled model as the app starts with no settings.
+"""
 
 import json
 import threading
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import bundled_engine, free_port, screenshot_path
 
 from app_flask import create_app
+from emotion_core import Classifier
+from tests.helpers import bundled_engine, flask_server, post_json, screenshot_path
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture(scope="module")
-def app():
-    """The app as users run it: the bundled model, small limits so the tests can reach them."""
-    return create_app({"TESTING": True, "MAX_TEXT_CHARS": 500, "MAX_BATCH": 8, "MAX_CONTENT_LENGTH": 64 * 1024})
+def app(tiny_neutral_model):
+    """The app on the tiny model trained with neutral, small limits so the tests can reach them."""
+    return create_app({"TESTING": True, "MODEL": str(tiny_neutral_model), "MAX_TEXT_CHARS": 500, "MAX_BATCH": 8,
+                       "MAX_CONTENT_LENGTH": 64 * 1024})
+
+
+@pytest.fixture(scope="module")
+def bundled_app():
+    """The app as users start it: no settings, so the bundled model."""
+    return create_app({"TESTING": True})
 
 
 @pytest.fixture
@@ -39,24 +49,23 @@ def test_form_page_has_no_external_assets(client):
 
 
 def test_post_shows_every_emotion_highest_first_and_keeps_the_text(client):
-    response = client.post("/", data={"text": "i am so scared of the dark"})
+    response = client.post("/", data={"text": "i feel so furious today"})
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert 'Top emotion: <span class="emotion emotion-fear">fear</span>' in html
+    assert 'Top emotion: <span class="emotion emotion-anger">anger</span>' in html
     names = [line.split(">")[1].split("<")[0] for line in html.splitlines() if '<span class="name">' in line]
-    assert len(names) == 7 and names[0] == "fear" and "no clear emotion" in names
-    assert ">i am so scared of the dark</textarea>" in html
+    assert len(names) == 4 and names[0] == "anger" and "no clear emotion" in names
+    assert ">i feel so furious today</textarea>" in html
     marks = [line for line in html.split("<mark ")[1:]]
-    assert len(marks) == 7 and any('class="w w-pos-4"' in m and ">scared</mark>" in m for m in marks)
+    assert len(marks) == 5 and any('class="w w-pos-4"' in m and ">furious</mark>" in m for m in marks)
 
 
-def test_a_text_that_says_it_twice_is_not_painted_in_full_colour(client):
-    html = client.post("/", data={"text": "i am sad, so sad, so very sad"}).get_data(as_text=True)
-    assert 'Top emotion: <span class="emotion emotion-sadness">sadness</span>' in html
+def test_a_text_that_says_it_again_and_again_is_not_painted_in_full_colour(client):
+    html = client.post("/", data={"text": "fox fox fox fox"}).get_data(as_text=True)
     assert "No word on its own changes this prediction much" in html
-    assert html.count("<mark ") == 8 and "-4\"" not in html and "-3\"" not in html  # any one cue alone is enough
-    scared = client.post("/", data={"text": "i am so scared of the dark"}).get_data(as_text=True)
-    assert "No word on its own" not in scared
+    assert html.count("<mark ") == 4 and "-4\"" not in html and "-3\"" not in html
+    furious = client.post("/", data={"text": "i feel so furious today"}).get_data(as_text=True)
+    assert "No word on its own" not in furious
 
 
 def test_explanation_words_are_escaped_too(client):
@@ -87,8 +96,14 @@ def test_security_headers_everywhere(client):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_healthz(client):
+def test_healthz(client, tiny_neutral_model):
     assert client.get("/healthz").get_json() == {
+        "status": "ok", "model": "tiny-neutral", "engine": Classifier.from_pretrained(tiny_neutral_model).engine.name,
+        "labels": ["sadness", "joy", "anger", "neutral"]}
+
+
+def test_bundled_healthz(bundled_app):
+    assert bundled_app.test_client().get("/healthz").get_json() == {
         "status": "ok", "model": "emotion-minilm", "engine": bundled_engine(),
         "labels": ["sadness", "joy", "love", "anger", "fear", "surprise", "neutral"]}
 
@@ -158,7 +173,7 @@ def test_api_score_returns_the_scored_csv(client, tmp_path):
         (tmp_path / "out.csv").write_bytes(response.data)
     scored = pd.read_csv(tmp_path / "out.csv")
     assert scored["id"].tolist() == [1, 2] and scored["emotion"].tolist()[0] == "joy"
-    assert list(scored.columns)[-7:] == [f"prob_{x}" for x in ("sadness", "joy", "love", "anger", "fear", "surprise", "neutral")]
+    assert list(scored.columns)[-4:] == [f"prob_{x}" for x in ("sadness", "joy", "anger", "neutral")]
 
 
 @pytest.mark.parametrize("data,status,message", [
@@ -179,49 +194,43 @@ def test_api_score_bad_input(client, data, status, message):
 
 # ----------------------------------------------------------------------------- neutral, sentences, documents
 
-@pytest.fixture(scope="module")
-def neutral_client(tiny_neutral_model):
-    """The app on the tiny model trained with a neutral label."""
-    return create_app({"TESTING": True, "MODEL": str(tiny_neutral_model)}).test_client()
-
-
-def test_neutral_reads_no_clear_emotion_on_the_page_and_neutral_in_the_api(neutral_client):
-    html = neutral_client.post("/", data={"text": "the quick brown fox at work"}).get_data(as_text=True)
+def test_neutral_reads_no_clear_emotion_on_the_page_and_neutral_in_the_api(client):
+    html = client.post("/", data={"text": "the quick brown fox at work"}).get_data(as_text=True)
     assert 'Top emotion: <span class="emotion emotion-neutral">no clear emotion</span>' in html
     names = [line.split(">")[1].split("<")[0] for line in html.splitlines() if '<span class="name">' in line]
     assert names[0] == "no clear emotion" and len(names) == 4
-    body = neutral_client.post("/api/predict", json={"text": "the quick brown fox at work"}).get_json()
+    body = client.post("/api/predict", json={"text": "the quick brown fox at work"}).get_json()
     assert body["emotion"] == "neutral" and list(body["probabilities"])[0] == "neutral"
 
 
-def test_sentences_on_the_page_and_in_the_api(neutral_client):
+def test_sentences_on_the_page_and_in_the_api(client):
     text = "the quick fox at work. i feel so furious today."
-    body = neutral_client.post("/api/predict", json={"text": text, "sentences": True}).get_json()
+    body = client.post("/api/predict", json={"text": text, "sentences": True}).get_json()
     assert body["whole"] is True and [s["text"] for s in body["sentences"]] == ["the quick fox at work.", "i feel so furious today."]
     assert [s["emotion"] for s in body["sentences"]] == ["neutral", "anger"]
     assert body["sentences"][1]["start"] == text.index("i feel")
     assert set(body["sentences"][0]["probabilities"]) == set(body["probabilities"])
-    html = neutral_client.post("/", data={"text": text}).get_data(as_text=True)
+    html = client.post("/", data={"text": text}).get_data(as_text=True)
     assert "Sentence by sentence" in html and html.count('<span class="chip">') == 2 and "no clear emotion 100%" in html
-    single = neutral_client.post("/", data={"text": "i feel so furious today"}).get_data(as_text=True)
+    single = client.post("/", data={"text": "i feel so furious today"}).get_data(as_text=True)
     assert "Sentence by sentence" not in single  # one sentence: nothing more to show
-    many = neutral_client.post("/api/predict", json={"texts": [text, "so happy"], "sentences": True}).get_json()
+    many = client.post("/api/predict", json={"texts": [text, "so happy"], "sentences": True}).get_json()
     assert [len(p["sentences"]) for p in many["predictions"]] == [2, 1]
 
 
-def test_a_long_document_is_read_to_its_end(neutral_client):
+def test_a_long_document_is_read_to_its_end(client):
     document = "the quick brown fox jumps over the lazy dog at work. " * 8 + "i feel so furious today."
-    body = neutral_client.post("/api/predict", json={"text": document, "sentences": True}).get_json()
+    body = client.post("/api/predict", json={"text": document, "sentences": True}).get_json()
     assert body["emotion"] == "anger" and body["whole"] is False and body["sentences"][-1]["emotion"] == "anger"
-    html = neutral_client.post("/", data={"text": document}).get_data(as_text=True)
+    html = client.post("/", data={"text": document}).get_data(as_text=True)
     assert 'Top emotion: <span class="emotion emotion-anger">anger</span>' in html and html.count('<span class="chip">') == 9
 
 
-def test_api_score_one_row_per_sentence(neutral_client, tmp_path):
+def test_api_score_one_row_per_sentence(client, tmp_path):
     from io import BytesIO
 
     csv = b'id,text\n1,"the fox at work. i feel so furious today."\n2,\n3,so happy\n'
-    with neutral_client.post("/api/score", data={"file": (BytesIO(csv), "x.csv"), "sentences": "true"},
+    with client.post("/api/score", data={"file": (BytesIO(csv), "x.csv"), "sentences": "true"},
                              content_type="multipart/form-data") as response:
         (tmp_path / "out.csv").write_bytes(response.data)
     scored = pd.read_csv(tmp_path / "out.csv")
@@ -229,45 +238,45 @@ def test_api_score_one_row_per_sentence(neutral_client, tmp_path):
     assert scored["emotion"].tolist()[:2] == ["neutral", "anger"] and "prob_neutral" in scored.columns
 
 
-def test_sentences_are_shown_as_text_never_markup(neutral_client):
-    html = neutral_client.post("/", data={"text": "the fox <b>jumps</b>. i am <i>furious</i>!"}).get_data(as_text=True)
+def test_sentences_are_shown_as_text_never_markup(client):
+    html = client.post("/", data={"text": "the fox <b>jumps</b>. i am <i>furious</i>!"}).get_data(as_text=True)
     assert "<b>jumps</b>" not in html and "&lt;i&gt;furious&lt;/i&gt;!</li>" in html
 
 
 # ----------------------------------------------------------------------------- live server
 
-@pytest.fixture(scope="module")
-def live_url(app):
-    """The app behind a real waitress server on a free loopback port."""
+def waitress_url(app):
+    """`app` behind a real waitress server on a free loopback port, until the module ends."""
     from waitress.server import create_server
 
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    threading.Thread(target=server.run, daemon=True).start()
     yield f"http://127.0.0.1:{server.effective_port}"
     server.close()
 
 
-def post_json(url: str, body) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as err:
-        return err.code, json.load(err)
+@pytest.fixture(scope="module")
+def live_url(app):
+    yield from waitress_url(app)
+
+
+@pytest.fixture(scope="module")
+def bundled_live_url(bundled_app):
+    yield from waitress_url(bundled_app)
 
 
 def test_live_server_json_api(live_url):
-    status, body = post_json(f"{live_url}/api/predict", {"text": "i was shocked and surprised by the news"})
-    assert status == 200 and body["emotion"] == "surprise"
-    status, body = post_json(f"{live_url}/api/predict", {"text": ""})
+    status, body, _ = post_json(f"{live_url}/api/predict", {"text": "i feel so happy today"})
+    assert status == 200 and body["emotion"] == "joy"
+    status, body, _ = post_json(f"{live_url}/api/predict", {"text": ""})
     assert status == 422 and body == {"error": "Text is empty: type something to classify."}
     with urllib.request.urlopen(f"{live_url}/healthz", timeout=10) as response:
         assert json.load(response)["status"] == "ok" and response.headers["Server"] == "waitress"
 
 
 @pytest.mark.parametrize("javascript", [True, False])
-def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript, tmp_path):
+def test_bundled_browser_fills_the_form_and_reads_the_bars(bundled_live_url, javascript, tmp_path):
+    """The page a user sees, on a phone, with the bundled model: it makes the README's picture (docs/flask.png)."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -275,7 +284,7 @@ def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript, tmp_pat
         page = browser.new_page(java_script_enabled=javascript, viewport={"width": 390, "height": 844})  # a phone
         errors = []
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.goto(live_url)
+        page.goto(bundled_live_url)
         page.get_by_label("Your text").fill("i am scared of walking home alone at night")
         page.get_by_role("button", name="Classify").click()
         expect(page.get_by_role("heading", name="Top emotion: fear")).to_be_visible()
@@ -304,26 +313,6 @@ def test_browser_fills_the_form_and_reads_the_bars(live_url, javascript, tmp_pat
         browser.close()
 
 
-def test_python_app_flask_serves_with_waitress(tmp_path):
-    import subprocess
-    import sys
-    import time
-
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "app_flask.py", "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-                    assert json.load(response)["model"] == "emotion-minilm"
-                    assert response.headers["Server"] == "waitress"
-                    break
-            except urllib.error.URLError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-                time.sleep(0.5)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        proc.stdout.close()
+def test_python_app_flask_serves_the_bundled_model_with_waitress():
+    with flask_server(threads=2) as url, urllib.request.urlopen(f"{url}/healthz", timeout=10) as response:
+        assert json.load(response)["model"] == "emotion-minilm" and response.headers["Server"] == "waitress"

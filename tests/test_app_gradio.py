@@ -1,4 +1,8 @@
-"""The Gradio demo: handlers, the launched app through gradio_client, a real browser, and the Space bundle."""
+"""The Gradio demo: handlers, the launched app through gradio_client, a real browser, and the Space bundle.
+
+Behaviour is tested on the tiny model trained with neutral (conftest), whose answers follow its cue words;
+the tests named `bundled` check what users get from the bundled model as the app starts with no settings.
+"""
 
 import importlib
 import os
@@ -9,35 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import bundled_engine, free_port, screenshot_path
 
-from emotion_core.labels import KNOWN_LABELS, display_name
+from emotion_core.labels import display_name
+from tests.helpers import bundled_engine, free_port, gradio_server, screenshot_path
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 REVIEW = "The package arrived two days late. The lamp inside is broken. I am furious."
 
 
 @pytest.fixture(scope="module")
-def app():
-    """app_gradio as a user starts it: no EMOTION_MODEL, so the bundled model (loaded once, at import)."""
-    assert "EMOTION_MODEL" not in os.environ
-    sys.modules.pop("app_gradio", None)
-    return importlib.import_module("app_gradio")
-
-
-@pytest.fixture(scope="module")
-def server(app):
-    """The real app, launched on loopback for the whole module."""
-    port = free_port()
-    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, max_file_size=app.MAX_UPLOAD,
-                    quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    app.demo.close()
-
-
-@pytest.fixture(scope="module")
-def neutral_app(tiny_neutral_model):
+def app(tiny_neutral_model):
     """app_gradio started with EMOTION_MODEL set to the tiny model trained with a neutral label."""
     os.environ["EMOTION_MODEL"] = str(tiny_neutral_model)
     sys.modules.pop("app_gradio", None)
@@ -46,6 +31,36 @@ def neutral_app(tiny_neutral_model):
     finally:
         del os.environ["EMOTION_MODEL"]
         sys.modules.pop("app_gradio", None)
+
+
+@pytest.fixture(scope="module")
+def bundled_app():
+    """app_gradio as a user starts it: no EMOTION_MODEL, so the bundled model (loaded once, at import)."""
+    assert "EMOTION_MODEL" not in os.environ
+    sys.modules.pop("app_gradio", None)
+    try:
+        return importlib.import_module("app_gradio")
+    finally:
+        sys.modules.pop("app_gradio", None)
+
+
+def launched(app):
+    """The real app, launched on loopback until the module ends."""
+    port = free_port()
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, max_file_size=app.MAX_UPLOAD,
+                    quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.demo.close()
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    yield from launched(app)
+
+
+@pytest.fixture(scope="module")
+def bundled_server(bundled_app):
+    yield from launched(bundled_app)
 
 
 @pytest.fixture
@@ -66,25 +81,25 @@ def test_show_gives_label_and_sorted_chart(app):
     assert list(probs) == frame["emotion"].tolist()
 
 
-def test_neutral_shows_as_no_clear_emotion(neutral_app):
-    probs, frame, _, sentences = neutral_app.show("the quick brown fox at work")
+def test_neutral_shows_as_no_clear_emotion(app):
+    probs, frame, _, sentences = app.show("the quick brown fox at work")
     assert next(iter(probs)) == "no clear emotion" and frame["emotion"].tolist()[0] == "no clear emotion"
-    assert set(neutral_app.COLORS) == {"sadness", "joy", "anger", "no clear emotion"}
+    assert set(app.COLORS) == {"sadness", "joy", "anger", "no clear emotion"}
     assert sentences["visible"] is False  # one sentence: nothing more to show
-    assert neutral_app.classify("the quick brown fox at work")["neutral"] > 0.5  # the API keeps the label's own name
-    _, counts = neutral_app.summarize(None, None)
+    assert app.classify("the quick brown fox at work")["neutral"] > 0.5  # the API keeps the label's own name
+    _, counts = app.summarize(None, None)
     assert counts.empty
 
 
-def test_several_sentences_are_shown_each_with_its_emotion(neutral_app):
-    _, _, words, sentences = neutral_app.show("the quick fox at work. i feel so furious today.")
+def test_several_sentences_are_shown_each_with_its_emotion(app):
+    _, _, words, sentences = app.show("the quick fox at work. i feel so furious today.")
     assert sentences["visible"] is True
     assert sentences["value"] == [("the quick fox at work. ", "no clear emotion"), ("i feel so furious today. ", "anger")]
     assert len(words) == 10
-    analysed = neutral_app.analyze("the quick fox at work. i feel so furious today.")
+    analysed = app.analyze("the quick fox at work. i feel so furious today.")
     assert analysed["emotion"] in ("neutral", "anger") and [s["emotion"] for s in analysed["sentences"]] == ["neutral", "anger"]
     document = "the quick brown fox jumps over the lazy dog at work. " * 8 + "i feel so furious today."
-    probs, _, _, sentences = neutral_app.show(document)
+    probs, _, _, sentences = app.show(document)
     assert next(iter(probs)) == "anger" and len(sentences["value"]) == 9
 
 
@@ -138,7 +153,8 @@ def test_bad_csv_gets_the_cli_message(app, tmp_path, content, message):
     assert message in str(err.value)
 
 
-def test_model_tab_names_the_model(app):
+def test_bundled_model_tab_names_the_model(bundled_app):
+    app = bundled_app
     card = app.model_card()
     assert "`emotion-minilm`" in card and "sentence-transformers/all-MiniLM-L6-v2" in card and "| test | 2,000 |" in card
     assert f"**Engine:** `{bundled_engine()}`" in card and "| validation · goemotions |" in card
@@ -149,17 +165,17 @@ def test_model_tab_names_the_model(app):
 
 # ----------------------------------------------------------------------------- launched app
 
-def test_client_classify_and_score(server, sample_csv, tmp_path):
+def test_client_classify_and_score(app, server, sample_csv, tmp_path):
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False, download_files=str(tmp_path))
     probs = client.predict("i feel great", api_name="/classify")
-    assert set(probs) == set(KNOWN_LABELS) and abs(sum(probs.values()) - 1) < 1e-4
+    assert set(probs) == set(app.classifier.labels) and abs(sum(probs.values()) - 1) < 1e-4
     scored = client.predict(handle_file(str(sample_csv)), "comment", api_name="/score_csv")
     assert pd.read_csv(scored)["id"].tolist() == [1, 2, 3]
     with pytest.raises(Exception, match="Text is empty"):
         client.predict("  ", api_name="/classify")
-    assert len(client.predict("still serving", api_name="/classify")) == len(KNOWN_LABELS)
+    assert len(client.predict("still serving", api_name="/classify")) == len(app.classifier.labels)
     why = client.predict("i am furious about the delay", api_name="/explain")
     assert why["label"] == "anger" and [w["word"] for w in why["words"]] == "i am furious about the delay".split()
     assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
@@ -167,13 +183,14 @@ def test_client_classify_and_score(server, sample_csv, tmp_path):
     assert [s["text"] for s in analysed["sentences"]] == ["The parcel came a week late.", "I am furious."]
 
 
-def test_browser_text_and_csv(server, sample_csv, tmp_path):
+def test_bundled_browser_text_and_csv(bundled_server, sample_csv, tmp_path):
+    """The demo a user sees, with the bundled model: it makes the README's picture (docs/gradio.png)."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.goto(server)
+        page.goto(bundled_server)
         box = page.locator("#text-input input, #text-input textarea").first
         box.fill("i am so scared of the dark forest at night")
         box.press("Enter")
@@ -215,7 +232,7 @@ def space_dir(tmp_path_factory):
     return build_space(tmp_path_factory.mktemp("space") / "emotion-space", space_id="someone/emotion")
 
 
-def test_space_front_matter(space_dir):
+def test_space_front_matter_links_the_bundled_model_s_base(space_dir):
     import gradio
     from huggingface_hub import RepoCard
 
@@ -238,30 +255,16 @@ def test_space_front_matter(space_dir):
 
 
 @pytest.mark.slow
-def test_space_app_boots_from_its_folder(space_dir):
+def test_space_app_boots_from_its_folder_with_the_bundled_model(space_dir):
     from gradio_client import Client
 
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("EMOTION_MODEL", "PYTHONPATH")}
-    env.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1")
-    proc = subprocess.Popen([sys.executable, "app_gradio.py"], cwd=space_dir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-                break
-            except Exception:
-                time.sleep(1)
+    with gradio_server(cwd=space_dir, env=env) as url:
+        client = Client(url, verbose=False)
         probs = client.predict("i am so happy to see you", api_name="/classify")
         assert next(iter(probs)) == "joy"
         info = client.view_api(return_format="dict", print_info=False)
         assert {"/classify", "/explain", "/score_csv"} <= set(info["named_endpoints"])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_space_deploy_to_dead_endpoint_fails_fast(tmp_path):

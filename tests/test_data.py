@@ -4,11 +4,11 @@ import json
 import time
 
 import pytest
-from conftest import SHARED_EMOTION, toy_rows, write_txt
 
 from emotion_core import EMOTION_LABELS, EmotionCoreError
 from emotion_core.config import DataConfig
 from emotion_core.data import load_sources, load_splits, read_file
+from tests.helpers import SHARED_EMOTION, toy_rows, write_txt
 
 
 def write_csv(path, rows, text="text", label="label"):

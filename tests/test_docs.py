@@ -84,3 +84,14 @@ def test_every_command_answers_help_and_is_in_the_readme_table(command, capsys):
         main([*command, "--help"])
     assert done.value.code == 0 and f"usage: emotion {' '.join(command)}" in capsys.readouterr().out
     assert f"| `emotion {' '.join(command)}` |" in README
+
+
+def test_every_benchmark_command_in_the_docs_names_a_module_and_its_flags():
+    docstrings = "".join(path.read_text() for path in (ROOT / "benchmarks").glob("*.py"))
+    lines = re.findall(r"python -m benchmarks\.([a-z_]+)([^\n`]*)", DOCS + docstrings)
+    assert len({name for name, _ in lines}) >= 8
+    for name, rest in lines:
+        source = ROOT / "benchmarks" / f"{name}.py"
+        assert source.is_file(), name
+        flags = re.findall(r"(--[a-z][a-z0-9-]+)", rest)
+        assert [flag for flag in flags if f'"{flag}"' not in source.read_text()] == [], (name, rest)

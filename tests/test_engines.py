@@ -4,13 +4,13 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SHARED_EMOTION, bundled_engine
 from safetensors.torch import load_file, save_file
 
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.cli import main as cli
 from emotion_core.engines import SMALL_BATCH_TOKENS, cpu_has_bf16
 from emotion_core.model_folder import FLOAT_ONNX, INT8_ONNX
+from tests.helpers import SHARED_EMOTION, bundled_engine
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 Every case must get either a valid answer or a clear message, and the server must answer a
 normal request right after it. The servers run as users run them (`python app_flask.py`,
 `python app_gradio.py`, bundled model); each outcome must be the one docs/catalogue.md lists, which
-`python benchmarks/write_catalogue.py` rewrites (a run of this module with EMOTION_WRITE_CATALOGUE=1)
+`python -m benchmarks.write_catalogue` rewrites (a run of this module with EMOTION_WRITE_CATALOGUE=1)
 when a change means to alter them. Property tests (hypothesis) then throw arbitrary strings and
 tables at the core.
 """
@@ -24,13 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from load_test import flask_server, gradio_server  # noqa: E402
+from emotion_core import EmotionCoreError
+from emotion_core.batch import score_csv
+from tests.helpers import ROOT, flask_server, gradio_server
 
-from emotion_core import EmotionCoreError  # noqa: E402
-from emotion_core.batch import score_csv  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 OK = None  # expected outcome: a valid answer
 
 # name -> (text, expected outcome in the apps, expected outcome in `score`)
@@ -69,7 +66,7 @@ def write_catalogue():
     yield
     if WRITING and outcomes:
         lines = ["# Hostile-input catalogue: outcomes", "",
-                 "Written by `python benchmarks/write_catalogue.py` (a run of `tests/test_hostile.py`): every case",
+                 "Written by `python -m benchmarks.write_catalogue` (a run of `tests/test_hostile.py`): every case",
                  "against each target, then a normal request that must still succeed. The tests check that",
                  "every outcome is still the one listed here.", "", "| case | target | outcome |", "| --- | --- | --- |"]
         lines += [f"| {case} | {target} | {what} |" for case, target, what in outcomes]
@@ -85,7 +82,7 @@ def record(case: str, target: str, what: str) -> None:
     if not WRITING:
         assert listed().get((case, target)) == what, (
             f"{case} / {target}: {what!r} is not what docs/catalogue.md lists; if the change means it, "
-            "run python benchmarks/write_catalogue.py")
+            "run python -m benchmarks.write_catalogue")
 
 
 # ----------------------------------------------------------------------------- servers

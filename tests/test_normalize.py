@@ -1,12 +1,12 @@
 """Text normalisation: social-media writing turned into words, the same at training and inference."""
 
 import pytest
-from conftest import toy_rows, write_txt
 
 from emotion_core import Classifier, train
 from emotion_core.config import DataConfig
 from emotion_core.data import load_sources
 from emotion_core.normalize import normalize, parse_steps
+from tests.helpers import toy_rows, write_txt
 
 DEFAULT = parse_steps("default")
 

@@ -1,11 +1,14 @@
 """Classifier: probabilities, batching, input checks, model resolution and broken model folders."""
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import emotion_core
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.config import BUNDLED_MODEL, resolve_model
 
@@ -51,6 +54,27 @@ def test_model_resolution_order(monkeypatch, tmp_path):
     monkeypatch.setenv("EMOTION_MODEL", str(tmp_path))
     assert resolve_model() == str(tmp_path)
     assert resolve_model("explicit") == "explicit"
+
+
+def test_the_package_without_a_checkout_asks_for_a_model(tmp_path, tiny_model_dir):
+    """emotion_core installed alone (no models/ beside it) says where a model can come from, and runs with one."""
+    import subprocess
+    import sys
+
+    shutil.copytree(Path(emotion_core.__file__).parent, tmp_path / "emotion_core", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k not in ("EMOTION_MODEL", "PYTHONPATH")}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "emotion_core", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    for args in (["predict", "i feel fine"], ["calibrate"], ["space", "build", str(tmp_path / "space")]):
+        result = run(*args)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "a checkout of the project" in result.stderr.strip().splitlines()[-1], args
+    assert not (tmp_path / "space").exists()
+    answer = run("predict", "--model", str(tiny_model_dir), "i feel fine")
+    assert answer.returncode == 0 and json.loads(answer.stdout)["text"] == "i feel fine"
 
 
 def test_env_var_picks_the_model(monkeypatch, tiny_model_dir):

@@ -11,21 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from conftest import free_port, toy_rows  # noqa: E402
-from load_test import flask_load, flask_server, gradio_load, gradio_server  # noqa: E402
-
-from emotion_core.labels import KNOWN_LABELS  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
+from benchmarks.load_test import flask_load, gradio_load
+from emotion_core.labels import KNOWN_LABELS
+from tests.helpers import ROOT, flask_server, free_port, gradio_server, post_json, toy_rows
 
 # ----------------------------------------------------------------------------- load
 
@@ -49,15 +41,6 @@ def test_gradio_500_jobs_from_8_clients_without_an_error():
 
 # ----------------------------------------------------------------------------- overload
 
-def post(url: str, body: dict) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.load(response), dict(response.headers)
-    except urllib.error.HTTPError as err:
-        return err.code, json.load(err), dict(err.headers)
-
-
 def test_overloaded_flask_answers_503_and_keeps_serving(tiny_model_dir):
     from waitress.server import create_server
 
@@ -69,7 +52,7 @@ def test_overloaded_flask_answers_503_and_keeps_serving(tiny_model_dir):
     url = f"http://127.0.0.1:{server.effective_port}/api/predict"
     slow = {"texts": [" ".join(["i feel happy today"] * 10)] * 64, "explain": True}  # long enough to hold the slot
     answers = []
-    threads = [threading.Thread(target=lambda: answers.append(post(url, slow))) for _ in range(8)]
+    threads = [threading.Thread(target=lambda: answers.append(post_json(url, slow))) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -78,7 +61,7 @@ def test_overloaded_flask_answers_503_and_keeps_serving(tiny_model_dir):
     assert busy and any(a[0] == 200 for a in answers)
     status, body, headers = busy[0]
     assert body == {"error": "The server is busy; try again in a moment."} and headers["Retry-After"] == "1"
-    assert post(url, {"text": "still serving"})[0] == 200
+    assert post_json(url, {"text": "still serving"})[0] == 200
     server.close()
 
 

@@ -3,12 +3,12 @@
 import json
 
 import pytest
-from conftest import toy_rows, write_txt
 
 from emotion_core import Classifier, EmotionCoreError, train
 from emotion_core.config import DataConfig
 from emotion_core.data import load_sources
 from emotion_core.normalize import normalize, parse_steps
+from tests.helpers import toy_rows, write_txt
 
 GOEMOTIONS_NAMES = ["admiration", "anger", "joy", "neutral", "sadness"]  # a short emotions.txt: ids index it
 

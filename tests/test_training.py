@@ -197,6 +197,13 @@ def test_help_lists_every_flag(capsys):
         assert flag in text, flag
 
 
+def test_an_unknown_flag_is_an_argparse_error_not_a_traceback(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train.main(["--base-model", "minilm", "--no-such-flag", "3"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "emotion train: error: unrecognized arguments: --no-such-flag 3"
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_train_one_model(tmp_path, tiny_base_dir, toy_dir):
     import subprocess
