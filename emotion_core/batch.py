@@ -1,6 +1,7 @@
 """Score a CSV file of any size: stream it in chunks, add predictions, write atomically."""
 
 import codecs
+import functools
 import logging
 from collections import Counter
 from contextlib import contextmanager
@@ -107,6 +108,30 @@ def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier, explai
     if explain:
         out["top_words"] = [top_words(classifier, text) if ok else None for text, ok in zip(texts, valid)]
     return out
+
+
+@functools.cache
+def worker_classifier(model: str, engine: str | None) -> Classifier:
+    """This process's classifier: loaded for its first batch, then kept for every other batch it scores."""
+    return Classifier.from_pretrained(model, engine=engine)
+
+
+@dataclass(frozen=True)
+class BatchScorer:
+    """`score`'s work on one batch of rows, as a small picklable object that Ray and Spark workers call.
+
+    A pandas DataFrame (or an Arrow table) in; the same rows out with the columns `score` adds. The
+    model is loaded once per worker process (`worker_classifier`), never once per batch, and long
+    texts are read whole as `score` reads them, so every engine gives `score`'s answers.
+    """
+
+    model: str
+    text_column: str = "text"
+    engine: str | None = None
+
+    def __call__(self, batch) -> pd.DataFrame:
+        frame = batch.to_pandas() if hasattr(batch, "to_pandas") else batch
+        return score_frame(frame, self.text_column, worker_classifier(self.model, self.engine))
 
 
 def sentence_rows(frame: pd.DataFrame, texts: pd.Series, valid: np.ndarray,

@@ -1,0 +1,156 @@
+"""Score a table of any size on Ray Data: read CSV, Parquet or JSON Lines, score in a pool of actors, write Parquet or CSV.
+
+    $ emotion score tickets.parquet -o scored.parquet --on ray                 # a local Ray on this machine
+    $ emotion score 's3://bucket/tickets/*.parquet' -o scored.parquet --on ray --address auto --actors 8
+
+    >>> from emotion_core.ray_scoring import score_on_ray
+    >>> score_on_ray("tickets.parquet", "scored.parquet", text_column="body")
+
+Each actor runs `batch.BatchScorer`, the per-batch work of `score`, so the answers are `score`'s.
+The output is a folder of part files, written under a temporary name beside OUTPUT and renamed
+into place when every row is in it; it must be a path every node can write (one machine, or a
+shared disk).
+"""
+
+import logging
+import os
+import socket
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from .batch import BatchScorer, ScoreSummary, find_text_column
+from .config import resolve_model
+from .errors import EmotionCoreError
+from .model_folder import new_folder
+
+logger = logging.getLogger(__name__)
+
+READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".jsonl": "read_json", ".json": "read_json"}
+ROW_ID = "row"  # the id column added when the input has none: the row's number in the input, from 0
+BATCH_ROWS = 1024
+
+
+def reader_for(path: str) -> str:
+    """The Ray Data reader of a file, a glob or a folder: by the name's suffix, else by its files' suffix."""
+    suffix = Path(path.rstrip("/")).suffix.lower()
+    if suffix not in READERS and Path(path).is_dir():
+        suffix = next((p.suffix.lower() for p in sorted(Path(path).iterdir()) if p.suffix.lower() in READERS), "")
+    if suffix not in READERS:
+        raise EmotionCoreError(f"Cannot tell the format of {path}: name a .csv, .parquet or .jsonl file, "
+                               "or a folder of them.")
+    return READERS[suffix]
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at `address` (or $RAY_ADDRESS), else start a new local Ray on loopback (never one that
+    another program started: `ray.init()` alone would join that)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address != "auto":
+        check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+        raise EmotionCoreError(f"Could not reach the Ray cluster at {address}: {str(exc).strip().splitlines()[0]} "
+                               "Check --address (or RAY_ADDRESS), or leave both unset to start a local Ray.") from None
+
+
+def check_reachable(address: str, timeout_s: float = 5) -> None:
+    """Refuse an address nobody answers at within seconds: Ray itself keeps retrying for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except ValueError:
+        raise EmotionCoreError(f"The Ray address {address} is not HOST:PORT (or ray://HOST:PORT, or auto).") from None
+    except OSError as exc:
+        raise EmotionCoreError(f"Could not reach the Ray cluster at {address}: {exc.strerror or exc}. Check --address "
+                               "(or RAY_ADDRESS), or leave both unset to start a local Ray.") from None
+
+
+def read(path: str):
+    """The input as a Ray Dataset; a clear message when it cannot be read."""
+    import ray
+
+    reader = getattr(ray.data, reader_for(path))
+    try:
+        return reader(path)
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        raise EmotionCoreError(f"Could not read {path}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def with_row_numbers(dataset):
+    """The dataset with ROW_ID, each row's position in the input.
+
+    Ray Data has no row index; zipping with a range of the same length gives one, as long as the
+    run keeps the input's order (`preserve_order`, set here). Ray deprecates `zip` for its reliance
+    on that order, which is why it is pinned below the release that removes it (requirements).
+    """
+    import ray
+
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    numbers = ray.data.range(dataset.count()).rename_columns({"id": ROW_ID})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return dataset.zip(numbers)
+
+
+def default_actors() -> int:
+    """One actor per CPU of the cluster but one, left for reading and writing (at least one actor)."""
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)
+
+
+def score_on_ray(input_path: str, output_path: str | Path, model: str | None = None, text_column: str | None = None,
+                 engine: str | None = None, id_column: str | None = None, address: str | None = None,
+                 actors: int | None = None, batch_rows: int = BATCH_ROWS) -> ScoreSummary:
+    """Score every row of `input_path` on Ray into the folder `output_path` (Parquet, or CSV for a .csv name).
+
+    Every input column is kept, with `id_column` (or ROW_ID, added) to tie each output row to its
+    input row, then the columns `score` adds.
+    """
+    out = Path(output_path)
+    model = resolve_model(model)
+    if Path(model).exists():
+        model = str(Path(model).resolve())  # the actors' working folder is not ours
+    connect(address)
+    dataset = read(str(input_path))
+    head = dataset.take_batch(200, batch_format="pandas")
+    column = find_text_column(head, text_column)
+    if id_column and id_column not in head.columns:
+        raise EmotionCoreError(f"{input_path} has no column '{id_column}' (found: {', '.join(map(str, head.columns))}).")
+    if not id_column:
+        dataset = with_row_numbers(dataset)
+    scored = dataset.map_batches(BatchScorer, fn_constructor_kwargs={"model": model, "text_column": column, "engine": engine},
+                                 batch_format="pandas", batch_size=batch_rows, concurrency=actors or default_actors(), num_cpus=1)
+    with new_folder(out) as partial:
+        (scored.write_csv if out.suffix.lower() == ".csv" else scored.write_parquet)(str(partial))
+    return summarize(out, column)
+
+
+def summarize(out: Path, column: str) -> ScoreSummary:
+    """Rows, empty texts and labels of the written output, counted on the cluster from its `emotion` column."""
+    import ray
+
+    reader = ray.data.read_csv if out.suffix.lower() == ".csv" else ray.data.read_parquet
+    per_batch = reader(str(out)).select_columns(["emotion"]).map_batches(count_labels, batch_format="pandas")
+    counts = Counter({label: int(n) for label, n in per_batch.to_pandas().groupby("emotion")["n"].sum().items()})
+    skipped = counts.pop("", 0)
+    summary = ScoreSummary(out, column, rows=skipped + sum(counts.values()), skipped=skipped, label_counts=counts)
+    logger.info("%s", summary)
+    return summary
+
+
+def count_labels(batch: pd.DataFrame) -> pd.DataFrame:
+    """How many rows of a batch got each label ("" for the empty texts left unscored)."""
+    counts = batch["emotion"].fillna("").value_counts()
+    return pd.DataFrame({"emotion": counts.index.astype(str), "n": counts.to_numpy()})

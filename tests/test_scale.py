@@ -1,0 +1,177 @@
+"""Scoring on Ray: a real Ray on loopback, the tiny model, the same answers as `score` row by row."""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import ray
+
+from emotion_core import EmotionCoreError
+from emotion_core.batch import score_csv
+from tests.helpers import ROOT, free_port, neutral_toy_rows
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module, two CPUs, on 127.0.0.1; shut down at the end."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def tickets(tmp_path) -> pd.DataFrame:
+    """Toy texts with an id column, some of them empty."""
+    texts = [text for text, _ in neutral_toy_rows(300, seed=7)]
+    texts[5] = texts[77] = ""
+    return pd.DataFrame({"ticket": [f"t{i:04d}" for i in range(len(texts))], "text": texts})
+
+
+def test_ray_gives_score_s_answers_row_by_row(local_ray, tmp_path, tickets, tiny_neutral_model):
+    from emotion_core.ray_scoring import score_on_ray
+
+    tickets.to_csv(tmp_path / "tickets.csv", index=False)
+    score_csv(tmp_path / "tickets.csv", tmp_path / "local.csv", engine_model(tiny_neutral_model), progress=False)
+    summary = score_on_ray(str(tmp_path / "tickets.csv"), tmp_path / "ray.parquet", model=str(tiny_neutral_model),
+                           engine="onnx", id_column="ticket", actors=1, batch_rows=64)
+    local = pd.read_csv(tmp_path / "local.csv", dtype={"ticket": str}).set_index("ticket")
+    on_ray = pd.read_parquet(tmp_path / "ray.parquet").set_index("ticket")
+    assert sorted(on_ray.index) == sorted(local.index)  # every row exactly once
+    on_ray = on_ray.loc[local.index]
+    assert list(on_ray.columns) == list(local.columns)
+    assert on_ray["emotion"].fillna("").tolist() == local["emotion"].fillna("").tolist()
+    probs = [c for c in local.columns if c.startswith("prob_")]
+    np.testing.assert_allclose(on_ray[probs].to_numpy(float), local[probs].to_numpy(float), atol=1e-4)  # local rounds to 4 places
+    assert (summary.rows, summary.skipped) == (300, 2)
+    assert dict(summary.label_counts) == local["emotion"].value_counts().to_dict()
+    assert not list(tmp_path.glob(".ray.parquet.tmp-*"))
+
+
+def engine_model(folder):
+    """The tiny model on the fp32 ONNX engine, as the Ray actors run it, so the two compare exactly."""
+    from emotion_core import Classifier
+
+    return Classifier.from_pretrained(folder, engine="onnx")
+
+
+def test_rows_without_an_id_are_numbered_in_input_order(local_ray, tmp_path, tickets, tiny_neutral_model):
+    from emotion_core.ray_scoring import ROW_ID, score_on_ray
+
+    tickets.to_parquet(tmp_path / "tickets.parquet")
+    score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "out.csv", model=str(tiny_neutral_model), actors=1, batch_rows=50)
+    parts = sorted((tmp_path / "out.csv").glob("*.csv"))  # a folder of CSV files, as Ray writes them
+    out = pd.concat(pd.read_csv(part, keep_default_na=False) for part in parts).sort_values(ROW_ID)
+    assert out[ROW_ID].tolist() == list(range(300))
+    assert out["ticket"].tolist() == tickets["ticket"].tolist() and out["text"].tolist() == tickets["text"].tolist()
+
+
+def test_a_missing_column_or_file_is_a_clear_error_and_writes_nothing(local_ray, tmp_path, tickets, tiny_neutral_model):
+    from emotion_core.ray_scoring import score_on_ray
+
+    tickets.to_parquet(tmp_path / "tickets.parquet")
+    with pytest.raises(EmotionCoreError, match=r"CSV has no column 'body' \(found: ticket, text\)"):
+        score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=str(tiny_neutral_model), text_column="body")
+    with pytest.raises(EmotionCoreError, match="has no column 'id'"):
+        score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=str(tiny_neutral_model), id_column="id")
+    with pytest.raises(EmotionCoreError, match="Could not read"):
+        score_on_ray(str(tmp_path / "nothing.parquet"), tmp_path / "out.parquet", model=str(tiny_neutral_model))
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_the_command_scores_on_ray_and_an_unreachable_cluster_fails_fast(tmp_path, tickets, tiny_neutral_model):
+    """`emotion score --on ray` as users run it, in its own process: a local Ray, then a cluster address nobody answers."""
+    tickets.to_csv(tmp_path / "tickets.csv", index=False)
+    command = [sys.executable, "-m", "emotion_core", "score", str(tmp_path / "tickets.csv"), "--model", str(tiny_neutral_model),
+               "--on", "ray"]
+    done = subprocess.run([*command, "-o", str(tmp_path / "scored.parquet")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Scored 298 of 300 rows" in done.stdout + done.stderr
+    assert len(pd.read_parquet(tmp_path / "scored.parquet")) == 300
+    start = time.monotonic()
+    refused = subprocess.run([*command, "-o", str(tmp_path / "never.parquet"), "--address", "127.0.0.1:9"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and time.monotonic() - start < 120
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Could not reach the Ray cluster at 127.0.0.1:9"), refused.stderr[-2000:]
+    assert not (tmp_path / "never.parquet").exists()
+
+
+NODES_UP = """
+import sys, time, ray
+ray.init(address=sys.argv[1], log_to_driver=False)
+deadline = time.monotonic() + 60
+while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.monotonic() < deadline:
+    time.sleep(0.5)
+sys.exit(0 if len([n for n in ray.nodes() if n["Alive"]]) == 2 else 1)
+"""
+
+
+@pytest.fixture
+def two_node_cluster():
+    """A Ray cluster of two nodes on this machine, one CPU each: `ray start --head`, and a second node joining it.
+
+    Each `ray start --block` owns its node's processes, so stopping it stops only this cluster (`ray stop`
+    would stop every Ray on the machine). Yields the address and the environment that reaches it (a token).
+    """
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    common = ["--block", "--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
+    head = subprocess.Popen([ray_cli, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nodes = [head]
+    try:
+        wait_for_port(port)
+        nodes.append(subprocess.Popen([ray_cli, "start", "--address", f"127.0.0.1:{port}", *common], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        subprocess.run([sys.executable, "-c", NODES_UP, f"127.0.0.1:{port}"], env=env, check=True, capture_output=True, timeout=120)
+        yield f"127.0.0.1:{port}", env
+    finally:
+        for node in reversed(nodes):
+            node.terminate()
+            node.wait(timeout=60)
+
+
+def wait_for_port(port: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on port {port}"
+            time.sleep(0.3)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_job_loses_no_row_and_repeats_none(two_node_cluster, tmp_path, tiny_neutral_model):
+    address, env = two_node_cluster
+    rows = 20_000
+    pd.DataFrame({"ticket": range(rows), "text": [text for text, _ in neutral_toy_rows(rows, seed=3)]}).to_parquet(tmp_path / "in.parquet")
+    command = [sys.executable, "-m", "emotion_core", "score", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
+               "--model", str(tiny_neutral_model), "--on", "ray", "--address", address, "--id-column", "ticket", "--actors", "1"]
+    job = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 240
+    while killed is None and job.poll() is None and time.monotonic() < deadline:
+        workers = [p for p in psutil.process_iter(["cmdline"]) if "MapWorker" in " ".join(p.info["cmdline"] or [])]
+        if workers:
+            time.sleep(2)  # let it score some batches first
+            workers[0].kill()
+            killed = workers[0].pid
+            assert job.poll() is None, "the job ended before a worker could be killed"
+        time.sleep(0.2)
+    _, err = job.communicate(timeout=600)
+    assert killed, "no scoring actor was seen"
+    assert job.returncode == 0, err[-3000:]
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert sorted(out["ticket"]) == list(range(rows))  # every row exactly once
+    assert out["emotion"].notna().all()
