@@ -103,11 +103,23 @@ def with_row_numbers(dataset):
         return dataset.zip(numbers)
 
 
-def default_actors() -> int:
-    """One actor per CPU of the cluster but one, left for reading and writing (at least one actor)."""
+def plan_actors(actors: int | None) -> tuple[int, int]:
+    """How many actors, and threads for each: every CPU but one scores, the one left reads and writes.
+
+    An actor holds its CPU for the whole job, so actors on every CPU would leave none for the reads
+    that feed them, and the job would wait for ever. Ray gives each actor one thread per CPU it
+    holds; its threads here are the node's CPUs shared among the actors, so that on a small
+    machine the reading CPU scores too between reads.
+    """
     import ray
 
-    return max(1, int(ray.cluster_resources().get("CPU", 1)) - 1)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    actors = actors or max(1, cpus - 1)
+    if cpus > 1 and actors >= cpus:
+        raise EmotionCoreError(f"--actors {actors} would hold all {cpus} CPUs of the cluster and leave none to read "
+                               f"the input: use at most {cpus - 1}.")
+    nodes = max(1, len([node for node in ray.nodes() if node["Alive"]]))
+    return actors, max(1, cpus // nodes // max(1, actors // nodes))
 
 
 def score_on_ray(input_path: str, output_path: str | Path, model: str | None = None, text_column: str | None = None,
@@ -130,8 +142,10 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
         raise EmotionCoreError(f"{input_path} has no column '{id_column}' (found: {', '.join(map(str, head.columns))}).")
     if not id_column:
         dataset = with_row_numbers(dataset)
+    actors, threads = plan_actors(actors)
     scored = dataset.map_batches(BatchScorer, fn_constructor_kwargs={"model": model, "text_column": column, "engine": engine},
-                                 batch_format="pandas", batch_size=batch_rows, concurrency=actors or default_actors(), num_cpus=1)
+                                 batch_format="pandas", batch_size=batch_rows, concurrency=actors, num_cpus=1,
+                                 runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}})
     with new_folder(out) as partial:
         (scored.write_csv if out.suffix.lower() == ".csv" else scored.write_parquet)(str(partial))
     return summarize(out, column)

@@ -175,3 +175,12 @@ def test_a_worker_killed_mid_job_loses_no_row_and_repeats_none(two_node_cluster,
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert sorted(out["ticket"]) == list(range(rows))  # every row exactly once
     assert out["emotion"].notna().all()
+
+
+def test_actors_on_every_cpu_are_refused_before_the_job_waits_for_ever(local_ray, tmp_path, tickets, tiny_neutral_model):
+    from emotion_core.ray_scoring import score_on_ray
+
+    tickets.to_parquet(tmp_path / "tickets.parquet")
+    with pytest.raises(EmotionCoreError, match="--actors 2 would hold all 2 CPUs of the cluster and leave none to read the input"):
+        score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=str(tiny_neutral_model), actors=2)
+    assert not (tmp_path / "out.parquet").exists()

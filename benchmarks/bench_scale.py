@@ -1,0 +1,80 @@
+"""The same file through `score` on this machine and through `score --on ray`: rows/s and peak memory.
+
+    $ python -m benchmarks.bench_scale                    # 100,000 rows of the emotion test texts, bundled model
+    $ python -m benchmarks.bench_scale --rows 20000 --actors 1 2
+
+Each run is the command a user types, in its own process; its wall time includes starting Ray.
+Peak memory is the largest sum of resident memory over the command's whole process tree (for
+Ray: the driver, the cluster it starts and its actors), sampled every 0.2 s.
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+from benchmarks.common import machine, test_split
+from tests.helpers import ROOT
+
+
+def write_input(path: Path, rows: int) -> None:
+    """`rows` rows of the emotion test texts, repeated, with an id column, as Parquet."""
+    texts, _ = test_split()
+    pd.DataFrame({"id": range(rows), "text": [texts[i % len(texts)] for i in range(rows)]}).to_parquet(path)
+
+
+def tree_rss_mb(process: psutil.Process) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    total = 0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:  # gone between listing and reading
+            pass
+    return total / 2**20
+
+
+def run(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak tree memory of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watched, peak = psutil.Process(proc.pid), 0.0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss_mb(watched))
+        time.sleep(0.2)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr.read()[-2000:]}")
+    proc.stderr.close()
+    return seconds, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="rows in the file (default 100,000)")
+    parser.add_argument("--actors", type=int, nargs="+", default=[1], help="Ray actor counts to try (default: 1)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        source = Path(tmp) / "in.parquet"
+        write_input(source, args.rows)
+        pd.read_parquet(source).to_csv(Path(tmp) / "in.csv", index=False)  # `score` reads CSV
+        base = [sys.executable, "-m", "emotion_core", "score"]
+        results = {"score (local, streamed)": run([*base, str(Path(tmp) / "in.csv"), "-o", str(Path(tmp) / "local.csv"), "--quiet"])}
+        for actors in args.actors:
+            results[f"score --on ray, {actors} actor(s)"] = run([*base, str(source), "-o", str(Path(tmp) / f"ray-{actors}.parquet"),
+                                                                 "--on", "ray", "--id-column", "id", "--actors", str(actors)])
+    local_rate = args.rows / results["score (local, streamed)"][0]
+    print(f"machine: {machine()}\nrows: {args.rows:,}, bundled model, default engine\n")
+    print("| run | seconds | rows/s | × local | peak memory MB |\n| --- | ---: | ---: | ---: | ---: |")
+    for name, (seconds, peak) in results.items():
+        rate = args.rows / seconds
+        print(f"| {name} | {seconds:.1f} | {rate:,.0f} | {rate / local_rate:.2f} | {peak:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
