@@ -20,6 +20,7 @@ from werkzeug.utils import secure_filename
 
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.batch import score_csv
+from emotion_core.batching import Batcher
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
@@ -49,7 +50,9 @@ def create_app(config: dict | None = None) -> Flask:
         MAX_BATCH=64,                         # texts per /api/predict request
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,  # bytes per request, CSV uploads included
         MAX_ROWS=MAX_APP_ROWS,                # rows per /api/score upload
-        MAX_BUSY=2,                           # requests running the model at once (2 CPU cores: more only contend)
+        MAX_BUSY=16,                          # requests in flight at once (single texts share batches; the rest wait)
+        BATCHING=True,                        # single texts in flight together share one model call
+        BATCH_WAIT_MS=2.0,                    # how long a single text may wait for others to join it
         BUSY_WAIT_S=10.0,                     # how long a request waits for a free slot before a 503
     )
     app.config.from_prefixed_env("EMOTION")  # e.g. EMOTION_MAX_TEXT_CHARS=5000
@@ -58,6 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
     configure_hub()
     model = Classifier.from_pretrained(app.config["MODEL"])
     app.extensions["classifier"] = model
+    app.extensions["batcher"] = Batcher(model.predict_batch, max_batch=16, max_wait_s=app.config["BATCH_WAIT_MS"] / 1000)
     app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name, shown=display_name,
                                  max_chars=app.config["MAX_TEXT_CHARS"])
     app.extensions["model_slots"] = threading.BoundedSemaphore(app.config["MAX_BUSY"])
@@ -176,6 +180,9 @@ def predict_body(body) -> dict:
     want_why, want_sentences = body.get("explain", False), body.get("sentences", False)
     if not isinstance(want_why, bool) or not isinstance(want_sentences, bool):
         raise InputError('"explain" and "sentences" must be true or false.', 400)
+    if "text" in body and not (want_why or want_sentences) and current_app.config["BATCHING"]:  # batched with others
+        probs = current_app.extensions["batcher"].submit(check_text(body["text"]))
+        return {"model": classifier().name, "emotion": next(iter(probs)), "probabilities": probs}
     if "text" in body:
         return {"model": classifier().name, **predictions([check_text(body["text"])], want_why, want_sentences)[0]}
     texts, limit = body["texts"], current_app.config["MAX_BATCH"]
