@@ -242,8 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the emotion web form and JSON API with waitress.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
-    parser.add_argument("--threads", type=int, default=8,
-                        help="worker threads (default: 8; at most MAX_BUSY of them run the model at once, the rest wait or answer 503)")
+    parser.add_argument("--threads", type=int, default=16,
+                        help="worker threads (default: 16, one per request in flight: MAX_BUSY; single texts share model calls)")
     parser.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
     args = parser.parse_args(argv)
     app = create_app({"MODEL": args.model} if args.model else None)
