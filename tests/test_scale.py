@@ -184,3 +184,15 @@ def test_actors_on_every_cpu_are_refused_before_the_job_waits_for_ever(local_ray
     with pytest.raises(EmotionCoreError, match="--actors 2 would hold all 2 CPUs of the cluster and leave none to read the input"):
         score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=str(tiny_neutral_model), actors=2)
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_json_lines_in_a_folder_are_read_and_scored(local_ray, tmp_path, tickets, tiny_neutral_model):
+    from emotion_core.ray_scoring import score_on_ray
+
+    (tmp_path / "in").mkdir()
+    tickets.iloc[:150].to_json(tmp_path / "in" / "a.jsonl", orient="records", lines=True)
+    tickets.iloc[150:].to_json(tmp_path / "in" / "b.jsonl", orient="records", lines=True)
+    summary = score_on_ray(str(tmp_path / "in"), tmp_path / "out.parquet", model=str(tiny_neutral_model), id_column="ticket",
+                           actors=1)
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert sorted(out["ticket"]) == sorted(tickets["ticket"]) and summary.rows == 300
