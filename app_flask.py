@@ -50,8 +50,9 @@ def create_app(config: dict | None = None) -> Flask:
         MAX_BATCH=64,                         # texts per /api/predict request
         MAX_CONTENT_LENGTH=10 * 1024 * 1024,  # bytes per request, CSV uploads included
         MAX_ROWS=MAX_APP_ROWS,                # rows per /api/score upload
-        MAX_BUSY=16,                          # requests in flight at once (single texts share batches; the rest wait)
+        MAX_BUSY=2,                           # requests running the model alone at once (2 CPU cores: more only contend)
         BATCHING=True,                        # single texts in flight together share one model call
+        MAX_BATCHED=16,                       # single texts in flight at once, waiting for or in a shared call
         BATCH_WAIT_MS=2.0,                    # how long a single text may wait for others to join it
         BUSY_WAIT_S=10.0,                     # how long a request waits for a free slot before a 503
     )
@@ -61,10 +62,13 @@ def create_app(config: dict | None = None) -> Flask:
     configure_hub()
     model = Classifier.from_pretrained(app.config["MODEL"])
     app.extensions["classifier"] = model
-    app.extensions["batcher"] = Batcher(model.predict_batch, max_batch=16, max_wait_s=app.config["BATCH_WAIT_MS"] / 1000)
+    if app.config["BATCHING"]:
+        app.extensions["batcher"] = Batcher(model.predict_batch, max_batch=app.config["MAX_BATCHED"],
+                                            max_wait_s=app.config["BATCH_WAIT_MS"] / 1000)
     app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name, shown=display_name,
                                  max_chars=app.config["MAX_TEXT_CHARS"])
     app.extensions["model_slots"] = threading.BoundedSemaphore(app.config["MAX_BUSY"])
+    app.extensions["batch_slots"] = threading.BoundedSemaphore(app.config["MAX_BATCHED"])
     app.before_request(take_model_slot)
     app.teardown_request(give_model_slot)
     app.after_request(add_security_headers)
@@ -104,18 +108,27 @@ def check_text(text) -> str:
 
 
 def take_model_slot() -> None:
-    """Let at most MAX_BUSY requests run the model; the others wait briefly, then get a 503 with Retry-After."""
+    """Let at most MAX_BUSY requests run the model alone, and MAX_BATCHED single texts share batched calls;
+    the others wait briefly, then get a 503 with Retry-After."""
     if request.endpoint not in MODEL_ROUTES or request.method != "POST":
         return
-    if not current_app.extensions["model_slots"].acquire(timeout=current_app.config["BUSY_WAIT_S"]):
+    kind = "batch_slots" if request.endpoint == "api_predict" and batched(request.get_json(silent=True)) else "model_slots"
+    if not current_app.extensions[kind].acquire(timeout=current_app.config["BUSY_WAIT_S"]):
         abort(503)
-    g.model_slot = True
+    g.model_slot = kind
 
 
 def give_model_slot(_exc=None) -> None:
     """Free the slot whatever happened in the request."""
-    if g.pop("model_slot", False):
-        current_app.extensions["model_slots"].release()
+    kind = g.pop("model_slot", None)
+    if kind:
+        current_app.extensions[kind].release()
+
+
+def batched(body) -> bool:
+    """A /api/predict body that shares a batched call: one text, no explanation, no sentences, batching on."""
+    return (current_app.config["BATCHING"] and isinstance(body, dict) and "text" in body and "texts" not in body
+            and not body.get("explain") and not body.get("sentences"))
 
 
 def add_security_headers(response):
@@ -180,7 +193,7 @@ def predict_body(body) -> dict:
     want_why, want_sentences = body.get("explain", False), body.get("sentences", False)
     if not isinstance(want_why, bool) or not isinstance(want_sentences, bool):
         raise InputError('"explain" and "sentences" must be true or false.', 400)
-    if "text" in body and not (want_why or want_sentences) and current_app.config["BATCHING"]:  # batched with others
+    if batched(body):
         probs = current_app.extensions["batcher"].submit(check_text(body["text"]))
         return {"model": classifier().name, "emotion": next(iter(probs)), "probabilities": probs}
     if "text" in body:
@@ -242,8 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the emotion web form and JSON API with waitress.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
-    parser.add_argument("--threads", type=int, default=16,
-                        help="worker threads (default: 16, one per request in flight: MAX_BUSY; single texts share model calls)")
+    parser.add_argument("--threads", type=int, default=32,
+                        help="worker threads (default: 32; at most MAX_BUSY + MAX_BATCHED of them use the model at once, "
+                             "the rest wait or answer 503)")
     parser.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
     args = parser.parse_args(argv)
     app = create_app({"MODEL": args.model} if args.model else None)

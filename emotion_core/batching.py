@@ -45,6 +45,8 @@ class Batcher:
             batch = self.gather(self.waiting.get())
             try:
                 answers = self.predict_batch([text for text, _ in batch])
+                if len(answers) != len(batch):
+                    raise RuntimeError(f"the model gave {len(answers)} answers for {len(batch)} texts")
             except Exception as exc:  # every request of the batch gets the error, and the thread serves on
                 for _, future in batch:
                     future.set_exception(exc)

@@ -158,6 +158,13 @@ def cmd_space_deploy(args: argparse.Namespace) -> None:
     print(f"Deployed {deploy_space(args.space_id, private=args.private, model_id=args.model_id)}")
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Subcommands with help for every option."""
     parser = argparse.ArgumentParser(prog="emotion", description="Emotion classification tools (also python -m emotion_core).")
@@ -185,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "JSON Lines (a file, a folder or a glob, local or s3://...) and OUTPUT is a folder of Parquet files "
                             "(of CSV files for a name ending .csv)")
     score.add_argument("--address", help="the Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
-    score.add_argument("--actors", type=int, help="scoring actors on Ray (default: the cluster's CPUs but one)")
+    score.add_argument("--actors", type=positive_int, help="scoring actors on Ray (default: the cluster's CPUs but one)")
     score.add_argument("--id-column", help="column that ties each output row to its input row on Ray "
                                            "(default: a new column 'row', the row's number from 0)")
     score.add_argument("--explain", action="store_true",

@@ -24,7 +24,7 @@ import pandas as pd
 from .batch import BatchScorer, ScoreSummary, find_text_column
 from .config import resolve_model
 from .errors import EmotionCoreError
-from .model_folder import new_folder
+from .model_folder import check_model_folder, new_folder
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ def connect(address: str | None) -> None:
         else:
             ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
-        raise EmotionCoreError(f"Could not reach the Ray cluster at {address}: {str(exc).strip().splitlines()[0]} "
+        where = f"reach the Ray cluster at {address}" if address else "start a local Ray"
+        raise EmotionCoreError(f"Could not {where}: {str(exc).strip().splitlines()[0]} "
                                "Check --address (or RAY_ADDRESS), or leave both unset to start a local Ray.") from None
 
 
@@ -115,9 +116,10 @@ def plan_actors(actors: int | None) -> tuple[int, int]:
 
     cpus = int(ray.cluster_resources().get("CPU", 1))
     actors = actors or max(1, cpus - 1)
-    if cpus > 1 and actors >= cpus:
+    if actors >= cpus:
         raise EmotionCoreError(f"--actors {actors} would hold all {cpus} CPUs of the cluster and leave none to read "
-                               f"the input: use at most {cpus - 1}.")
+                               f"the input: use at most {cpus - 1}." if cpus > 1 else
+                               "The Ray cluster has one CPU: scoring there needs at least two (one reads, one scores).")
     nodes = max(1, len([node for node in ray.nodes() if node["Alive"]]))
     return actors, max(1, cpus // nodes // max(1, actors // nodes))
 
@@ -135,8 +137,13 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
     if Path(model).exists():
         model = str(Path(model).resolve())  # the actors' working folder is not ours
     connect(address)
+    if Path(model).is_dir():
+        check_model_folder(Path(model))  # refused here, not as a traceback from inside the actors
     dataset = read(str(input_path))
-    head = dataset.take_batch(200, batch_format="pandas")
+    try:
+        head = dataset.take_batch(200, batch_format="pandas")
+    except ValueError as exc:  # Ray reads lazily: an empty or unreadable input shows here
+        raise EmotionCoreError(f"Could not read {input_path}: {str(exc).strip().splitlines()[0]}") from None
     column = find_text_column(head, text_column)
     if id_column and id_column not in head.columns:
         raise EmotionCoreError(f"{input_path} has no column '{id_column}' (found: {', '.join(map(str, head.columns))}).")

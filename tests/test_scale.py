@@ -83,6 +83,12 @@ def test_a_missing_column_or_file_is_a_clear_error_and_writes_nothing(local_ray,
         score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=str(tiny_neutral_model), id_column="id")
     with pytest.raises(EmotionCoreError, match="Could not read"):
         score_on_ray(str(tmp_path / "nothing.parquet"), tmp_path / "out.parquet", model=str(tiny_neutral_model))
+    tickets.iloc[:0].to_parquet(tmp_path / "empty.parquet")
+    with pytest.raises(EmotionCoreError, match="Could not read .*empty.parquet"):
+        score_on_ray(str(tmp_path / "empty.parquet"), tmp_path / "out.parquet", model=str(tiny_neutral_model))
+    (tmp_path / "broken-model").mkdir()
+    with pytest.raises(EmotionCoreError, match="broken-model"):
+        score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=str(tmp_path / "broken-model"))
     assert not (tmp_path / "out.parquet").exists()
 
 
