@@ -195,7 +195,7 @@ def predict_body(body) -> dict:
         raise InputError('"explain" and "sentences" must be true or false.', 400)
     if batched(body):
         probs = current_app.extensions["batcher"].submit(check_text(body["text"]))
-        return {"model": classifier().name, "emotion": next(iter(probs)), "probabilities": probs}
+        return {"model": classifier().name, **prediction(probs)}
     if "text" in body:
         return {"model": classifier().name, **predictions([check_text(body["text"])], want_why, want_sentences)[0]}
     texts, limit = body["texts"], current_app.config["MAX_BATCH"]
@@ -206,12 +206,17 @@ def predict_body(body) -> dict:
     return {"model": classifier().name, "predictions": predictions([check_text(t) for t in texts], want_why, want_sentences)}
 
 
+def prediction(probs: dict[str, float]) -> dict:
+    """One text's answer in the API: its emotion (the most probable label) and every probability, highest first."""
+    return {"emotion": next(iter(probs)), "probabilities": probs}
+
+
 def predictions(texts: list[str], want_why: bool, want_sentences: bool) -> list[dict]:
     """Each text's emotion and probabilities, with its explanation and its sentences' results when asked."""
     if want_sentences:
         answers = [document.as_dict() for document in classifier().analyze(texts)]
     else:
-        answers = [{"emotion": next(iter(p)), "probabilities": p} for p in classifier().predict_batch(texts)]
+        answers = [prediction(p) for p in classifier().predict_batch(texts)]
     if want_why:
         for answer, text in zip(answers, texts):
             answer["explanation"] = explain(classifier(), text).as_dict()

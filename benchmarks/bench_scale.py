@@ -22,10 +22,12 @@ from benchmarks.common import machine, test_split
 from tests.helpers import ROOT
 
 
-def write_input(path: Path, rows: int) -> None:
-    """`rows` rows of the emotion test texts, repeated, with an id column, as Parquet."""
+def write_input(folder: Path, rows: int) -> None:
+    """`rows` rows of the emotion test texts, repeated, with an id column: in.parquet for Ray, in.csv for `score`."""
     texts, _ = test_split()
-    pd.DataFrame({"id": range(rows), "text": [texts[i % len(texts)] for i in range(rows)]}).to_parquet(path)
+    frame = pd.DataFrame({"id": range(rows), "text": [texts[i % len(texts)] for i in range(rows)]})
+    frame.to_parquet(folder / "in.parquet")
+    frame.to_csv(folder / "in.csv", index=False)
 
 
 def tree_rss_mb(process: psutil.Process) -> float:
@@ -61,8 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         source = Path(tmp) / "in.parquet"
-        write_input(source, args.rows)
-        pd.read_parquet(source).to_csv(Path(tmp) / "in.csv", index=False)  # `score` reads CSV
+        write_input(Path(tmp), args.rows)
         base = [sys.executable, "-m", "emotion_core", "score"]
         results = {"score (local, streamed)": run([*base, str(Path(tmp) / "in.csv"), "-o", str(Path(tmp) / "local.csv"), "--quiet"])}
         for actors in args.actors:

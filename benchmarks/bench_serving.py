@@ -71,16 +71,11 @@ def main() -> None:
     runs: dict[str, list[dict]] = {name: [] for name in CONFIGS}
     for _ in range(args.rounds):
         for name, env in CONFIGS.items():
-            os.environ.update(env)
-            try:
-                with flask_server(threads=16) as url:
-                    lone_p50(f"{url}/api/predict", body.encode(), requests=20)  # warm-up
-                    result = wrk(f"{url}/api/predict", args.seconds, args.connections, body)
-                    result["lone_p50"] = lone_p50(f"{url}/api/predict", body.encode())
-                    runs[name].append(result)
-            finally:
-                for key in env:
-                    os.environ.pop(key)
+            with flask_server(threads=16, env=env) as url:
+                lone_p50(f"{url}/api/predict", body.encode(), requests=20)  # warm-up
+                result = wrk(f"{url}/api/predict", args.seconds, args.connections, body)
+                result["lone_p50"] = lone_p50(f"{url}/api/predict", body.encode())
+                runs[name].append(result)
     median = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in runs.items()}
     print(f"machine: {machine()}\nwrk: {args.connections} connections, {args.seconds} s, medians of {args.rounds} rounds; "
           f"one {len(text.split())}-word text per request\n")

@@ -70,11 +70,13 @@ def server(command: list[str], ready_url: str, env: dict | None = None, cwd: Pat
 
 
 @contextmanager
-def flask_server(threads: int = 8, model: str | Path | None = None):
-    """`python app_flask.py` (waitress) on a free loopback port, with `model` or else the bundled one; yields its URL."""
+def flask_server(threads: int = 8, model: str | Path | None = None, env: dict | None = None):
+    """`python app_flask.py` (waitress) on a free loopback port, with `model` or else the bundled one, and `env`
+    added to the environment; yields its URL."""
     port = free_port()
     command = [sys.executable, "app_flask.py", "--port", str(port), "--threads", str(threads)]
-    with server(command + (["--model", str(model)] if model else []), f"http://127.0.0.1:{port}/healthz"):
+    with server(command + (["--model", str(model)] if model else []), f"http://127.0.0.1:{port}/healthz",
+                env={**os.environ, **(env or {})}):
         yield f"http://127.0.0.1:{port}"
 
 
