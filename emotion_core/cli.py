@@ -18,15 +18,15 @@ from .model_folder import INT8_ONNX, METRICS, read_json
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    """Score a CSV file here, or a table of any size on a Ray cluster."""
+    """Score a CSV file here, or a table of any size on a Ray or Spark cluster."""
     from .batch import score_csv
     from .predict import Classifier
 
-    if args.on == "ray":
+    if args.on != "local":
         print(score_cluster(args))
         return
     if args.address or args.actors or args.id_column:
-        raise EmotionCoreError("--address, --actors and --id-column are for --on ray.")
+        raise EmotionCoreError("--address, --actors and --id-column are for --on ray or --on spark.")
     classifier = Classifier.from_pretrained(args.model, engine=args.engine)
     summary = score_csv(args.input, args.output, classifier, text_column=args.text_column,
                         encoding=args.encoding, progress=not args.quiet, explain=args.explain, sentences=args.sentences)
@@ -34,15 +34,22 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def score_cluster(args: argparse.Namespace):
-    """`score --on ray`: the options that apply there, the others refused by name."""
-    from .ray_scoring import score_on_ray
-
+    """`score --on ray|spark`: the options that apply there, the others refused by name."""
     refused = [flag for flag, used in (("--explain", args.explain), ("--sentences", args.sentences),
                                        ("--encoding", args.encoding != "utf-8-sig")) if used]
     if refused:
-        raise EmotionCoreError(f"{', '.join(refused)} work with local scoring only; leave out --on ray.")
-    return score_on_ray(args.input, args.output, model=args.model, text_column=args.text_column, engine=args.engine,
-                        id_column=args.id_column, address=args.address, actors=args.actors)
+        raise EmotionCoreError(f"{', '.join(refused)} work with local scoring only; leave out --on {args.on}.")
+    common = {"model": args.model, "text_column": args.text_column, "engine": args.engine, "id_column": args.id_column,
+              "address": args.address}
+    if args.on == "spark":
+        from .spark_scoring import score_on_spark
+
+        if args.actors:
+            raise EmotionCoreError("--actors is for --on ray: Spark runs one task per core its master gives it.")
+        return score_on_spark(args.input, args.output, **common)
+    from .ray_scoring import score_on_ray
+
+    return score_on_ray(args.input, args.output, actors=args.actors, **common)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -182,18 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="score every row of a CSV file", parents=[model, engine],
                                 description="Score a CSV. Example: python -m emotion_core score examples/reviews.csv -o scored.csv")
-    score.add_argument("input", help="CSV file with a header row (with --on ray, see --on)")
+    score.add_argument("input", help="CSV file with a header row (with --on ray or spark, see --on)")
     score.add_argument("-o", "--output", required=True, help="where to write the scored CSV (written atomically)")
     score.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
     score.add_argument("--encoding", default="utf-8-sig", help="the input's encoding (default: UTF-8, with or without BOM)")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
-    score.add_argument("--on", choices=["local", "ray"], default="local",
-                       help="where to score: here, streamed (default), or on Ray Data; then INPUT may be CSV, Parquet or "
-                            "JSON Lines (a file, a folder or a glob, local or s3://...) and OUTPUT is a folder of Parquet files "
-                            "(of CSV files for a name ending .csv)")
-    score.add_argument("--address", help="the Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    score.add_argument("--on", choices=["local", "ray", "spark"], default="local",
+                       help="where to score: here, streamed (default), or on Ray Data or Apache Spark; then INPUT may be CSV, "
+                            "Parquet or JSON Lines (a file, a folder or a glob, local or on object storage) and OUTPUT is a "
+                            "folder of Parquet files (of CSV files for a name ending .csv)")
+    score.add_argument("--address", help="the cluster: a Ray address (default: $RAY_ADDRESS, else a new local Ray) or a "
+                                         "Spark master URL (default: $SPARK_MASTER, else local[*])")
     score.add_argument("--actors", type=positive_int, help="scoring actors on Ray (default: the cluster's CPUs but one)")
-    score.add_argument("--id-column", help="column that ties each output row to its input row on Ray "
+    score.add_argument("--id-column", help="column that ties each output row to its input row on a cluster "
                                            "(default: a new column 'row', the row's number from 0)")
     score.add_argument("--explain", action="store_true",
                        help="add a top_words column: the words that drove each prediction (slower: one occlusion pass a row)")

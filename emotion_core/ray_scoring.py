@@ -14,34 +14,21 @@ shared disk).
 
 import logging
 import os
-import socket
 import warnings
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
 from .batch import BatchScorer, ScoreSummary, find_text_column
+from .clusters import ROW_ID, check_reachable, input_format, output_format, summary_of
 from .config import resolve_model
 from .errors import EmotionCoreError
 from .model_folder import check_model_folder, new_folder
 
 logger = logging.getLogger(__name__)
 
-READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".jsonl": "read_json", ".json": "read_json"}
-ROW_ID = "row"  # the id column added when the input has none: the row's number in the input, from 0
+READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json"}
 BATCH_ROWS = 1024
-
-
-def reader_for(path: str) -> str:
-    """The Ray Data reader of a file, a glob or a folder: by the name's suffix, else by its files' suffix."""
-    suffix = Path(path.rstrip("/")).suffix.lower()
-    if suffix not in READERS and Path(path).is_dir():
-        suffix = next((p.suffix.lower() for p in sorted(Path(path).iterdir()) if p.suffix.lower() in READERS), "")
-    if suffix not in READERS:
-        raise EmotionCoreError(f"Cannot tell the format of {path}: name a .csv, .parquet or .jsonl file, "
-                               "or a folder of them.")
-    return READERS[suffix]
 
 
 def connect(address: str | None) -> None:
@@ -53,7 +40,7 @@ def connect(address: str | None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address != "auto":
-        check_reachable(address)
+        check_reachable(address.removeprefix("ray://"), "Ray")
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
@@ -65,23 +52,11 @@ def connect(address: str | None) -> None:
                                "Check --address (or RAY_ADDRESS), or leave both unset to start a local Ray.") from None
 
 
-def check_reachable(address: str, timeout_s: float = 5) -> None:
-    """Refuse an address nobody answers at within seconds: Ray itself keeps retrying for minutes."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
-    except ValueError:
-        raise EmotionCoreError(f"The Ray address {address} is not HOST:PORT (or ray://HOST:PORT, or auto).") from None
-    except OSError as exc:
-        raise EmotionCoreError(f"Could not reach the Ray cluster at {address}: {exc.strerror or exc}. Check --address "
-                               "(or RAY_ADDRESS), or leave both unset to start a local Ray.") from None
-
-
 def read(path: str):
     """The input as a Ray Dataset; a clear message when it cannot be read."""
     import ray
 
-    reader = getattr(ray.data, reader_for(path))
+    reader = getattr(ray.data, READERS[input_format(path)])
     try:
         return reader(path)
     except (FileNotFoundError, OSError, ValueError) as exc:
@@ -154,7 +129,7 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
                                  batch_format="pandas", batch_size=batch_rows, concurrency=actors, num_cpus=1,
                                  runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}})
     with new_folder(out) as partial:
-        (scored.write_csv if out.suffix.lower() == ".csv" else scored.write_parquet)(str(partial))
+        (scored.write_csv if output_format(out) == "csv" else scored.write_parquet)(str(partial))
     return summarize(out, column)
 
 
@@ -162,11 +137,9 @@ def summarize(out: Path, column: str) -> ScoreSummary:
     """Rows, empty texts and labels of the written output, counted on the cluster from its `emotion` column."""
     import ray
 
-    reader = ray.data.read_csv if out.suffix.lower() == ".csv" else ray.data.read_parquet
+    reader = ray.data.read_csv if output_format(out) == "csv" else ray.data.read_parquet
     per_batch = reader(str(out)).select_columns(["emotion"]).map_batches(count_labels, batch_format="pandas")
-    counts = Counter({label: int(n) for label, n in per_batch.to_pandas().groupby("emotion")["n"].sum().items()})
-    skipped = counts.pop("", 0)
-    summary = ScoreSummary(out, column, rows=skipped + sum(counts.values()), skipped=skipped, label_counts=counts)
+    summary = summary_of(out, column, per_batch.to_pandas().groupby("emotion")["n"].sum().astype(int).to_dict())
     logger.info("%s", summary)
     return summary
 

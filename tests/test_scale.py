@@ -63,7 +63,8 @@ def engine_model(folder):
 
 
 def test_rows_without_an_id_are_numbered_in_input_order(local_ray, tmp_path, tickets, tiny_neutral_model):
-    from emotion_core.ray_scoring import ROW_ID, score_on_ray
+    from emotion_core.clusters import ROW_ID
+    from emotion_core.ray_scoring import score_on_ray
 
     tickets.to_parquet(tmp_path / "tickets.parquet")
     score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "out.csv", model=str(tiny_neutral_model), actors=1, batch_rows=50)

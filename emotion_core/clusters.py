@@ -1,0 +1,47 @@
+"""What scoring on a cluster, Ray or Spark, shares: the input's format, the id column, reaching the cluster,
+and the closing summary."""
+
+import socket
+from collections import Counter
+from pathlib import Path
+
+from .batch import ScoreSummary
+from .errors import EmotionCoreError
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "json", ".json": "json"}
+ROW_ID = "row"  # the id column added when the input has none: the row's number in the input, from 0
+
+
+def input_format(path: str) -> str:
+    """`csv`, `parquet` or `json` (lines) for a file, a glob or a folder: by the name's suffix, else by its files' suffix."""
+    suffix = Path(path.rstrip("/")).suffix.lower()
+    if suffix not in FORMATS and Path(path).is_dir():
+        suffix = next((p.suffix.lower() for p in sorted(Path(path).iterdir()) if p.suffix.lower() in FORMATS), "")
+    if suffix not in FORMATS:
+        raise EmotionCoreError(f"Cannot tell the format of {path}: name a .csv, .parquet or .jsonl file, "
+                               "or a folder of them.")
+    return FORMATS[suffix]
+
+
+def output_format(out: Path) -> str:
+    """CSV part files for an output named `.csv`, Parquet for any other name."""
+    return "csv" if out.suffix.lower() == ".csv" else "parquet"
+
+
+def check_reachable(address: str, cluster: str, timeout_s: float = 5) -> None:
+    """Refuse a HOST:PORT nobody answers at within seconds: Ray and Spark themselves keep retrying for minutes."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except ValueError:
+        raise EmotionCoreError(f"The {cluster} address {address} is not HOST:PORT.") from None
+    except OSError as exc:
+        raise EmotionCoreError(f"Could not reach the {cluster} cluster at {address}: {exc.strerror or exc}. Check --address, "
+                               f"or leave it unset to start a local {cluster}.") from None
+
+
+def summary_of(out: Path, column: str, counts: Counter) -> ScoreSummary:
+    """The summary of a written output from the counts of its `emotion` column ("" for the empty texts left unscored)."""
+    counts = Counter(counts)
+    skipped = counts.pop("", 0)
+    return ScoreSummary(out, column, rows=skipped + sum(counts.values()), skipped=skipped, label_counts=counts)

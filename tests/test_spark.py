@@ -1,0 +1,182 @@
+"""Scoring on Spark: a real Spark on loopback, the tiny model, the same answers as `score` row by row."""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+from emotion_core import Classifier, EmotionCoreError
+from emotion_core.batch import score_csv
+from emotion_core.clusters import ROW_ID
+from tests.helpers import ROOT, neutral_toy_rows
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """One local Spark for the module, two cores, on 127.0.0.1, with small file splits so that one file is
+    several partitions; stopped at the end. `score_on_spark` runs on it, as on a user's session."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+               .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.sql.files.maxPartitionBytes", "4k").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def tickets() -> pd.DataFrame:
+    """Toy texts with an id column, some empty, one with the quotes and commas a CSV has to escape."""
+    texts = [text for text, _ in neutral_toy_rows(300, seed=11)]
+    texts[5] = texts[77] = ""
+    texts[9] = f'she said "{texts[9]}", twice, and left'
+    return pd.DataFrame({"ticket": [f"t{i:04d}" for i in range(len(texts))], "text": texts})
+
+
+def test_spark_gives_score_s_answers_row_by_row(spark, tmp_path, tickets, tiny_neutral_model):
+    from emotion_core.spark_scoring import score_on_spark
+
+    tickets.to_csv(tmp_path / "tickets.csv", index=False)
+    local_model = Classifier.from_pretrained(tiny_neutral_model, engine="onnx")  # the engine the executors run, below
+    score_csv(tmp_path / "tickets.csv", tmp_path / "local.csv", local_model, progress=False)
+    summary = score_on_spark(str(tmp_path / "tickets.csv"), tmp_path / "spark.parquet", model=str(tiny_neutral_model),
+                             engine="onnx", id_column="ticket")
+    local = pd.read_csv(tmp_path / "local.csv", dtype={"ticket": str}, keep_default_na=False).set_index("ticket")
+    on_spark = pd.read_parquet(tmp_path / "spark.parquet").set_index("ticket")
+    assert sorted(on_spark.index) == sorted(local.index)  # every row exactly once
+    on_spark = on_spark.loc[local.index]
+    assert list(on_spark.columns) == list(local.columns)
+    assert on_spark["text"].fillna("").tolist() == tickets["text"].tolist()  # the quoted text read whole
+    assert on_spark["emotion"].fillna("").tolist() == local["emotion"].tolist()
+    probs = [c for c in local.columns if c.startswith("prob_")]
+    np.testing.assert_allclose(on_spark[probs].to_numpy(float), local[probs].replace("", np.nan).to_numpy(float), atol=1e-4)
+    assert (summary.rows, summary.skipped) == (300, 2)
+    assert dict(summary.label_counts) == local["emotion"].replace("", np.nan).value_counts().to_dict()
+    assert not list(tmp_path.glob(".spark.parquet.tmp-*"))
+
+
+def test_rows_without_an_id_are_numbered_in_input_order_across_partitions(spark, tmp_path, tickets, tiny_neutral_model):
+    from emotion_core.spark_scoring import score_on_spark
+
+    tickets.to_csv(tmp_path / "tickets.csv", index=False)
+    assert spark.read.option("header", True).csv(str(tmp_path / "tickets.csv")).rdd.getNumPartitions() > 2
+    score_on_spark(str(tmp_path / "tickets.csv"), tmp_path / "out.csv", model=str(tiny_neutral_model))
+    parts = sorted((tmp_path / "out.csv").glob("part-*.csv"))  # a folder of CSV files, as Spark writes them
+    out = pd.concat(pd.read_csv(part, keep_default_na=False, dtype={"ticket": str}) for part in parts).sort_values(ROW_ID)
+    assert out[ROW_ID].tolist() == list(range(300))
+    assert out["ticket"].tolist() == tickets["ticket"].tolist() and out["text"].tolist() == tickets["text"].tolist()
+
+
+def test_a_spark_user_scores_their_own_dataframe(spark, tickets, tiny_neutral_model):
+    from emotion_core.spark_scoring import score_dataframe
+
+    frame = spark.createDataFrame([(t, {"body": x}) for t, x in zip(tickets["ticket"], tickets["text"])],
+                                  "ticket string, fields map<string,string>").selectExpr("ticket", "fields['body'] AS body")
+    scored = score_dataframe(frame, model=str(tiny_neutral_model), text_column="body", engine="onnx")
+    assert scored.columns[:3] == ["ticket", "body", "emotion"]
+    rows = {row["ticket"]: row for row in scored.collect()}
+    local = Classifier.from_pretrained(tiny_neutral_model, engine="onnx").predict_batch([tickets["text"][0], tickets["text"][1]])
+    assert [rows["t0000"]["emotion"], rows["t0001"]["emotion"]] == [next(iter(p)) for p in local]
+    assert rows["t0005"]["emotion"] is None and rows["t0005"]["confidence"] is None  # an empty text is left unscored
+
+
+def test_a_missing_column_or_file_is_a_clear_error_and_writes_nothing(spark, tmp_path, tickets, tiny_neutral_model):
+    from emotion_core.spark_scoring import score_on_spark
+
+    tickets.to_parquet(tmp_path / "tickets.parquet")
+    model = str(tiny_neutral_model)
+    with pytest.raises(EmotionCoreError, match=r"CSV has no column 'body' \(found: ticket, text\)"):
+        score_on_spark(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=model, text_column="body")
+    with pytest.raises(EmotionCoreError, match="has no column 'id'"):
+        score_on_spark(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=model, id_column="id")
+    with pytest.raises(EmotionCoreError, match="Could not read .*nothing.parquet"):
+        score_on_spark(str(tmp_path / "nothing.parquet"), tmp_path / "out.parquet", model=model)
+    tickets.iloc[:0].to_parquet(tmp_path / "empty.parquet")
+    with pytest.raises(EmotionCoreError, match="empty.parquet has no rows to score"):
+        score_on_spark(str(tmp_path / "empty.parquet"), tmp_path / "out.parquet", model=model)
+    (tmp_path / "broken-model").mkdir()
+    with pytest.raises(EmotionCoreError, match="broken-model"):
+        score_on_spark(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=str(tmp_path / "broken-model"))
+    with pytest.raises(EmotionCoreError, match="Cannot tell the format of .*tickets.txt"):
+        score_on_spark(str(tmp_path / "tickets.txt"), tmp_path / "out.parquet", model=model)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_the_command_scores_on_spark_and_an_unreachable_master_fails_fast(tmp_path, tickets, tiny_neutral_model):
+    """`emotion score --on spark` as users run it, in its own process: a local Spark, then a master nobody answers at."""
+    tickets.to_csv(tmp_path / "tickets.csv", index=False)
+    command = [sys.executable, "-m", "emotion_core", "score", str(tmp_path / "tickets.csv"), "--model", str(tiny_neutral_model),
+               "--on", "spark"]
+    done = subprocess.run([*command, "-o", str(tmp_path / "scored.parquet"), "--address", "local[2]"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Scored 298 of 300 rows" in done.stdout
+    assert len(pd.read_parquet(tmp_path / "scored.parquet")) == 300
+    start = time.monotonic()
+    refused = subprocess.run([*command, "-o", str(tmp_path / "never.parquet"), "--address", "spark://127.0.0.1:9"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and time.monotonic() - start < 60
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: Could not reach the Spark cluster at 127.0.0.1:9")
+    actors = subprocess.run([*command, "-o", str(tmp_path / "never.parquet"), "--actors", "2"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert actors.returncode == 1 and "--actors is for --on ray" in actors.stderr
+    assert not (tmp_path / "never.parquet").exists()
+
+
+KILLED_JOB = """
+import sys
+from pyspark.sql import SparkSession
+from emotion_core.spark_scoring import score_on_spark
+spark = (SparkSession.builder.master("local-cluster[2,1,1024]").config("spark.ui.enabled", "false")
+         .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "500").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+print(score_on_spark(sys.argv[1], sys.argv[2], model=sys.argv[3], id_column="ticket"))
+spark.stop()
+"""
+
+
+@pytest.mark.slow
+def test_an_executor_killed_mid_job_loses_no_row_and_repeats_none(tmp_path, tiny_neutral_model):
+    """`local-cluster[2,1,1024]`: two executors, each its own JVM with its own Python workers; one is killed while it scores."""
+    rows = 20_000
+    pd.DataFrame({"ticket": range(rows), "text": [text for text, _ in neutral_toy_rows(rows, seed=3)]}).to_parquet(tmp_path / "in.parquet")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_WORKER_DIR": str(tmp_path / "work"), "SPARK_LOCAL_IP": "127.0.0.1"}
+    job = subprocess.Popen([sys.executable, "-c", KILLED_JOB, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"),
+                            str(tiny_neutral_model)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 240
+    while killed is None and job.poll() is None and time.monotonic() < deadline:
+        scoring = [p for p in psutil.Process(job.pid).children(recursive=True) if is_python_worker(p)]
+        if scoring:
+            time.sleep(2)  # let it score some batches first
+            executor = scoring[0].parent()
+            while executor is not None and "CoarseGrainedExecutorBackend" not in " ".join(executor.cmdline()):
+                executor = executor.parent()
+            assert executor is not None, "the scoring worker has no executor above it"
+            executor.kill()
+            killed = executor.pid
+            assert job.poll() is None, "the job ended before an executor could be killed"
+        time.sleep(0.2)
+    out, err = job.communicate(timeout=600)
+    assert killed, "no scoring worker was seen"
+    assert job.returncode == 0, err[-3000:]
+    assert f"Scored {rows} of {rows} rows" in out
+    scored = pd.read_parquet(tmp_path / "out.parquet")
+    assert sorted(scored["ticket"]) == list(range(rows))  # every row exactly once
+    assert scored["emotion"].notna().all()
+
+
+def is_python_worker(process: psutil.Process) -> bool:
+    """A Python worker of an executor: the process that runs the model."""
+    try:
+        return "pyspark.daemon" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
