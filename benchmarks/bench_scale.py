@@ -1,11 +1,12 @@
-"""The same file through `score` on this machine and through `score --on ray`: rows/s and peak memory.
+"""The same file through `score` on this machine, `score --on ray` and `score --on spark`: rows/s and peak memory.
 
     $ python -m benchmarks.bench_scale                    # 100,000 rows of the emotion test texts, bundled model
-    $ python -m benchmarks.bench_scale --rows 20000 --actors 1 2
+    $ python -m benchmarks.bench_scale --rows 20000 --no-spark
 
-Each run is the command a user types, in its own process; its wall time includes starting Ray.
-Peak memory is the largest sum of resident memory over the command's whole process tree (for
-Ray: the driver, the cluster it starts and its actors), sampled every 0.2 s.
+Each run is the command a user types, in its own process; its wall time includes starting Ray or
+Spark. Peak memory is the largest sum of resident memory over the command's whole process tree
+(for Ray: the driver, the cluster it starts and its actors; for Spark: the driver, its JVM and
+the Python workers), sampled every 0.2 s.
 """
 
 import argparse
@@ -23,7 +24,7 @@ from tests.helpers import ROOT
 
 
 def write_input(folder: Path, rows: int) -> None:
-    """`rows` rows of the emotion test texts, repeated, with an id column: in.parquet for Ray, in.csv for `score`."""
+    """`rows` rows of the emotion test texts, repeated, with an id column: in.parquet for the clusters, in.csv for `score`."""
     texts, _ = test_split()
     frame = pd.DataFrame({"id": range(rows), "text": [texts[i % len(texts)] for i in range(rows)]})
     frame.to_parquet(folder / "in.parquet")
@@ -60,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the file (default 100,000)")
     parser.add_argument("--actors", type=int, nargs="+", default=[1], help="Ray actor counts to try (default: 1)")
+    parser.add_argument("--no-spark", action="store_true", help="leave out the Spark run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         source = Path(tmp) / "in.parquet"
@@ -69,6 +71,9 @@ def main() -> None:
         for actors in args.actors:
             results[f"score --on ray, {actors} actor(s)"] = run([*base, str(source), "-o", str(Path(tmp) / f"ray-{actors}.parquet"),
                                                                  "--on", "ray", "--id-column", "id", "--actors", str(actors)])
+        if not args.no_spark:
+            results["score --on spark, local[*]"] = run([*base, str(source), "-o", str(Path(tmp) / "spark.parquet"), "--on", "spark",
+                                                         "--id-column", "id"])
     local_rate = args.rows / results["score (local, streamed)"][0]
     print(f"machine: {machine()}\nrows: {args.rows:,}, bundled model, default engine\n")
     print("| run | seconds | rows/s | × local | peak memory MB |\n| --- | ---: | ---: | ---: | ---: |")

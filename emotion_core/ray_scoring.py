@@ -17,10 +17,8 @@ import os
 import warnings
 from pathlib import Path
 
-import pandas as pd
-
-from .batch import BatchScorer, ScoreSummary, find_text_column
-from .clusters import ROW_ID, check_reachable, input_format, output_format, summary_of
+from .batch import CHUNK_ROWS, BatchScorer, ScoreSummary, find_text_column
+from .clusters import ROW_ID, check_reachable, input_format, output_format, summarize
 from .config import resolve_model
 from .errors import EmotionCoreError
 from .model_folder import check_model_folder, new_folder
@@ -28,7 +26,7 @@ from .model_folder import check_model_folder, new_folder
 logger = logging.getLogger(__name__)
 
 READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json"}
-BATCH_ROWS = 1024
+BATCH_ROWS = CHUNK_ROWS  # as `score` reads: smaller batches leave the engine's threads waiting more often
 
 
 def connect(address: str | None) -> None:
@@ -125,26 +123,12 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
     if not id_column:
         dataset = with_row_numbers(dataset)
     actors, threads = plan_actors(actors)
+    dataset = dataset.repartition(target_num_rows_per_block=batch_rows)  # a one-file input is one block: split it among the actors
     scored = dataset.map_batches(BatchScorer, fn_constructor_kwargs={"model": model, "text_column": column, "engine": engine},
                                  batch_format="pandas", batch_size=batch_rows, concurrency=actors, num_cpus=1,
                                  runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}})
     with new_folder(out) as partial:
         (scored.write_csv if output_format(out) == "csv" else scored.write_parquet)(str(partial))
-    return summarize(out, column)
-
-
-def summarize(out: Path, column: str) -> ScoreSummary:
-    """Rows, empty texts and labels of the written output, counted on the cluster from its `emotion` column."""
-    import ray
-
-    reader = ray.data.read_csv if output_format(out) == "csv" else ray.data.read_parquet
-    per_batch = reader(str(out)).select_columns(["emotion"]).map_batches(count_labels, batch_format="pandas")
-    summary = summary_of(out, column, per_batch.to_pandas().groupby("emotion")["n"].sum().astype(int).to_dict())
+    summary = summarize(out, column)
     logger.info("%s", summary)
     return summary
-
-
-def count_labels(batch: pd.DataFrame) -> pd.DataFrame:
-    """How many rows of a batch got each label ("" for the empty texts left unscored)."""
-    counts = batch["emotion"].fillna("").value_counts()
-    return pd.DataFrame({"emotion": counts.index.astype(str), "n": counts.to_numpy()})

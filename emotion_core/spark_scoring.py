@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .batch import BatchScorer, ScoreSummary, find_text_column, prediction_columns
-from .clusters import ROW_ID, check_reachable, input_format, output_format, summary_of
+from .clusters import ROW_ID, check_reachable, input_format, output_format, summarize
 from .config import resolve_model
 from .errors import EmotionCoreError
 from .model_folder import check_model_folder, new_folder
@@ -167,16 +167,9 @@ def score_on_spark(input_path: str, output_path: str | Path, model: str | None =
                 writer.option("header", True).option("escape", '"').csv(str(partial))
             else:
                 writer.parquet(str(partial))
-        return summarize(spark, out, column)
+        summary = summarize(out, column)
+        logger.info("%s", summary)
+        return summary
     finally:
         if started:
             spark.stop()
-
-
-def summarize(spark, out: Path, column: str) -> ScoreSummary:
-    """Rows, empty texts and labels of the written output, counted by Spark from its `emotion` column."""
-    reader = spark.read.option("header", True) if output_format(out) == "csv" else spark.read
-    written = getattr(reader, output_format(out))(str(out)).fillna("", ["emotion"])
-    summary = summary_of(out, column, {row["emotion"]: row["count"] for row in written.groupBy("emotion").count().collect()})
-    logger.info("%s", summary)
-    return summary
