@@ -26,11 +26,12 @@ from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
 from emotion_core.model_folder import CONFUSION, RELIABILITY
-from emotion_core.predict import check_length
+from emotion_core.predict import check_length, check_texts
 
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD = "20mb"  # gradio refuses bigger files before they reach the handlers
 PREVIEW_ROWS = 20
+MAX_BATCHED = int(os.environ.get("EMOTION_MAX_BATCHED", 16))  # /classify or /analyze requests answered by one model call
 OUTPUTS = Path(tempfile.gettempdir()) / "emotion-gradio"  # one folder per scoring request, below this
 OUTPUT_MAX_AGE_S = 3600  # Gradio copies results into its own cache (cleaned by delete_cache); ours go after an hour
 EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().splitlines() if line.strip()]
@@ -55,18 +56,26 @@ def friendly(fn):
 
 # ----------------------------------------------------------------------------- text
 
-@friendly
-def classify(text: str) -> dict[str, float]:
-    """Every emotion's probability for one text, highest first (a long text read sentence by sentence)."""
-    check_length(text or "")
-    return classifier.predict(text or "")
+def refuse_bad_texts(texts: list[str]) -> list[list[dict]]:
+    """Refuse an empty or oversized text in its own request, before it joins a batch, where an error would fail
+    every request. Gradio 6 reads no gr.validate(False) answer for a batch function, so the check raises: the
+    request is refused with its message (an HTTP 400 whose detail is the message)."""
+    for text in texts:
+        check_texts([text or ""])
+        check_length(text)
+    return [[gr.validate(True, "") for _ in texts]]
 
 
-@friendly
-def analyze(text: str) -> dict:
-    """The text's emotion and probabilities, and each sentence's: {"emotion", "probabilities", "sentences": [...]}."""
-    check_length(text or "")
-    return classifier.analyze([text or ""])[0].as_dict()
+def classify(texts: list[str]) -> list[list[dict[str, float]]]:
+    """/classify: every emotion's probability, highest first, for the texts of the requests queued together
+    (Gradio's batching: one model call for them all; a long text read sentence by sentence)."""
+    return [classifier.predict_batch([text or "" for text in texts])]
+
+
+def analyze(texts: list[str]) -> list[list[dict]]:
+    """/analyze: each text's emotion and probabilities, and each sentence's, batched as /classify is:
+    {"emotion", "probabilities", "sentences": [...]} per text."""
+    return [[document.as_dict() for document in classifier.analyze([text or "" for text in texts])]]
 
 
 def shown(probs: dict[str, float]) -> dict[str, float]:
@@ -233,9 +242,11 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
             gr.Image(model_image(CONFUSION), label="Confusion matrix", interactive=False, buttons=[])
             gr.Image(model_image(RELIABILITY), label="Reliability diagram", interactive=False, buttons=[],
                      visible=model_image(RELIABILITY) is not None)
-    gr.api(classify, api_name="classify")
-    gr.api(explain_words, api_name="explain")
-    gr.api(analyze, api_name="analyze")
+    api_text, api_answer = gr.Textbox(label="text", visible=False), gr.JSON(visible=False)  # the API's input and answer
+    for fn in (classify, analyze):  # requests queued together share one model call; each text checked in its own request
+        gr.on([], fn, inputs=api_text, outputs=api_answer, api_name=fn.__name__, batch=True, max_batch_size=MAX_BATCHED,
+              validator=refuse_bad_texts)
+    gr.api(explain_words, api_name="explain")  # one text's occlusions are already a batch of their own
 
 demo.queue(default_concurrency_limit=2, max_size=64)  # a full queue answers "busy", it does not pile up
 

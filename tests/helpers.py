@@ -154,3 +154,10 @@ def screenshot_path(tmp_path: Path, name: str) -> Path:
     if os.environ.get("EMOTION_WRITE_SCREENSHOTS") == "1":
         return ROOT / "docs" / name
     return tmp_path / name
+
+
+def gradio_refusal(error: Exception) -> str:
+    """What a Gradio endpoint said when it refused a call. /classify and /analyze check each text before it joins a
+    batch and refuse a bad one with an HTTP 400 whose detail is the message; other endpoints raise gr.Error."""
+    response = getattr(error, "response", None)
+    return response.json()["detail"] if response is not None else str(error)

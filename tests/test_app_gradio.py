@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from emotion_core import EmotionCoreError
 from emotion_core.labels import display_name
-from tests.helpers import bundled_engine, free_port, gradio_server, screenshot_path
+from tests.helpers import bundled_engine, free_port, gradio_refusal, gradio_server, screenshot_path
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 REVIEW = "The package arrived two days late. The lamp inside is broken. I am furious."
@@ -86,7 +87,7 @@ def test_neutral_shows_as_no_clear_emotion(app):
     assert next(iter(probs)) == "no clear emotion" and frame["emotion"].tolist()[0] == "no clear emotion"
     assert set(app.COLORS) == {"sadness", "joy", "anger", "no clear emotion"}
     assert sentences["visible"] is False  # one sentence: nothing more to show
-    assert app.classify("the quick brown fox at work")["neutral"] > 0.5  # the API keeps the label's own name
+    assert app.classify(["the quick brown fox at work"])[0][0]["neutral"] > 0.5  # the API keeps the label's own name
     _, counts = app.summarize(None, None)
     assert counts.empty
 
@@ -96,7 +97,7 @@ def test_several_sentences_are_shown_each_with_its_emotion(app):
     assert sentences["visible"] is True
     assert sentences["value"] == [("the quick fox at work. ", "no clear emotion"), ("i feel so furious today. ", "anger")]
     assert len(words) == 10
-    analysed = app.analyze("the quick fox at work. i feel so furious today.")
+    [[analysed]] = app.analyze(["the quick fox at work. i feel so furious today."])
     assert analysed["emotion"] in ("neutral", "anger") and [s["emotion"] for s in analysed["sentences"]] == ["neutral", "anger"]
     document = "the quick brown fox jumps over the lazy dog at work. " * 8 + "i feel so furious today."
     probs, _, _, sentences = app.show(document)
@@ -115,7 +116,9 @@ def test_huge_text_is_refused_with_the_limit(app):
     import gradio as gr
 
     with pytest.raises(gr.Error, match="Text is too long: 1,000,000 characters"):
-        app.classify("a" * 1_000_000)
+        app.show("a" * 1_000_000)
+    with pytest.raises(EmotionCoreError, match="Text is too long: 1,000,000 characters"):
+        app.refuse_bad_texts(["a" * 1_000_000])  # the API's check, before a text joins a batch
 
 
 def test_column_picker_guesses_or_asks(app, tmp_path, sample_csv):
@@ -173,14 +176,37 @@ def test_client_classify_and_score(app, server, sample_csv, tmp_path):
     assert set(probs) == set(app.classifier.labels) and abs(sum(probs.values()) - 1) < 1e-4
     scored = client.predict(handle_file(str(sample_csv)), "comment", api_name="/score_csv")
     assert pd.read_csv(scored)["id"].tolist() == [1, 2, 3]
-    with pytest.raises(Exception, match="Text is empty"):
+    with pytest.raises(Exception) as refused:
         client.predict("  ", api_name="/classify")
+    assert gradio_refusal(refused.value) == "Text is empty: type something to classify."
     assert len(client.predict("still serving", api_name="/classify")) == len(app.classifier.labels)
     why = client.predict("i am furious about the delay", api_name="/explain")
     assert why["label"] == "anger" and [w["word"] for w in why["words"]] == "i am furious about the delay".split()
     assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
     analysed = client.predict("The parcel came a week late. I am furious.", api_name="/analyze")
     assert [s["text"] for s in analysed["sentences"]] == ["The parcel came a week late.", "I am furious."]
+
+
+def test_requests_batched_together_get_their_own_answers_and_errors(app, server):
+    """Requests in flight together share one model call; each gets its own text's answer, and a bad text is refused
+    alone, before it could fail the batch it would have joined."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    texts = ["i feel so happy today", "the quick brown fox at work", "i am furious", "so lonely and sad", "  "] * 3
+    expected = [next(iter(p)) if t.strip() else None for t, p in zip(texts, app.classifier.predict_batch([t if t.strip() else "x" for t in texts]))]
+
+    def call(text):
+        client = Client(server, verbose=False)
+        try:
+            return next(iter(client.predict(text, api_name="/classify")))
+        except Exception as exc:
+            return gradio_refusal(exc)
+
+    with ThreadPoolExecutor(len(texts)) as pool:
+        answers = list(pool.map(call, texts))
+    assert answers == [e or "Text is empty: type something to classify." for e in expected]
 
 
 def test_bundled_browser_text_and_csv(bundled_server, sample_csv, tmp_path):
