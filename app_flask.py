@@ -12,13 +12,14 @@ import argparse
 import shutil
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 from flask import Flask, abort, current_app, g, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import secure_filename
 
-from emotion_core import Classifier, EmotionCoreError
+from emotion_core import Classifier, EmotionCoreError, feedback
 from emotion_core.batch import score_csv
 from emotion_core.batching import Batcher
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
@@ -38,7 +39,7 @@ SECURITY_HEADERS = {
 ERROR_MESSAGES = {413: "The request is too large (the limit is {limit}).",
                   415: "Send JSON with Content-Type: application/json.",
                   503: "The server is busy; try again in a moment."}
-MODEL_ROUTES = {"index", "api_predict", "api_score"}  # the views that run the model and need a slot
+MODEL_ROUTES = {"index", "api_predict", "api_score", "feedback_form", "api_feedback"}  # the views that run the model and need a slot
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -55,6 +56,8 @@ def create_app(config: dict | None = None) -> Flask:
         MAX_BATCHED=16,                       # single texts in flight at once, waiting for or in a shared call
         BATCH_WAIT_MS=2.0,                    # how long a single text may wait for others to join it
         BUSY_WAIT_S=10.0,                     # how long a request waits for a free slot before a 503
+        FEEDBACK=True,                        # corrections can be saved (EMOTION_FEEDBACK=off: not)
+        FEEDBACK_DB=None,                     # where (None: $EMOTION_FEEDBACK_DB, else emotion_core.feedback's default)
     )
     app.config.from_prefixed_env("EMOTION")  # e.g. EMOTION_MAX_TEXT_CHARS=5000
     app.config.update(config or {})
@@ -65,8 +68,11 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["BATCHING"]:
         app.extensions["batcher"] = Batcher(model.predict_batch, max_batch=app.config["MAX_BATCHED"],
                                             max_wait_s=app.config["BATCH_WAIT_MS"] / 1000)
+    app.config["FEEDBACK"] = feedback.enabled(app.config["FEEDBACK"])
+    if app.config["FEEDBACK"]:
+        app.extensions["feedback"] = feedback.FeedbackStore(app.config["FEEDBACK_DB"])  # opened at the first save
     app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name, shown=display_name,
-                                 max_chars=app.config["MAX_TEXT_CHARS"])
+                                 max_chars=app.config["MAX_TEXT_CHARS"], labels=model.labels, feedback=app.config["FEEDBACK"])
     app.extensions["model_slots"] = threading.BoundedSemaphore(app.config["MAX_BUSY"])
     app.extensions["batch_slots"] = threading.BoundedSemaphore(app.config["MAX_BATCHED"])
     app.before_request(take_model_slot)
@@ -76,6 +82,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.add_url_rule("/", view_func=index, methods=["GET", "POST"])
     app.add_url_rule("/api/predict", view_func=api_predict, methods=["POST"])
     app.add_url_rule("/api/score", view_func=api_score, methods=["POST"])
+    app.add_url_rule("/feedback", view_func=feedback_form, methods=["POST"])
+    app.add_url_rule("/api/feedback", view_func=api_feedback, methods=["POST"])
     app.add_url_rule("/healthz", view_func=healthz)
     return app
 
@@ -152,19 +160,25 @@ def http_error(exc: HTTPException):
 
 def index():
     """The form; on POST, the same page with every emotion's probability, highest first."""
-    text, result, error, status = "", None, None, 200
     if request.method == "POST":
-        text = request.form.get("text", "")
-        try:
-            why = explain(classifier(), check_text(text))  # the probabilities come from the same pass
-            probs = why.probabilities
-            words = [{"word": w, "score": s, "css": highlight_class(c)} for w, s, c in zip(why.words, why.scores, why.scaled())]
-            sentences = classifier().analyze([text])[0].sentences
-            result = {"emotion": next(iter(probs)), "probabilities": probs, "words": words, "faint": why.faint,
-                      "sentences": sentences if len(sentences) > 1 else []}
-        except InputError as exc:
-            error, status = str(exc), 400 if exc.status == 422 else exc.status
-    return render_template("index.html", text=text, result=result, error=error), status
+        return page(request.form.get("text", ""))
+    return render_template("index.html", text="", result=None, error=None)
+
+
+def page(text: str, notice: str | None = None, problem: InputError | None = None):
+    """The page with `text` classified, explained and split into sentences (or the message saying why it cannot
+    be), and a notice or a problem from saving a correction of it."""
+    result, error, status = None, problem and str(problem), problem.status if problem else 200
+    try:
+        why = explain(classifier(), check_text(text))  # the probabilities come from the same pass
+        probs = why.probabilities
+        words = [{"word": w, "score": s, "css": highlight_class(c)} for w, s, c in zip(why.words, why.scores, why.scaled())]
+        sentences = classifier().analyze([text])[0].sentences
+        result = {"emotion": next(iter(probs)), "probabilities": probs, "words": words, "faint": why.faint,
+                  "sentences": sentences if len(sentences) > 1 else [], "key": uuid.uuid4().hex}
+    except InputError as exc:
+        error, status = str(exc), 400 if exc.status == 422 else exc.status
+    return render_template("index.html", text=text, result=result, error=error, notice=notice), status
 
 
 def highlight_class(scaled: float) -> str:
@@ -244,6 +258,47 @@ def api_score():
         raise
     response.call_on_close(lambda: shutil.rmtree(workdir, ignore_errors=True))
     return response
+
+
+def save_correction(text, label, source: str, key=None) -> bool:
+    """Store a person's correction of the model on `text`; an InputError when it cannot be, the store's message
+    (status 503) when the store cannot be written. True when stored, False when that key was stored already."""
+    if not current_app.config["FEEDBACK"]:
+        raise InputError("Corrections are off on this server (EMOTION_FEEDBACK=off).", 404)
+    if not isinstance(label, str) or not (key is None or isinstance(key, str) and len(key) <= 64):
+        raise InputError('Send "label" (one of the model\'s labels) and, optionally, "key" (up to 64 characters).', 400)
+    try:
+        found = feedback.correction_for(classifier(), check_text(text), label, source, key)
+    except EmotionCoreError as exc:
+        raise InputError(str(exc)) from None
+    try:
+        return current_app.extensions["feedback"].save(found)
+    except EmotionCoreError as exc:
+        current_app.logger.warning("%s", exc)
+        raise InputError(str(exc), 503) from None
+
+
+def feedback_form():
+    """The page's "save correction" form: the same page again, saying whether the correction was kept."""
+    text = request.form.get("text", "")
+    try:
+        saved = save_correction(text, request.form.get("label"), "flask", request.form.get("key") or None)
+    except InputError as exc:
+        return page(text, problem=exc)
+    return page(text, notice=f"Saved: thank you, this text reads as {display_name(request.form['label'])}." if saved else
+                "This correction was saved already.")
+
+
+def api_feedback():
+    """{"text": "...", "label": "joy", "key": optional id} -> {"saved": true, "predicted": ..., "label": ...}."""
+    body = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(body, dict):
+        return jsonify(error='Send a JSON object with "text" and "label".'), 400
+    try:
+        saved = save_correction(body.get("text"), body.get("label"), "api", body.get("key"))
+    except InputError as exc:
+        return jsonify(error=str(exc)), exc.status
+    return jsonify(saved=saved, label=body["label"]), 201 if saved else 200
 
 
 def healthz():

@@ -8,6 +8,7 @@ import os
 os.environ.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", GRADIO_ANALYTICS_ENABLED="False",
                   TOKENIZERS_PARALLELISM="false", TQDM_DISABLE="1")
 os.environ.pop("EMOTION_MODEL", None)
+os.environ.pop("EMOTION_FEEDBACK", None)
 
 from pathlib import Path
 
@@ -22,6 +23,14 @@ from transformers import (
 )
 
 from tests.helpers import neutral_toy_rows, toy_rows, write_txt
+
+
+@pytest.fixture(scope="session", autouse=True)
+def feedback_db(tmp_path_factory) -> Path:
+    """Where every test's app and command keep corrections: a file of the run's own, never the user's."""
+    path = tmp_path_factory.mktemp("feedback") / "feedback.db"
+    os.environ["EMOTION_FEEDBACK_DB"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -195,7 +195,8 @@ def test_requests_batched_together_get_their_own_answers_and_errors(app, server)
     from gradio_client import Client
 
     texts = ["i feel so happy today", "the quick brown fox at work", "i am furious", "so lonely and sad", "  "] * 3
-    expected = [next(iter(p)) if t.strip() else None for t, p in zip(texts, app.classifier.predict_batch([t if t.strip() else "x" for t in texts]))]
+    answers = app.classifier.predict_batch([t if t.strip() else "x" for t in texts])
+    expected = [next(iter(p)) if t.strip() else None for t, p in zip(texts, answers)]
 
     def call(text):
         client = Client(server, verbose=False)
