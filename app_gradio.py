@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import hashlib
 import shutil
 import tempfile
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from emotion_core import Classifier, EmotionCoreError
+from emotion_core import Classifier, EmotionCoreError, feedback
 from emotion_core.batch import score_csv, sniff_columns
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
@@ -38,6 +39,7 @@ EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().s
 
 configure_hub()
 classifier = Classifier.from_pretrained()  # once per process: argument-free, so $EMOTION_MODEL or the bundled model
+corrections = feedback.FeedbackStore() if feedback.enabled() else None  # $EMOTION_FEEDBACK_DB; opened at the first save
 COLORS = {display_name(label): color for label, color in label_colors(classifier.labels).items()}
 
 
@@ -116,6 +118,19 @@ def show(text: str) -> tuple[dict[str, float], pd.DataFrame, list[tuple[str, flo
     why = explain(classifier, text or "")
     return (shown(why.probabilities), probability_frame(why.probabilities), highlights(why.as_dict()),
             sentence_marks(classifier.analyze([text])[0]))
+
+
+@friendly
+def save_correction(text: str, label: str | None, request: gr.Request) -> str:
+    """Store the person's answer beside the model's for `text`. One save per text and label in a session: a second
+    click on the same answer stores nothing more."""
+    if corrections is None:
+        raise EmotionCoreError("Corrections are off on this server (EMOTION_FEEDBACK=off).")
+    if not label:
+        raise EmotionCoreError("Pick the right emotion first.")
+    key = hashlib.sha256(f"{getattr(request, 'session_hash', '')}\n{label}\n{text}".encode()).hexdigest()[:32]
+    saved = corrections.save(feedback.correction_for(classifier, text or "", label, "gradio", key))
+    return f"Saved: thank you, this text reads as **{display_name(label)}**." if saved else "This correction was saved already."
 
 
 # ----------------------------------------------------------------------------- batch
@@ -218,10 +233,17 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                 gr.Examples(EXAMPLES, inputs=text, label="Try one")
             with gr.Column():
                 label = gr.Label(num_top_classes=len(classifier.labels), label="Emotion", elem_id="emotion-label")
+                with gr.Row(visible=corrections is not None, equal_height=True):
+                    right = gr.Dropdown([(display_name(name), name) for name in classifier.labels], value=None, scale=3,
+                                        label="Wrong? The right emotion is", elem_id="correct-label")
+                    save = gr.Button("Save correction", scale=1, elem_id="save-correction")
+                saved = gr.Markdown("Nothing you type is stored unless you save a correction.", visible=corrections is not None,
+                                    elem_id="correction-status")
                 chart = gr.BarPlot(x="emotion", y="probability", color="emotion", color_map=COLORS, sort="-y",
                                    y_lim=[0, 1], x_label_angle=-30, label="Probabilities", elem_id="emotion-chart")
         for trigger in (text.submit, button.click):
             trigger(show, inputs=text, outputs=[label, chart, why, sentences], api_visibility="private")
+        save.click(save_correction, inputs=[text, right], outputs=saved, api_name="feedback")
     with gr.Tab("Batch (CSV)"):
         gr.Markdown(f"Upload a CSV with a header row (up to {MAX_UPLOAD.upper()} and {MAX_APP_ROWS:,} rows). Every row gets `emotion`, "
                     "`confidence` and one `prob_<label>` column, as with `python -m emotion_core score`.")

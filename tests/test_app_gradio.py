@@ -187,6 +187,19 @@ def test_client_classify_and_score(app, server, sample_csv, tmp_path):
     assert [s["text"] for s in analysed["sentences"]] == ["The parcel came a week late.", "I am furious."]
 
 
+def test_a_correction_saved_in_the_demo_is_stored_once(app, server):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    text = "i feel so happy about the gradio correction test"
+    assert client.predict(text, "anger", api_name="/feedback") == "Saved: thank you, this text reads as **anger**."
+    assert client.predict(text, "anger", api_name="/feedback") == "This correction was saved already."
+    with pytest.raises(Exception, match="hunger is not in the list of choices"):  # the dropdown's own check
+        client.predict(text, "hunger", api_name="/feedback")
+    [row] = [r for r in app.corrections.rows() if r.text == text]
+    assert (row.predicted, row.corrected, row.source) == (next(iter(app.classifier.predict(text))), "anger", "gradio")
+
+
 def test_requests_batched_together_get_their_own_answers_and_errors(app, server):
     """Requests in flight together share one model call; each gets its own text's answer, and a bad text is refused
     alone, before it could fail the batch it would have joined."""
