@@ -32,7 +32,7 @@ from emotion_core.predict import check_length, check_texts
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD = "20mb"  # gradio refuses bigger files before they reach the handlers
 PREVIEW_ROWS = 20
-MAX_BATCHED = int(os.environ.get("EMOTION_MAX_BATCHED", 16))  # /classify or /analyze requests answered by one model call
+MAX_BATCHED = max(1, int(os.environ.get("EMOTION_MAX_BATCHED", 16)))  # /classify or /analyze requests per model call
 OUTPUTS = Path(tempfile.gettempdir()) / "emotion-gradio"  # one folder per scoring request, below this
 OUTPUT_MAX_AGE_S = 3600  # Gradio copies results into its own cache (cleaned by delete_cache); ours go after an hour
 EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().splitlines() if line.strip()]
@@ -58,26 +58,27 @@ def friendly(fn):
 
 # ----------------------------------------------------------------------------- text
 
-def refuse_bad_texts(texts: list[str]) -> list[list[dict]]:
+def refuse_bad_texts(text: list[str]) -> list[list[dict]]:
     """Refuse an empty or oversized text in its own request, before it joins a batch, where an error would fail
     every request. Gradio 6 reads no gr.validate(False) answer for a batch function, so the check raises: the
     request is refused with its message (an HTTP 400 whose detail is the message)."""
-    for text in texts:
-        check_texts([text or ""])
-        check_length(text)
-    return [[gr.validate(True, "") for _ in texts]]
+    for one in text:
+        check_texts([one or ""])
+        check_length(one)
+    return [[gr.validate(True, "") for _ in text]]
 
 
-def classify(texts: list[str]) -> list[list[dict[str, float]]]:
-    """/classify: every emotion's probability, highest first, for the texts of the requests queued together
-    (Gradio's batching: one model call for them all; a long text read sentence by sentence)."""
-    return [classifier.predict_batch([text or "" for text in texts])]
+def classify(text: list[str]) -> list[list[dict[str, float]]]:
+    """/classify: every emotion's probability, highest first, for each text of the requests queued together
+    (Gradio's batching hands this the list of their texts; one model call answers them all; a long text is read
+    sentence by sentence). The parameter keeps the API's name, `text`."""
+    return [classifier.predict_batch(text)]
 
 
-def analyze(texts: list[str]) -> list[list[dict]]:
+def analyze(text: list[str]) -> list[list[dict]]:
     """/analyze: each text's emotion and probabilities, and each sentence's, batched as /classify is:
     {"emotion", "probabilities", "sentences": [...]} per text."""
-    return [[document.as_dict() for document in classifier.analyze([text or "" for text in texts])]]
+    return [[document.as_dict() for document in classifier.analyze(text)]]
 
 
 def shown(probs: dict[str, float]) -> dict[str, float]:

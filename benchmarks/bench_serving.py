@@ -88,6 +88,7 @@ def gradio_load(url: str, seconds: int, clients: int, body: str) -> dict:
         while time.monotonic() < end:
             gradio_job(connection, body)
             jobs += 1
+        connection.close()
         done.append(jobs)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
@@ -95,15 +96,19 @@ def gradio_load(url: str, seconds: int, clients: int, body: str) -> dict:
         thread.start()
     for thread in threads:
         thread.join()
+    if len(done) < clients:
+        raise RuntimeError(f"{clients - len(done)} of the {clients} clients failed (their error is above)")
     connection, times = http.client.HTTPConnection(address.hostname, address.port), []
     for _ in range(50):
         start = time.perf_counter()
         gradio_job(connection, body)
         times.append((time.perf_counter() - start) * 1000)
+    connection.close()
     return {"jobs": sum(done) / seconds, "lone_p50": statistics.median(times)}
 
 
 def flask_table(args, text: str) -> None:
+    """Print the Flask table: both servers under wrk, rounds alternating, medians."""
     body = json.dumps({"text": text})
     runs: dict[str, list[dict]] = {name: [] for name in CONFIGS}
     for _ in range(args.rounds):
@@ -123,6 +128,7 @@ def flask_table(args, text: str) -> None:
 
 
 def gradio_table(args, text: str) -> None:
+    """Print the Gradio table: both servers under the client threads, rounds alternating, medians."""
     body = json.dumps({"data": [text]})
     runs: dict[str, list[dict]] = {name: [] for name in GRADIO_CONFIGS}
     for _ in range(args.rounds):

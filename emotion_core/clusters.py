@@ -43,13 +43,19 @@ def check_reachable(address: str, cluster: str, timeout_s: float = 5) -> None:
 def summarize(out: Path, column: str) -> ScoreSummary:
     """Rows, empty texts and labels of a written output folder, from its `emotion` column alone, read here batch
     by batch: the folder is on a disk this machine shares with the cluster, and one column reads in seconds."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
     from pyarrow import csv
 
-    kind = ds.CsvFileFormat(parse_options=csv.ParseOptions(newlines_in_values=True)) if output_format(out) == "csv" else "parquet"
+    kind = "parquet"
+    if output_format(out) == "csv":
+        kind = ds.CsvFileFormat(parse_options=csv.ParseOptions(newlines_in_values=True),
+                                convert_options=csv.ConvertOptions(column_types={"emotion": pa.string()}))
     counts = Counter()
-    for batch in ds.dataset(out, format=kind).to_batches(columns=["emotion"]):  # part files only: "." and "_" files are left out
+    # Part files only ("." and "_" files are left out); `emotion` read as text even in a part whose texts were all empty.
+    parts = ds.dataset(out, format=kind, schema=pa.schema([("emotion", pa.string())]))
+    for batch in parts.to_batches(columns=["emotion"]):
         for pair in pc.value_counts(pc.fill_null(batch.column("emotion"), "")).to_pylist():
             counts[pair["values"]] += pair["counts"]
     skipped = counts.pop("", 0)

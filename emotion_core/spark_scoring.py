@@ -1,7 +1,7 @@
 """Score a table of any size on Apache Spark: your own DataFrame, or a CSV, Parquet or JSON Lines input to a folder.
 
     $ emotion score tickets.parquet -o scored.parquet --on spark                     # a local Spark, every core
-    $ emotion score 's3a://bucket/tickets/' -o scored.parquet --on spark --address spark://head:7077
+    $ emotion score 's3a://bucket/tickets/*.parquet' -o scored.parquet --on spark --address spark://head:7077
 
     >>> from emotion_core.spark_scoring import score_dataframe
     >>> scored = score_dataframe(spark.table("tickets"), text_column="body")   # a DataFrame, nothing run yet
@@ -14,11 +14,14 @@ commit protocol and renamed into place when every row is in it.
 """
 
 import functools
+import itertools
 import logging
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -41,7 +44,10 @@ def model_labels(model: str) -> list[str]:
 
     if Path(model).is_dir():
         check_model_folder(Path(model))  # refused here, not as a traceback from inside the executors
-    config = AutoConfig.from_pretrained(model)
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except OSError as exc:  # a Hub id not found, or the Hub not reachable
+        raise EmotionCoreError(f"Could not read the configuration of the model {model}: {first_line(exc)}") from None
     return [config.id2label[i] for i in range(config.num_labels)]
 
 
@@ -57,17 +63,21 @@ def score_dataframe(frame, model: str | None = None, text_column: str | None = N
     Every input column is kept (prediction columns already there are replaced); empty texts get
     nulls. The text column is chosen as `score` chooses it, from the first rows.
     """
-    return add_scores(frame, find_text_column(first_rows(frame), text_column), model, engine)
+    return add_scores(frame, find_text_column(first_rows(frame), text_column), *resolved(model), engine)
 
 
-def add_scores(frame, column: str, model: str | None = None, engine: str | None = None):
-    """`score_dataframe` once the text column is known."""
-    from pyspark.sql.types import FloatType, StringType, StructField, StructType
-
+def resolved(model: str | None) -> tuple[str, list[str]]:
+    """The model as the executors will load it (an absolute folder, or a Hub id) and its labels."""
     model = resolve_model(model)
     if Path(model).exists():
         model = str(Path(model).resolve())  # the executors' working folder is not ours
-    labels = model_labels(model)
+    return model, model_labels(model)
+
+
+def add_scores(frame, column: str, model: str, labels: list[str], engine: str | None = None):
+    """`score_dataframe` once the text column, the model and its labels are known."""
+    from pyspark.sql.types import FloatType, StringType, StructField, StructType
+
     added = [StructField("emotion", StringType()), StructField("confidence", FloatType()),
              *(StructField(f"prob_{label}", FloatType()) for label in labels)]
     kept = [f for f in frame.schema.fields if f.name not in prediction_columns(labels)]
@@ -89,55 +99,97 @@ def with_row_numbers(frame):
     """`frame` with ROW_ID, each row's place in the order Spark reads the input, from 0.
 
     `monotonically_increasing_id` numbers rows within each partition; one small counting job
-    gives each partition's first row, so the numbers are consecutive and no data is moved.
+    gives each partition's first row, so the numbers are consecutive and no data is moved. (For a
+    folder of files, Spark's order is its own: largest files first.)
     """
     from pyspark.sql import functions as F
 
-    position = F.monotonically_increasing_id()
-    frame = frame.withColumn(ROW_ID, position)
-    partition = F.shiftright(F.col(ROW_ID), POSITION_BITS)
-    starts, total = [], 0
-    for row in frame.groupBy(partition.alias("partition")).count().orderBy("partition").collect():
-        starts += [F.lit(row["partition"]), F.lit(total)]
-        total += row["count"]
-    return frame.withColumn(ROW_ID, F.create_map(*starts)[partition] + F.col(ROW_ID).bitwiseAND((1 << POSITION_BITS) - 1))
+    frame = frame.withColumn(ROW_ID, F.monotonically_increasing_id())
+    partition = F.shiftright(F.col(ROW_ID), POSITION_BITS).cast("int")
+    counts = {row["partition"]: row["count"] for row in frame.groupBy(partition.alias("partition")).count().collect()}
+    starts = list(itertools.accumulate(counts.get(p, 0) for p in range(max(counts) + 1)))
+    first = F.array(*(F.lit(start - counts.get(p, 0)) for p, start in enumerate(starts)))
+    return frame.withColumn(ROW_ID, first[partition] + F.col(ROW_ID).bitwiseAND((1 << POSITION_BITS) - 1))
+
+
+def spread(frame, cores: int):
+    """`frame` over at least `cores` partitions that hold rows, so that every core scores: one file is often a
+    single such partition, however many splits Spark makes of it (a Parquet row group is read by one)."""
+    from pyspark.sql import functions as F
+
+    filled = frame.groupBy(F.spark_partition_id()).count().count()
+    return frame.repartition(cores) if filled < cores else frame
 
 
 def session(master: str | None):
-    """The active SparkSession, else a new one on `master` (or $SPARK_MASTER, else every local core), and whether
-    it is new (then the caller stops it)."""
+    """The SparkSession running in this process, else a new one on `master` (or $SPARK_MASTER, else every local
+    core), and whether it is new (then the caller stops it)."""
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active, False
+    if SparkSession.getActiveSession() is not None or SparkContext._active_spark_context is not None:
+        if master:
+            logger.warning("Spark is running in this process already: scoring there, not on %s", master)
+        return SparkSession.builder.getOrCreate(), False
     master = master or os.environ.get(MASTER_ENV_VAR) or "local[*]"
     if master.startswith("spark://"):
-        for address in master.removeprefix("spark://").split(","):
-            check_reachable(address, "Spark")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers' Python: this one, which has the package
+        check_any_reachable(master.removeprefix("spark://").split(","))
     builder = SparkSession.builder.master(master).appName("emotion score").config("spark.ui.enabled", "false")
-    if master.startswith("local"):
+    local = master.startswith("local")
+    if local:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers' Python: this one, which has the package
         builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # py4j and the JVM raise their own kinds; all mean the same to the user
-        raise EmotionCoreError(f"Could not start Spark on {master}: {str(exc).strip().splitlines()[0]} "
-                               "(Spark needs Java 17 or 21: apt-get install openjdk-17-jre-headless, or bash setup.sh --dev.)") from None
-    spark.sparkContext.setLogLevel("ERROR")
+        java = "" if shutil.which("java") else " Spark needs Java 17 or 21: apt-get install openjdk-17-jre-headless."
+        raise EmotionCoreError(f"Could not start Spark on {master}: {first_line(exc)}{java}") from None
+    spark.sparkContext.setLogLevel("ERROR" if local else "WARN")  # on a cluster, "no resources accepted" shows
     return spark, True
 
 
+def check_any_reachable(addresses: list[str]) -> None:
+    """Refuse a master list none of which answers (a standby may be down)."""
+    for address in addresses[:-1]:
+        try:
+            return check_reachable(address, "Spark")
+        except EmotionCoreError:
+            continue
+    check_reachable(addresses[-1], "Spark")
+
+
+def first_line(exc: Exception) -> str:
+    """The line of a Spark, Py4J or Python worker error that says what went wrong."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    said = [line for line in lines if "Exception:" in line or "Error:" in line]
+    return (said[-1] if "Python worker" in lines[0] and said else said[0] if said else lines[0]).removeprefix(": ")
+
+
+@contextmanager
+def clear_spark_errors(what: str):
+    """Turn what Spark raises while it reads, counts or writes into one message naming `what`."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except (PySparkException, Py4JJavaError) as exc:
+        raise EmotionCoreError(f"Could not score {what}: {first_line(exc)}") from None
+
+
 def read(spark, path: str):
-    """The input as a Spark DataFrame, CSV cells as strings as `score` reads them; a clear message when it cannot be read."""
+    """The input as a Spark DataFrame, CSV cells as strings as `score` reads them (quoted line breaks and all),
+    refusing a malformed row rather than filling it with nulls; a clear message when it cannot be read."""
     from pyspark.errors import AnalysisException
 
     kind = input_format(path)
-    reader = spark.read.option("header", True).option("escape", '"') if kind == "csv" else spark.read
+    reader = spark.read.option("mode", "FAILFAST")
+    if kind == "csv":
+        reader = reader.option("header", True).option("escape", '"').option("multiLine", True)
     try:
         return getattr(reader, kind)(path)
     except AnalysisException as exc:
-        raise EmotionCoreError(f"Could not read {path}: {str(exc).strip().splitlines()[0]}") from None
+        raise EmotionCoreError(f"Could not read {path}: {first_line(exc)}") from None
 
 
 def score_on_spark(input_path: str, output_path: str | Path, model: str | None = None, text_column: str | None = None,
@@ -145,31 +197,41 @@ def score_on_spark(input_path: str, output_path: str | Path, model: str | None =
     """Score every row of `input_path` on Spark into the folder `output_path` (Parquet, or CSV for a .csv name).
 
     Every input column is kept, with `id_column` (or ROW_ID, added) to tie each output row to its
-    input row. Runs on the active SparkSession, else on a new one on `address` (a master URL) that
-    stops when the job has.
+    input row. Runs on the SparkSession of this process, else on a new one on `address` (a master
+    URL) that stops when the job has.
     """
     out = Path(output_path)
+    input_format(str(input_path))  # refused before Spark starts, as a model folder that cannot be read is
+    model, labels = resolved(model)
     spark, started = session(address)
     try:
-        frame = read(spark, str(input_path))
-        column = find_text_column(first_rows(frame, str(input_path)), text_column)
-        if id_column and id_column not in frame.columns:
-            raise EmotionCoreError(f"{input_path} has no column '{id_column}' (found: {', '.join(frame.columns)}).")
-        if not id_column:
-            frame = with_row_numbers(frame)
-        cores = spark.sparkContext.defaultParallelism
-        if frame.rdd.getNumPartitions() < cores:  # a single file is often one partition: give every core a share
-            frame = frame.repartition(cores)
-        scored = add_scores(frame, column, model, engine)
-        with new_folder(out) as partial:
-            writer = scored.write.mode("overwrite")
-            if output_format(out) == "csv":
-                writer.option("header", True).option("escape", '"').csv(str(partial))
-            else:
-                writer.parquet(str(partial))
+        with clear_spark_errors(str(input_path)):
+            frame = read(spark, str(input_path))
+            column = find_text_column(first_rows(frame, str(input_path)), text_column)
+            frame = spread(identified(frame, id_column, str(input_path)), spark.sparkContext.defaultParallelism)
+            with new_folder(out) as partial:
+                write(add_scores(frame, column, model, labels, engine), partial, output_format(out))
         summary = summarize(out, column)
         logger.info("%s", summary)
         return summary
     finally:
         if started:
             spark.stop()
+
+
+def identified(frame, id_column: str | None, name: str):
+    """`frame` with the column that ties each output row to its input row: `id_column`, else ROW_ID, added."""
+    if id_column and id_column not in frame.columns:
+        raise EmotionCoreError(f"{name} has no column '{id_column}' (found: {', '.join(frame.columns)}).")
+    if not id_column and ROW_ID in frame.columns:
+        raise EmotionCoreError(f"{name} has a column '{ROW_ID}' already: pass --id-column {ROW_ID} (or another id column).")
+    return frame if id_column else with_row_numbers(frame)
+
+
+def write(scored, folder: Path, kind: str) -> None:
+    """Part files of `scored` in `folder` (a local path: no cluster default file system in between), texts as they were."""
+    writer = scored.write.mode("overwrite")
+    if kind == "csv":
+        writer = writer.option("header", True).option("escape", '"')
+        writer = writer.option("ignoreLeadingWhiteSpace", False).option("ignoreTrailingWhiteSpace", False)
+    getattr(writer, kind)(folder.as_uri())

@@ -33,10 +33,12 @@ def spark():
 
 @pytest.fixture
 def tickets() -> pd.DataFrame:
-    """Toy texts with an id column, some empty, one with the quotes and commas a CSV has to escape."""
+    """Toy texts with an id column, some empty, one with the quotes and commas a CSV has to escape, one with a line
+    break and spaces around it."""
     texts = [text for text, _ in neutral_toy_rows(300, seed=11)]
     texts[5] = texts[77] = ""
     texts[9] = f'she said "{texts[9]}", twice, and left'
+    texts[12] = f"  {texts[12]}\nand a second line  "
     return pd.DataFrame({"ticket": [f"t{i:04d}" for i in range(len(texts))], "text": texts})
 
 
@@ -106,6 +108,9 @@ def test_a_missing_column_or_file_is_a_clear_error_and_writes_nothing(spark, tmp
         score_on_spark(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=str(tmp_path / "broken-model"))
     with pytest.raises(EmotionCoreError, match="Cannot tell the format of .*tickets.txt"):
         score_on_spark(str(tmp_path / "tickets.txt"), tmp_path / "out.parquet", model=model)
+    tickets.rename(columns={"ticket": "row"}).to_parquet(tmp_path / "rows.parquet")
+    with pytest.raises(EmotionCoreError, match="has a column 'row' already: pass --id-column row"):
+        score_on_spark(str(tmp_path / "rows.parquet"), tmp_path / "out.parquet", model=model)
     assert not (tmp_path / "out.parquet").exists()
 
 
@@ -151,21 +156,12 @@ def test_an_executor_killed_mid_job_loses_no_row_and_repeats_none(tmp_path, tiny
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_WORKER_DIR": str(tmp_path / "work"), "SPARK_LOCAL_IP": "127.0.0.1"}
     job = subprocess.Popen([sys.executable, "-c", KILLED_JOB, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"),
                             str(tiny_neutral_model)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = None
-    deadline = time.monotonic() + 240
-    while killed is None and job.poll() is None and time.monotonic() < deadline:
-        scoring = [p for p in psutil.Process(job.pid).children(recursive=True) if is_python_worker(p)]
-        if scoring:
-            time.sleep(2)  # let it score some batches first
-            executor = scoring[0].parent()
-            while executor is not None and "CoarseGrainedExecutorBackend" not in " ".join(executor.cmdline()):
-                executor = executor.parent()
-            assert executor is not None, "the scoring worker has no executor above it"
-            executor.kill()
-            killed = executor.pid
-            assert job.poll() is None, "the job ended before an executor could be killed"
-        time.sleep(0.2)
-    out, err = job.communicate(timeout=600)
+    try:
+        killed = kill_an_executor_while_it_scores(job)
+        out, err = job.communicate(timeout=600)
+    finally:  # a failed assertion leaves no JVM behind
+        for process in [*psutil.Process(job.pid).children(recursive=True), job] if job.poll() is None else []:
+            process.kill()
     assert killed, "no scoring worker was seen"
     assert job.returncode == 0, err[-3000:]
     assert f"Scored {rows} of {rows} rows" in out
@@ -174,9 +170,41 @@ def test_an_executor_killed_mid_job_loses_no_row_and_repeats_none(tmp_path, tiny
     assert scored["emotion"].notna().all()
 
 
+def kill_an_executor_while_it_scores(job: subprocess.Popen) -> int | None:
+    """Wait for a Python worker to score, then kill the executor process above it; its pid."""
+    deadline = time.monotonic() + 240
+    while job.poll() is None and time.monotonic() < deadline:
+        scoring = [p for p in psutil.Process(job.pid).children(recursive=True) if is_python_worker(p)]
+        if scoring:
+            time.sleep(2)  # let it score some batches first
+            executor = scoring[0].parent()
+            while executor is not None and "CoarseGrainedExecutorBackend" not in " ".join(executor.cmdline()):
+                executor = executor.parent()
+            assert executor is not None, "the scoring worker has no executor above it"
+            executor.kill()
+            assert job.poll() is None, "the job ended before an executor could be killed"
+            return executor.pid
+        time.sleep(0.2)
+    return None
+
+
 def is_python_worker(process: psutil.Process) -> bool:
     """A Python worker of an executor: the process that runs the model."""
     try:
         return "pyspark.daemon" in " ".join(process.cmdline())
     except psutil.Error:
         return False
+
+
+def test_the_summary_reads_a_part_whose_texts_were_all_empty(tmp_path):
+    """A part file of empty texts has an `emotion` column of nulls only (Arrow types it null, not text)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from emotion_core.clusters import summarize
+
+    (tmp_path / "out.parquet").mkdir()
+    pq.write_table(pa.table({"text": ["", " "], "emotion": pa.array([None, None], pa.null())}), tmp_path / "out.parquet" / "a.parquet")
+    pq.write_table(pa.table({"text": ["x", "y"], "emotion": ["joy", "anger"]}), tmp_path / "out.parquet" / "b.parquet")
+    summary = summarize(tmp_path / "out.parquet", "text")
+    assert (summary.rows, summary.skipped, dict(summary.label_counts)) == (4, 2, {"joy": 1, "anger": 1})
