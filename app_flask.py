@@ -70,7 +70,7 @@ def create_app(config: dict | None = None) -> Flask:
                                             max_wait_s=app.config["BATCH_WAIT_MS"] / 1000)
     app.config["FEEDBACK"] = feedback.enabled(app.config["FEEDBACK"])
     if app.config["FEEDBACK"]:
-        app.extensions["feedback"] = feedback.FeedbackStore(app.config["FEEDBACK_DB"])  # opened at the first save
+        app.extensions["feedback"] = feedback.FeedbackStore.for_app(app.config["FEEDBACK_DB"])  # opened at the first save
     app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name, shown=display_name,
                                  max_chars=app.config["MAX_TEXT_CHARS"], labels=model.labels, feedback=app.config["FEEDBACK"])
     app.extensions["model_slots"] = threading.BoundedSemaphore(app.config["MAX_BUSY"])

@@ -39,7 +39,7 @@ EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().s
 
 configure_hub()
 classifier = Classifier.from_pretrained()  # once per process: argument-free, so $EMOTION_MODEL or the bundled model
-corrections = feedback.FeedbackStore() if feedback.enabled() else None  # $EMOTION_FEEDBACK_DB; opened at the first save
+corrections = feedback.FeedbackStore.for_app() if feedback.enabled() else None  # opened at the first save
 COLORS = {display_name(label): color for label, color in label_colors(classifier.labels).items()}
 
 
@@ -129,9 +129,57 @@ def save_correction(text: str, label: str | None, request: gr.Request) -> str:
         raise EmotionCoreError("Corrections are off on this server (EMOTION_FEEDBACK=off).")
     if not label:
         raise EmotionCoreError("Pick the right emotion first.")
-    key = hashlib.sha256(f"{getattr(request, 'session_hash', '')}\n{label}\n{text}".encode()).hexdigest()[:32]
-    saved = corrections.save(feedback.correction_for(classifier, text or "", label, "gradio", key))
+    saved = store(text or "", label, "gradio", request)
     return f"Saved: thank you, this text reads as **{display_name(label)}**." if saved else "This correction was saved already."
+
+
+def store(text: str, label: str, source: str, request: gr.Request) -> bool:
+    """Save a correction keyed by the session, the text and the label, so that a second click stores nothing more."""
+    key = hashlib.sha256(f"{getattr(request, 'session_hash', '')}\n{label}\n{text}".encode()).hexdigest()[:32]
+    return corrections.save(feedback.correction_for(classifier, text, label, source, key))
+
+
+# ----------------------------------------------------------------------------- review
+
+@friendly
+def make_queue(file: str | None, last_scored: str | None) -> tuple[dict, str, str]:
+    """The uploaded CSV's rows (else the last file scored in the Batch tab), the most uncertain first; the first one."""
+    source = file or last_scored
+    if not source:
+        raise EmotionCoreError("Upload a CSV file, or score one in the Batch tab first.")
+    remove_old_outputs()
+    OUTPUTS.mkdir(exist_ok=True)
+    out = Path(tempfile.mkdtemp(dir=OUTPUTS)) / "queue.csv"
+    columns, _ = sniff_columns(source)
+    column = columns[columns.index("emotion") - 1] if "emotion" in columns else None  # a scored file: its text column
+    summary = feedback.review_queue(source, out, classifier, text_column=column, max_rows=MAX_APP_ROWS)
+    rows = pd.read_csv(out, dtype=str, keep_default_na=False)
+    rows = rows[rows["emotion"] != ""]  # empty texts: nothing to label
+    queue = {"texts": rows[summary.text_column].tolist(), "guesses": rows["emotion"].tolist(), "at": 0}
+    return (queue, *review_item(queue))
+
+
+def review_item(queue: dict) -> tuple[str, str]:
+    """The text to label now and where the person is in the queue."""
+    at, texts = queue["at"], queue["texts"]
+    if at >= len(texts):
+        return "", f"Done: all {len(texts)} rows labelled or skipped. Thank you."
+    return texts[at], f"Row {at + 1} of {len(texts)} · the model says **{display_name(queue['guesses'][at])}**"
+
+
+def answer(label: str | None):
+    """A click on an emotion's button (or Skip, for None): store the answer, show the next row."""
+
+    @friendly
+    def click(queue: dict | None, request: gr.Request) -> tuple[dict, str, str]:
+        if not queue or queue["at"] >= len(queue["texts"]):
+            raise EmotionCoreError("Make a queue first: upload a CSV and press Start.")
+        if label is not None:
+            store(queue["texts"][queue["at"]], label, "review", request)
+        queue = {**queue, "at": queue["at"] + 1}
+        return (queue, *review_item(queue))
+
+    return click
 
 
 # ----------------------------------------------------------------------------- batch
@@ -259,6 +307,20 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
         label_counts = gr.State()
         score_button.click(score_file, inputs=[upload, column], outputs=[scored, label_counts], api_name="score_csv").success(
             summarize, inputs=[scored, label_counts], outputs=[preview, counts], api_visibility="private")
+    with gr.Tab("Review", visible=corrections is not None):
+        gr.Markdown("Label the rows the model is least sure of, one click each: the answers are saved as corrections "
+                    "and can train a better model. Upload a CSV, or start with the last file scored in the Batch tab.")
+        queue_file = gr.File(label="CSV file", file_types=[".csv"], elem_id="review-upload")
+        start = gr.Button("Start", variant="primary", elem_id="review-start")
+        queue = gr.State()
+        review_text = gr.Textbox(label="Text", interactive=False, lines=3, elem_id="review-text")
+        where = gr.Markdown(elem_id="review-where")
+        with gr.Row():
+            choices = [(display_name(name), name) for name in classifier.labels] + [("Skip", None)]
+            for shown_name, name in choices:
+                gr.Button(shown_name, elem_id=f"review-{name or 'skip'}").click(
+                    answer(name), inputs=queue, outputs=[queue, review_text, where], api_visibility="private")
+        start.click(make_queue, inputs=[queue_file, scored], outputs=[queue, review_text, where], api_visibility="private")
     with gr.Tab("Model"):
         gr.Markdown(model_card())
         with gr.Row():

@@ -1,5 +1,5 @@
 """The command line, `emotion` (or `python -m emotion_core`): `train`, `score IN.csv -o OUT.csv`, `predict TEXT`,
-`export`, `calibrate`, `evaluate`, `sweep`, `soup`, `shift`, `space build|deploy`.
+`export`, `calibrate`, `evaluate`, `sweep`, `soup`, `shift`, `feedback stats|export|queue`, `space build|deploy`.
 
 The library does the work; this module parses arguments and prints. Every EmotionCoreError
 becomes one line on stderr and exit status 1.
@@ -172,6 +172,42 @@ def positive_int(value: str) -> int:
     return int(value)
 
 
+def cmd_feedback(args: argparse.Namespace) -> None:
+    """`feedback stats|export|queue`: what people corrected, as a table, as training data, and what to ask next."""
+    from . import feedback
+
+    if args.feedback_command == "queue":
+        from .predict import Classifier
+
+        summary = feedback.review_queue(args.input, args.output, Classifier.from_pretrained(args.model, engine=args.engine),
+                                        text_column=args.text_column)
+        print(f"Wrote {summary.rows} rows to {args.output}, the most uncertain first (column margin).")
+        return
+    if args.feedback_command == "gate":
+        print(gate(args))
+        return
+    rows = feedback.FeedbackStore.open(args.db).rows()
+    if args.feedback_command == "export":
+        train, held = feedback.split_corrections(rows, args.hold_out) if args.held_back else (rows, [])
+        print(f"Wrote {len(train)} corrections to {feedback.export(train, args.output)} (columns text, label: a training source).")
+        if args.held_back:
+            print(f"Held back {len(held)} in {feedback.export(held, args.held_back)} for `emotion feedback gate`.")
+        return
+    print(json.dumps(feedback.stats(rows), indent=2))
+
+
+def gate(args: argparse.Namespace) -> str:
+    """`feedback gate`: write the report saying whether the retrained model should replace the current one."""
+    from . import feedback
+    from .model_folder import write_text
+    from .predict import Classifier
+
+    current, candidate = Classifier.from_pretrained(args.current), Classifier.from_pretrained(args.candidate)
+    decision = feedback.gate(current, candidate, Path(args.held_back))
+    write_text(Path(args.output), feedback.gate_report(decision, args.current, args.candidate))
+    return f"{'Replace' if decision['replace'] else 'Keep the current model'}: the report is in {args.output}."
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Subcommands with help for every option."""
     parser = argparse.ArgumentParser(prog="emotion", description="Emotion classification tools (also python -m emotion_core).")
@@ -269,6 +305,30 @@ def build_parser() -> argparse.ArgumentParser:
     shift.add_argument("--rule", required=True, help="grid file whose rule lists the requirements")
     shift.add_argument("--out", required=True, help="model folder to write (replaced atomically)")
     shift.set_defaults(func=cmd_shift)
+
+    corrections = commands.add_parser("feedback", help="the corrections people saved in the apps: stats, export, review queue")
+    corrections_commands = corrections.add_subparsers(dest="feedback_command", required=True)
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--db", help="the corrections file (default: $EMOTION_FEEDBACK_DB, else ~/.local/share/emotion/feedback.db)")
+    corrections_commands.add_parser("stats", parents=[store], help="corrections per label, and what the model had said")
+    export_corrections = corrections_commands.add_parser("export", parents=[store], help="write the corrections as a training CSV")
+    export_corrections.add_argument("-o", "--output", required=True, help="the CSV to write (text, label, ...)")
+    export_corrections.add_argument("--held-back", help="also write a seeded share of the corrections here, left out of OUTPUT, "
+                                                        "to judge a retrained model on (emotion feedback gate)")
+    export_corrections.add_argument("--hold-out", type=float, default=0.2, help="the share held back (default 0.2)")
+    gate_parser = corrections_commands.add_parser("gate", help="should a retrained model replace the current one? (a report)",
+                                                  description="Better on the held-back corrections, and at most 0.5 points "
+                                                              "worse on each test split the current model was measured on.")
+    gate_parser.add_argument("--current", required=True, help="the model served now (folder or Hub id)")
+    gate_parser.add_argument("--candidate", required=True, help="the retrained model")
+    gate_parser.add_argument("--held-back", required=True, help="the held-back corrections (from export --held-back)")
+    gate_parser.add_argument("-o", "--output", required=True, help="the report to write (Markdown)")
+    queue = corrections_commands.add_parser("queue", parents=[model, engine], help="a CSV's rows, the most uncertain first",
+                                            description="Example: python -m emotion_core feedback queue tickets.csv -o queue.csv")
+    queue.add_argument("input", help="CSV file with a header row")
+    queue.add_argument("-o", "--output", required=True, help="where to write the ordered rows (with a margin column)")
+    queue.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
+    corrections.set_defaults(func=cmd_feedback)
 
     space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")
     space_commands = space.add_subparsers(dest="space_command", required=True)

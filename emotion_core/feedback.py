@@ -13,19 +13,28 @@ give each prediction shown one), so a form sent twice stores it once.
 import functools
 import hashlib
 import json
+import logging
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from .config import MAX_TEXT_CHARS
 from .errors import EmotionCoreError
+from .model_folder import atomic_file, write_with
+
+logger = logging.getLogger(__name__)
 
 DB_ENV_VAR = "EMOTION_FEEDBACK_DB"
 SWITCH_ENV_VAR = "EMOTION_FEEDBACK"  # "off" turns the feature off in both apps
+REPO_ENV_VAR = "EMOTION_FEEDBACK_REPO"  # a private Hub dataset repo that also gets every correction (for a Space)
 BUSY_TIMEOUT_MS = 10_000
 COLUMNS = ("key", "text", "model", "model_hash", "predicted", "probabilities", "corrected", "source", "created_at")
 
@@ -104,9 +113,24 @@ class FeedbackStore:
     the file cannot be written; the first save brings the schema up to date, or says why not.
     """
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, mirror=None):
         self.path = Path(path) if path else default_path()
         self.migrated = False
+        self.mirror = mirror  # a hub.HubMirror, or None
+
+    @classmethod
+    def for_app(cls, path: str | Path | None = None) -> "FeedbackStore":
+        """The apps' store: the file, and the Hub repo named by $EMOTION_FEEDBACK_REPO when there is one. A repo that
+        cannot be reached is logged and left out: corrections are still kept in the file, predictions still served."""
+        from .hub import HubMirror
+
+        store, repo = cls(path), os.environ.get(REPO_ENV_VAR)
+        if repo:
+            try:
+                store.mirror = HubMirror(repo, store.path.parent / "hub-mirror")
+            except EmotionCoreError as exc:
+                logger.warning("%s Corrections are kept in %s only.", exc, store.path)
+        return store
 
     @classmethod
     def open(cls, path: str | Path | None = None) -> "FeedbackStore":
@@ -153,7 +177,10 @@ class FeedbackStore:
         with self.connect() as db:
             cursor = db.execute(f"INSERT OR IGNORE INTO corrections ({', '.join(COLUMNS)}) "
                                 f"VALUES ({', '.join('?' * len(COLUMNS))})", [row[c] for c in COLUMNS])
-            return cursor.rowcount == 1
+        saved = cursor.rowcount == 1
+        if saved and self.mirror is not None:
+            self.mirror.append(asdict(correction))
+        return saved
 
     def rows(self) -> list[Correction]:
         """Every correction, oldest first."""
@@ -174,3 +201,93 @@ def correction_for(classifier, text: str, corrected: str, source: str, key: str 
     found.probabilities = classifier.predict(text)
     found.predicted = next(iter(found.probabilities))
     return found
+
+
+def stats(rows: list[Correction]) -> dict:
+    """How many corrections, per corrected label, and per (predicted, corrected) pair: where the model is wrong."""
+    return {"rows": len(rows), "corrected": Counter(r.corrected for r in rows),
+            "predicted_as": Counter(f"{r.predicted} -> {r.corrected}" for r in rows)}
+
+
+def export(rows: list[Correction], path: Path) -> Path:
+    """The corrections as a CSV that `emotion train`, a mix file and a sweep read as a source (`text`, `label`),
+    with where each came from beside them; written atomically."""
+    frame = pd.DataFrame({"text": [r.text for r in rows], "label": [r.corrected for r in rows],
+                          "predicted": [r.predicted for r in rows], "model": [r.model for r in rows],
+                          "model_hash": [r.model_hash for r in rows], "source": [r.source for r in rows],
+                          "created_at": [r.created_at for r in rows]})
+    return write_with(Path(path), lambda partial: frame.to_csv(partial, index=False))
+
+
+def margin(probabilities: np.ndarray) -> np.ndarray:
+    """How sure the model is of each row: the gap between its two most probable labels (calibrated), 0 to 1."""
+    top = np.sort(probabilities, axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+def review_queue(input_path: str | Path, output_path: str | Path, classifier, text_column: str | None = None,
+                 max_rows: int | None = None):
+    """Score a CSV and write its rows most uncertain first (smallest `margin`), for people to label in that order;
+    the rows left unscored (empty texts) last; `score`'s summary. The whole file is held in memory: a queue is
+    for people to read (the apps cap it with `max_rows`)."""
+    from .batch import score_csv
+
+    out = Path(output_path)
+    with atomic_file(out) as scored:
+        summary = score_csv(input_path, scored, classifier, text_column=text_column, progress=False, max_rows=max_rows)
+        frame = pd.read_csv(scored, dtype=str, keep_default_na=False)
+        probs = frame[[f"prob_{label}" for label in classifier.labels]].replace("", np.nan).astype(float).to_numpy()
+        frame.insert(len(frame.columns), "margin", np.round(margin(probs), 4))
+        frame.sort_values("margin", kind="stable", na_position="last").to_csv(scored, index=False)
+    summary.output = out
+    return summary
+
+
+HELD_BACK = 0.2  # the share of corrections a retrained model is judged on, never trained on
+MAX_TEST_DROP = 0.005  # how much worse (accuracy) a replacement may be on each fixed test split
+
+
+def split_corrections(rows: list[Correction], held_back: float = HELD_BACK, seed: int = 42) -> tuple[list, list]:
+    """A seeded split of the corrections: those to train on, and those held back to judge the new model on."""
+    order = np.random.default_rng(seed).permutation(len(rows))
+    cut = round(len(rows) * held_back)
+    return [rows[i] for i in sorted(order[cut:])], [rows[i] for i in sorted(order[:cut])]
+
+
+def gate(current, candidate, held_back: Path) -> dict:
+    """Whether `candidate` should replace `current`: better on the held-back corrections, and at most
+    MAX_TEST_DROP worse on each fixed test split the current model was measured on. Both are Classifiers."""
+    from .data import read_file
+    from .evaluation import eval_data
+
+    texts, labels = read_file(held_back)
+    figures = {"held-back corrections": (texts, labels)}
+    for text, truth, source in zip(*eval_data(current, None, splits=("test",))["test"]):
+        split = figures.setdefault(f"{source} test", ([], []))
+        split[0].append(text)
+        split[1].append(current.labels[truth])
+    rows = [{"split": name, "texts": len(t), "current": accuracy(current, t, y), "candidate": accuracy(candidate, t, y)}
+            for name, (t, y) in figures.items()]
+    better = rows[0]["candidate"] > rows[0]["current"]
+    kept = all(r["candidate"] >= r["current"] - MAX_TEST_DROP for r in rows[1:])
+    return {"replace": better and kept, "better_on_corrections": better, "test_splits_kept": kept, "rows": rows}
+
+
+def accuracy(classifier, texts: list[str], labels: list[str]) -> float:
+    """The share of `texts` the classifier labels as `labels` says."""
+    answers = [next(iter(p)) for p in classifier.predict_batch(texts)] if texts else []
+    return float(np.mean([a == y for a, y in zip(answers, labels)])) if texts else float("nan")
+
+
+def gate_report(decision: dict, current: str, candidate: str) -> str:
+    """The gate's decision as Markdown: the verdict first, then each split's accuracy for both models."""
+    verdict = "Replace" if decision["replace"] else "Keep the current model"
+    why = [] if decision["better_on_corrections"] else ["the candidate is not better on the held-back corrections"]
+    why += [] if decision["test_splits_kept"] else [f"the candidate is more than {MAX_TEST_DROP:.1%} worse on a test split"]
+    lines = [f"# Retraining gate: {verdict}", "", f"Current: `{current}` · candidate: `{candidate}`"]
+    lines += [""] + ([f"Not replaced: {'; '.join(why)}."] if why else ["The candidate is better on the held-back corrections "
+                                                                        "and keeps every test split."])
+    lines += ["", "| split | texts | current | candidate | change |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['split']} | {r['texts']:,} | {r['current']:.2%} | {r['candidate']:.2%} | {r['candidate'] - r['current']:+.2%} |"
+              for r in decision["rows"]]
+    return "\n".join(lines) + "\n\nNothing is replaced by this report: copy the candidate into place yourself.\n"

@@ -7,9 +7,11 @@ here runs at import.
 """
 
 import functools
+import json
 import logging
 import os
 import socket
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -131,3 +133,34 @@ def push_model(folder: str | Path, repo_id: str, private: bool = False) -> str:
     url = f"https://huggingface.co/{repo_id}"
     logger.info("pushed %s to %s", folder, url)
     return url
+
+
+class HubMirror:
+    """Corrections appended, in batches, to a private Hub dataset repo: a Space's disk is wiped on restart.
+
+    Each process appends JSON lines to a file of its own in `folder`, and `CommitScheduler` (the
+    Hub's way of logging from a Space) commits what is new every `every_minutes`, in the
+    background; the token comes from HF_TOKEN and is never printed.
+    """
+
+    def __init__(self, repo_id: str, folder: Path, every_minutes: float = 5):
+        from huggingface_hub import CommitScheduler
+
+        problem = hub_unreachable()
+        if problem:
+            raise EmotionCoreError(f"Could not reach the corrections repo {repo_id}: {problem}.")
+        self.file = Path(folder) / f"corrections-{uuid.uuid4().hex}.jsonl"
+        try:
+            self.scheduler = CommitScheduler(repo_id=repo_id, repo_type="dataset", folder_path=folder, every=every_minutes,
+                                             path_in_repo="corrections", private=True, token=os.environ.get("HF_TOKEN"))
+        except Exception as exc:  # one clear line; the traceback may carry headers
+            raise EmotionCoreError(f"Could not open the corrections repo {repo_id}: {describe_hub_error(exc)}.") from None
+
+    def append(self, row: dict) -> None:
+        """Add one correction to this process's file; the next scheduled commit takes it."""
+        with self.scheduler.lock, self.file.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def push_now(self) -> None:
+        """Commit what is waiting and wait for it (at shutdown, and in tests)."""
+        self.scheduler.trigger().result()

@@ -326,3 +326,24 @@ def test_space_build_refuses_a_full_folder(tmp_path):
     (tmp_path / "x" / "keep.txt").write_text("mine")
     with pytest.raises(EmotionCoreError, match="exists and is not empty"):
         build_space(tmp_path / "x")
+
+
+def test_the_review_tab_asks_the_most_uncertain_first_and_stores_each_click(app, tmp_path):
+    from emotion_core.feedback import margin
+
+    texts = ["i feel so happy", "happy and furious and sad", "", "the quick brown fox", "i am furious"]
+    pd.DataFrame({"id": range(len(texts)), "comment": texts}).to_csv(tmp_path / "review.csv", index=False)
+    queue, first, where = app.make_queue(str(tmp_path / "review.csv"), None)
+    assert len(queue["texts"]) == 4 and where.startswith("Row 1 of 4 · the model says")
+    gaps = margin(app.classifier.predict_proba(queue["texts"]))
+    assert list(gaps) == sorted(gaps) and first == queue["texts"][0]  # the most uncertain first
+    queue, second, where = app.answer("anger")(queue, None)
+    assert second == queue["texts"][1] and where.startswith("Row 2 of 4")
+    queue, *_ = app.answer(None)(queue, None)  # skipped: nothing stored
+    queue, *_ = app.answer("sadness")(queue, None)
+    queue, last, where = app.answer("joy")(queue, None)
+    assert last == "" and where == "Done: all 4 rows labelled or skipped. Thank you."
+    stored = {r.text: r.corrected for r in app.corrections.rows() if r.source == "review"}
+    assert stored == {queue["texts"][0]: "anger", queue["texts"][2]: "sadness", queue["texts"][3]: "joy"}
+    scored, _ = app.score_file(str(tmp_path / "review.csv"), "comment")  # the Batch tab's file, reviewed as it is
+    assert len(app.make_queue(None, scored)[0]["texts"]) == 4

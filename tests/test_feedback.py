@@ -1,11 +1,16 @@
 """The corrections store: a real SQLite file, written by many threads and processes at once."""
 
+import json
+import os
 import re
 import sqlite3
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from emotion_core import EmotionCoreError
@@ -61,6 +66,7 @@ def test_a_file_from_a_newer_version_is_refused(tmp_path):
 
 WRITER = """
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from emotion_core.feedback import Correction, FeedbackStore
 store, process = FeedbackStore.open(sys.argv[1]), int(sys.argv[2])
@@ -181,3 +187,161 @@ def test_the_served_api_keeps_every_correction_of_many_users_once(tiny_neutral_m
     assert statuses == [(201, 200)] * 60
     rows = FeedbackStore.open(path).rows()
     assert sorted(r.key for r in rows) == sorted(f"user-{i}" for i in range(60)) and {r.source for r in rows} == {"api"}
+
+
+# ----------------------------------------------------------------------------- the command line
+
+def test_stats_and_export_give_what_people_corrected_as_training_data(tmp_path):
+    from emotion_core.data import read_file
+
+    store = FeedbackStore.open(tmp_path / "feedback.db")
+    for i, (predicted, corrected) in enumerate([("joy", "anger"), ("joy", "anger"), ("neutral", "sadness")]):
+        store.save(Correction(text=f"text {i}", model="m", model_hash="h", predicted=predicted, probabilities={},
+                              corrected=corrected, source="test"))
+    base = [sys.executable, "-m", "emotion_core", "feedback"]
+    stats = subprocess.run([*base, "stats", "--db", str(tmp_path / "feedback.db")], cwd=ROOT, capture_output=True, text=True)
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout) == {"rows": 3, "corrected": {"anger": 2, "sadness": 1},
+                                        "predicted_as": {"joy -> anger": 2, "neutral -> sadness": 1}}
+    export = subprocess.run([*base, "export", "--db", str(tmp_path / "feedback.db"), "-o", str(tmp_path / "corrections.csv")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert export.returncode == 0 and "Wrote 3 corrections" in export.stdout, export.stderr
+    texts, labels = read_file(tmp_path / "corrections.csv")  # as `emotion train --train-file` reads it
+    assert texts == ["text 0", "text 1", "text 2"] and labels == ["anger", "anger", "sadness"]
+
+
+def test_the_review_queue_puts_the_most_uncertain_rows_first(tmp_path, tiny_neutral_model):
+    from emotion_core import Classifier
+    from emotion_core.feedback import margin, review_queue
+
+    texts = ["i feel so happy", "i am furious", "happy and furious and sad", "the quick brown fox", "", "so sad and happy"]
+    pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    classifier = Classifier.from_pretrained(tiny_neutral_model)
+    assert review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier).rows == len(texts)
+    queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
+    scored = queue[queue["text"] != ""]
+    assert scored["margin"].astype(float).is_monotonic_increasing and queue["text"].iloc[-1] == ""
+    probs = classifier.predict_proba(scored["text"].tolist())
+    np.testing.assert_allclose(scored["margin"].astype(float), margin(probs), atol=2e-4)
+    assert sorted(queue["id"]) == list(range(len(texts)))
+
+
+# ----------------------------------------------------------------------------- a Space's corrections on the Hub
+
+MIRRORED = """
+import json, sys
+from emotion_core.feedback import Correction, FeedbackStore
+store = FeedbackStore.for_app(sys.argv[1])
+assert store.mirror is not None, "no mirror"
+for i in range(3):
+    store.save(Correction(text=f"text {i}", model="m", model_hash="h", predicted="joy", probabilities={"joy": 1.0},
+                          corrected="anger", source="gradio", key=f"k{i}"))
+store.mirror.push_now()
+print("pushed")
+"""
+
+
+@pytest.fixture
+def fake_hub():
+    """A server on loopback that answers the few Hub endpoints CommitScheduler calls, and keeps what it was sent."""
+    import base64
+
+    from flask import Flask, request
+    from werkzeug.serving import make_server
+
+    app, seen = Flask("fake-hub"), {"created": [], "commits": [], "auth": set()}
+
+    @app.post("/api/repos/create")
+    def create():
+        seen["created"].append(request.json)
+        seen["auth"].add(request.headers.get("Authorization"))
+        return {"url": f"{request.host_url}datasets/{request.json['organization']}/{request.json['name']}"}
+
+    @app.post("/api/datasets/<org>/<name>/preupload/<revision>")
+    def preupload(org, name, revision):
+        return {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in request.json["files"]]}
+
+    @app.post("/api/datasets/<org>/<name>/commit/<revision>")
+    def commit(org, name, revision):
+        lines = [json.loads(line) for line in request.get_data(as_text=True).splitlines() if line.strip()]
+        files = {f["value"]["path"]: base64.b64decode(f["value"]["content"]).decode() for f in lines if f["key"] == "file"}
+        seen["commits"].append({"repo": f"{org}/{name}", "files": files})
+        return {"commitUrl": f"{request.host_url}datasets/{org}/{name}/commit/{'0' * 40}", "commitOid": "0" * 40}
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", seen
+    server.shutdown()
+
+
+def test_a_space_s_corrections_are_committed_to_its_private_dataset_repo(fake_hub, tmp_path):
+    url, seen = fake_hub
+    token = "hf_" + "x" * 34
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": url, "HF_TOKEN": token, "EMOTION_FEEDBACK_REPO": "me/corrections"}
+    done = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path / "feedback.db")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "pushed" in done.stdout, done.stderr[-2000:]
+    assert token not in done.stdout + done.stderr
+    assert seen["created"] == [{"name": "corrections", "organization": "me", "visibility": "private", "type": "dataset"}]
+    assert seen["auth"] == {f"Bearer {token}"}
+    [commit] = seen["commits"]
+    [(path, content)] = commit["files"].items()
+    assert commit["repo"] == "me/corrections" and path.startswith("corrections/corrections-") and path.endswith(".jsonl")
+    assert [json.loads(line)["text"] for line in content.splitlines()] == ["text 0", "text 1", "text 2"]
+    assert len(FeedbackStore.open(tmp_path / "feedback.db").rows()) == 3  # and kept in the file as well
+
+
+def test_an_unreachable_repo_leaves_corrections_in_the_file(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("EMOTION_FEEDBACK_REPO", "me/corrections")  # and HF_HUB_OFFLINE=1, as in every test
+    store = FeedbackStore.for_app(tmp_path / "feedback.db")
+    assert store.mirror is None and "Could not reach the corrections repo me/corrections" in caplog.text
+    assert store.save(correction(1))
+
+
+def test_the_gate_replaces_only_a_model_better_on_held_back_corrections_that_keeps_the_test_splits(
+        tmp_path, tiny_neutral_model, tiny_model_dir):
+    from emotion_core import Classifier
+    from emotion_core.evaluation import eval_data
+    from emotion_core.feedback import gate, gate_report, split_corrections
+
+    rows = [correction(i) for i in range(10)]
+    train, held = split_corrections(rows)
+    assert len(held) == 2 and not {r.text for r in train} & {r.text for r in held}
+    current = Classifier.from_pretrained(tiny_neutral_model)
+    people = {f"i feel so happy number {i}": "anger" for i in range(10)}  # what people said the model got wrong
+    pd.DataFrame({"text": list(people), "label": list(people.values())}).to_csv(tmp_path / "held.csv", index=False)
+
+    texts, truth, _ = eval_data(current, None, splits=("test",))["test"]
+    right = [t for t, y, p in zip(texts, truth, current.predict_batch(texts)) if next(iter(p)) == current.labels[y]]
+
+    class Retrained:
+        """A model that learned the corrections and answers like the current one elsewhere, but on the test texts
+        in `spoiled`, which the current model gets right and this one not."""
+
+        labels = current.labels
+
+        def __init__(self, spoiled: tuple[str, ...] = ()):
+            self.spoiled = spoiled
+
+        def predict_batch(self, texts):
+            answers = current.predict_batch(texts)
+            for i, text in enumerate(texts):
+                if text in people:
+                    answers[i] = {people[text]: 1.0}
+                elif text in self.spoiled:
+                    answers[i] = {next(label for label in self.labels if label != next(iter(answers[i]))): 1.0}
+            return answers
+
+    assert gate(current, current, tmp_path / "held.csv")["replace"] is False  # not better on the corrections
+    better = gate(current, Retrained(), tmp_path / "held.csv")
+    held_back, *tests = better["rows"]
+    assert better["replace"] is True and (held_back["current"], held_back["candidate"]) == (0.0, 1.0)
+    assert len(tests) == 1 and tests[0]["split"].endswith(" test") and tests[0]["candidate"] == tests[0]["current"]
+    worse = gate(current, Retrained(spoiled=(right[0],)), tmp_path / "held.csv")  # one test text of 80 wrong: 1.25 points
+    assert (worse["replace"], worse["better_on_corrections"], worse["test_splits_kept"]) == (False, True, False)
+    report = gate_report(worse, "models/current", "runs/retrained")
+    assert report.startswith("# Retraining gate: Keep the current model") and "more than 0.5% worse on a test split" in report
+    assert "| held-back corrections | 10 | 0.00% | 100.00% | +100.00% |" in report
+    random = Classifier.from_pretrained(tiny_model_dir)  # six labels, random weights: worse everywhere
+    assert gate(current, random, tmp_path / "held.csv")["replace"] is False
