@@ -268,9 +268,10 @@ def save_correction(text, label, source: str, key=None) -> bool:
     if not isinstance(label, str) or not (key is None or isinstance(key, str) and len(key) <= 64):
         raise InputError('Send "label" (one of the model\'s labels) and, optionally, "key" (up to 64 characters).', 400)
     try:
-        found = feedback.correction_for(classifier(), check_text(text), label, source, key)
+        found = feedback.correction_for(classifier(), check_text(text), label, source, key or None)
     except EmotionCoreError as exc:
         raise InputError(str(exc)) from None
+    give_model_slot()  # done with the model: a store waiting on another writer must not hold predictions up
     try:
         return current_app.extensions["feedback"].save(found)
     except EmotionCoreError as exc:
@@ -290,8 +291,10 @@ def feedback_form():
 
 
 def api_feedback():
-    """{"text": "...", "label": "joy", "key": optional id} -> {"saved": true, "predicted": ..., "label": ...}."""
-    body = request.get_json(silent=True) if request.is_json else None
+    """{"text": "...", "label": "joy", "key": optional id} -> {"saved": true, "label": "joy"} (false: that key was saved)."""
+    if not request.is_json:
+        return jsonify(error=ERROR_MESSAGES[415]), 415
+    body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return jsonify(error='Send a JSON object with "text" and "label".'), 400
     try:

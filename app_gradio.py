@@ -14,6 +14,7 @@ import hashlib
 import shutil
 import tempfile
 import time
+import uuid
 from functools import wraps
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import gradio as gr
 import pandas as pd
 
 from emotion_core import Classifier, EmotionCoreError, feedback
-from emotion_core.batch import score_csv, sniff_columns
+from emotion_core.batch import clear_csv_errors, find_text_column, prediction_columns, score_csv, sniff_columns
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
@@ -125,8 +126,6 @@ def show(text: str) -> tuple[dict[str, float], pd.DataFrame, list[tuple[str, flo
 def save_correction(text: str, label: str | None, request: gr.Request) -> str:
     """Store the person's answer beside the model's for `text`. One save per text and label in a session: a second
     click on the same answer stores nothing more."""
-    if corrections is None:
-        raise EmotionCoreError("Corrections are off on this server (EMOTION_FEEDBACK=off).")
     if not label:
         raise EmotionCoreError("Pick the right emotion first.")
     saved = store(text or "", label, "gradio", request)
@@ -134,8 +133,12 @@ def save_correction(text: str, label: str | None, request: gr.Request) -> str:
 
 
 def store(text: str, label: str, source: str, request: gr.Request) -> bool:
-    """Save a correction keyed by the session, the text and the label, so that a second click stores nothing more."""
-    key = hashlib.sha256(f"{getattr(request, 'session_hash', '')}\n{label}\n{text}".encode()).hexdigest()[:32]
+    """Save a correction keyed by the session, the text and the label, so that a second click stores nothing more
+    (a call without a session is keyed by itself alone)."""
+    if corrections is None:
+        raise EmotionCoreError("Corrections are off on this server (EMOTION_FEEDBACK=off).")
+    session = getattr(request, "session_hash", None) or uuid.uuid4().hex
+    key = hashlib.sha256(f"{session}\n{label}\n{text}".encode()).hexdigest()[:32]
     return corrections.save(feedback.correction_for(classifier, text, label, source, key))
 
 
@@ -150,13 +153,18 @@ def make_queue(file: str | None, last_scored: str | None) -> tuple[dict, str, st
     remove_old_outputs()
     OUTPUTS.mkdir(exist_ok=True)
     out = Path(tempfile.mkdtemp(dir=OUTPUTS)) / "queue.csv"
-    columns, _ = sniff_columns(source)
-    column = columns[columns.index("emotion") - 1] if "emotion" in columns else None  # a scored file: its text column
-    summary = feedback.review_queue(source, out, classifier, text_column=column, max_rows=MAX_APP_ROWS)
+    summary = feedback.review_queue(source, out, classifier, text_column=input_text_column(source), max_rows=MAX_APP_ROWS)
     rows = pd.read_csv(out, dtype=str, keep_default_na=False)
     rows = rows[rows["emotion"] != ""]  # empty texts: nothing to label
     queue = {"texts": rows[summary.text_column].tolist(), "guesses": rows["emotion"].tolist(), "at": 0}
     return (queue, *review_item(queue))
+
+
+def input_text_column(path: str) -> str | None:
+    """The text column of a CSV as `score` picks it, looking past the columns a scored file has gained."""
+    with clear_csv_errors(Path(path), "utf-8-sig"):
+        head = pd.read_csv(path, nrows=200, dtype=str, keep_default_na=False)
+    return find_text_column(head.drop(columns=[c for c in prediction_columns(classifier.labels) if c in head.columns]))
 
 
 def review_item(queue: dict) -> tuple[str, str]:

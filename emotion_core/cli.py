@@ -172,8 +172,20 @@ def positive_int(value: str) -> int:
     return int(value)
 
 
+def share(value: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, not {value!r}")
+    return number
+
+
 def cmd_feedback(args: argparse.Namespace) -> None:
-    """`feedback stats|export|queue`: what people corrected, as a table, as training data, and what to ask next."""
+    """`feedback stats|export|queue|gate`: what people corrected, as a table, as training data, what to ask next, and
+    whether a model retrained on it should be served."""
     from . import feedback
 
     if args.feedback_command == "queue":
@@ -186,7 +198,10 @@ def cmd_feedback(args: argparse.Namespace) -> None:
     if args.feedback_command == "gate":
         print(gate(args))
         return
-    rows = feedback.FeedbackStore.open(args.db).rows()
+    path = Path(args.db) if args.db else feedback.default_path()
+    if not path.is_file():
+        raise EmotionCoreError(f"No corrections file at {path}: pass --db, or set {feedback.DB_ENV_VAR}.")
+    rows = feedback.FeedbackStore.open(path).rows()
     if args.feedback_command == "export":
         train, held = feedback.split_corrections(rows, args.hold_out) if args.held_back else (rows, [])
         print(f"Wrote {len(train)} corrections to {feedback.export(train, args.output)} (columns text, label: a training source).")
@@ -315,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_corrections.add_argument("-o", "--output", required=True, help="the CSV to write (text, label, ...)")
     export_corrections.add_argument("--held-back", help="also write a seeded share of the corrections here, left out of OUTPUT, "
                                                         "to judge a retrained model on (emotion feedback gate)")
-    export_corrections.add_argument("--hold-out", type=float, default=0.2, help="the share held back (default 0.2)")
+    export_corrections.add_argument("--hold-out", type=share, default=0.2, help="the share held back, 0 to 1 (default 0.2)")
     gate_parser = corrections_commands.add_parser("gate", help="should a retrained model replace the current one? (a report)",
                                                   description="Better on the held-back corrections, and at most 0.5 points "
                                                               "worse on each test split the current model was measured on.")

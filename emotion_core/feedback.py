@@ -72,14 +72,10 @@ def enabled(setting: str | bool | None = None) -> bool:
 @functools.cache
 def weights_hash(folder: Path | None) -> str:
     """The first 16 hex digits of the SHA-256 of the model's weights: which model a correction was made against."""
-    weights = folder / "model.safetensors" if folder else None
-    if weights is None or not weights.is_file():
-        return "unknown"
-    digest = hashlib.sha256()
-    with open(weights, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    from .engines import weights_digest
+    from .model_folder import WEIGHTS
+
+    return weights_digest(folder)[:16] if folder and (folder / WEIGHTS).is_file() else "unknown"
 
 
 @dataclass
@@ -175,11 +171,13 @@ class FeedbackStore:
         row = asdict(correction)
         row["probabilities"] = json.dumps(row["probabilities"])
         with self.connect() as db:
-            cursor = db.execute(f"INSERT OR IGNORE INTO corrections ({', '.join(COLUMNS)}) "
-                                f"VALUES ({', '.join('?' * len(COLUMNS))})", [row[c] for c in COLUMNS])
-        saved = cursor.rowcount == 1
+            saved = db.execute(f"INSERT INTO corrections ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+                               "ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING", [row[c] for c in COLUMNS]).rowcount == 1
         if saved and self.mirror is not None:
-            self.mirror.append(asdict(correction))
+            try:
+                self.mirror.append(asdict(correction))
+            except OSError as exc:  # the file has it; the Hub copy misses this one
+                logger.warning("Could not add a correction to the Hub copy: %s", exc)
         return saved
 
     def rows(self) -> list[Correction]:
@@ -237,7 +235,7 @@ def review_queue(input_path: str | Path, output_path: str | Path, classifier, te
         summary = score_csv(input_path, scored, classifier, text_column=text_column, progress=False, max_rows=max_rows)
         frame = pd.read_csv(scored, dtype=str, keep_default_na=False)
         probs = frame[[f"prob_{label}" for label in classifier.labels]].replace("", np.nan).astype(float).to_numpy()
-        frame.insert(len(frame.columns), "margin", np.round(margin(probs), 4))
+        frame["margin"] = np.round(margin(probs), 4)  # a queue queued again gets new margins
         frame.sort_values("margin", kind="stable", na_position="last").to_csv(scored, index=False)
     summary.output = out
     return summary
@@ -247,11 +245,12 @@ HELD_BACK = 0.2  # the share of corrections a retrained model is judged on, neve
 MAX_TEST_DROP = 0.005  # how much worse (accuracy) a replacement may be on each fixed test split
 
 
-def split_corrections(rows: list[Correction], held_back: float = HELD_BACK, seed: int = 42) -> tuple[list, list]:
-    """A seeded split of the corrections: those to train on, and those held back to judge the new model on."""
-    order = np.random.default_rng(seed).permutation(len(rows))
-    cut = round(len(rows) * held_back)
-    return [rows[i] for i in sorted(order[cut:])], [rows[i] for i in sorted(order[:cut])]
+def split_corrections(rows: list[Correction], held_back: float = HELD_BACK) -> tuple[list, list]:
+    """The corrections to train on, and those held back to judge the new model on, split by a hash of the text:
+    a text corrected twice lands on one side, and a text held back once stays held back in every later export."""
+    def held(row: Correction) -> bool:
+        return int(hashlib.sha256(" ".join(row.text.lower().split()).encode()).hexdigest()[:8], 16) < held_back * 2**32
+    return [r for r in rows if not held(r)], [r for r in rows if held(r)]
 
 
 def gate(current, candidate, held_back: Path) -> dict:
@@ -261,8 +260,12 @@ def gate(current, candidate, held_back: Path) -> dict:
     from .evaluation import eval_data
 
     texts, labels = read_file(held_back)
+    test = eval_data(current, None, splits=("test",)).get("test")
+    if not texts or test is None:
+        raise EmotionCoreError(f"The gate needs held-back corrections ({held_back} has {len(texts)}) and a test split in "
+                               "the current model's data.")
     figures = {"held-back corrections": (texts, labels)}
-    for text, truth, source in zip(*eval_data(current, None, splits=("test",))["test"]):
+    for text, truth, source in zip(*test):
         split = figures.setdefault(f"{source} test", ([], []))
         split[0].append(text)
         split[1].append(current.labels[truth])

@@ -144,23 +144,30 @@ class HubMirror:
     """
 
     def __init__(self, repo_id: str, folder: Path, every_minutes: float = 5):
-        from huggingface_hub import CommitScheduler
+        from huggingface_hub import CommitScheduler, HfApi
+        from huggingface_hub.errors import RepositoryNotFoundError
 
         problem = hub_unreachable()
         if problem:
             raise EmotionCoreError(f"Could not reach the corrections repo {repo_id}: {problem}.")
-        self.file = Path(folder) / f"corrections-{uuid.uuid4().hex}.jsonl"
+        own = Path(folder) / uuid.uuid4().hex  # this process's folder: a scheduler commits only its own, whole lines
+        self.file = own / f"corrections-{own.name}.jsonl"
+        token = os.environ.get("HF_TOKEN")
         try:
-            self.scheduler = CommitScheduler(repo_id=repo_id, repo_type="dataset", folder_path=folder, every=every_minutes,
-                                             path_in_repo="corrections", private=True, token=os.environ.get("HF_TOKEN"))
+            try:
+                public = not HfApi(token=token).repo_info(repo_id, repo_type="dataset").private
+            except RepositoryNotFoundError:
+                public = False  # the scheduler creates it, private
+            if not public:
+                self.scheduler = CommitScheduler(repo_id=repo_id, repo_type="dataset", folder_path=own, every=every_minutes,
+                                                 path_in_repo="corrections", private=True, token=token)
         except Exception as exc:  # one clear line; the traceback may carry headers
             raise EmotionCoreError(f"Could not open the corrections repo {repo_id}: {describe_hub_error(exc)}.") from None
+        if public:
+            raise EmotionCoreError(f"The corrections repo {repo_id} is public: people's texts would be published. "
+                                   "Make it private, or name another.")
 
     def append(self, row: dict) -> None:
         """Add one correction to this process's file; the next scheduled commit takes it."""
         with self.scheduler.lock, self.file.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    def push_now(self) -> None:
-        """Commit what is waiting and wait for it (at shutdown, and in tests)."""
-        self.scheduler.trigger().result()

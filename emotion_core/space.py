@@ -45,6 +45,15 @@ client.predict("It came late. I am furious.", api_name="/analyze")       # and e
 client.predict(handle_file("reviews.csv"), None, api_name="/score_csv")  # path of the scored CSV
 ```
 
+Corrections: under each result a person can pick the right emotion and save it, and the *Review*
+tab asks about the rows the model is least sure of. A Space's disk is wiped on restart, so to keep
+them set two things in the Space's settings: a variable `EMOTION_FEEDBACK_REPO` naming a dataset
+repo (for example `you/emotion-corrections`, created private if it does not exist) and a secret
+`HF_TOKEN` with write access to it. Corrections are then committed there every five minutes, one
+JSON Lines file per app process under `corrections/`; without them they last until the next
+restart. `EMOTION_FEEDBACK=off` removes the feature. Nothing is stored unless a person saves a
+correction.
+
 The emotion data set (CARER, Saravia et al., EMNLP 2018) is for educational and research use only.
 """
 

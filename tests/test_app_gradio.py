@@ -347,3 +347,22 @@ def test_the_review_tab_asks_the_most_uncertain_first_and_stores_each_click(app,
     assert stored == {queue["texts"][0]: "anger", queue["texts"][2]: "sadness", queue["texts"][3]: "joy"}
     scored, _ = app.score_file(str(tmp_path / "review.csv"), "comment")  # the Batch tab's file, reviewed as it is
     assert len(app.make_queue(None, scored)[0]["texts"]) == 4
+
+
+def test_corrections_off_leaves_no_control_and_no_review_tab(tiny_neutral_model, monkeypatch):
+    import gradio as gr
+
+    monkeypatch.setenv("EMOTION_MODEL", str(tiny_neutral_model))
+    monkeypatch.setenv("EMOTION_FEEDBACK", "off")
+    sys.modules.pop("app_gradio", None)
+    try:
+        off = importlib.import_module("app_gradio")
+    finally:
+        sys.modules.pop("app_gradio", None)
+    assert off.corrections is None
+    shown = {c.get("props", {}).get("elem_id"): c["props"].get("visible") for c in off.demo.get_config_file()["components"]}
+    assert shown["correction-status"] is False and shown["review-start"] is not False  # inside the hidden tab
+    tabs = [c["props"] for c in off.demo.get_config_file()["components"] if c["type"] == "tabitem"]
+    assert [t["visible"] for t in tabs if t["label"] == "Review"] == [False]
+    with pytest.raises(gr.Error, match="Corrections are off on this server"):
+        off.save_correction("i am furious", "anger", None)

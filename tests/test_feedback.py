@@ -236,7 +236,7 @@ assert store.mirror is not None, "no mirror"
 for i in range(3):
     store.save(Correction(text=f"text {i}", model="m", model_hash="h", predicted="joy", probabilities={"joy": 1.0},
                           corrected="anger", source="gradio", key=f"k{i}"))
-store.mirror.push_now()
+store.mirror.scheduler.trigger().result()  # what the scheduler does every five minutes, now
 print("pushed")
 """
 
@@ -249,7 +249,13 @@ def fake_hub():
     from flask import Flask, request
     from werkzeug.serving import make_server
 
-    app, seen = Flask("fake-hub"), {"created": [], "commits": [], "auth": set()}
+    app, seen = Flask("fake-hub"), {"created": [], "commits": [], "auth": set(), "public": False}
+
+    @app.get("/api/datasets/<org>/<name>")
+    def info(org, name):
+        if seen["public"]:
+            return {"id": f"{org}/{name}", "private": False}
+        return {"error": "Repository not found"}, 404, {"X-Error-Code": "RepoNotFound"}
 
     @app.post("/api/repos/create")
     def create():
@@ -290,6 +296,11 @@ def test_a_space_s_corrections_are_committed_to_its_private_dataset_repo(fake_hu
     assert commit["repo"] == "me/corrections" and path.startswith("corrections/corrections-") and path.endswith(".jsonl")
     assert [json.loads(line)["text"] for line in content.splitlines()] == ["text 0", "text 1", "text 2"]
     assert len(FeedbackStore.open(tmp_path / "feedback.db").rows()) == 3  # and kept in the file as well
+    seen["public"] = True  # a repo that exists and is public: people's texts would be published
+    refused = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path / "again.db")], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "The corrections repo me/corrections is public" in refused.stderr
+    assert len(seen["commits"]) == 1
 
 
 def test_an_unreachable_repo_leaves_corrections_in_the_file(tmp_path, monkeypatch, caplog):
@@ -305,9 +316,10 @@ def test_the_gate_replaces_only_a_model_better_on_held_back_corrections_that_kee
     from emotion_core.evaluation import eval_data
     from emotion_core.feedback import gate, gate_report, split_corrections
 
-    rows = [correction(i) for i in range(10)]
+    rows = [correction(i) for i in range(50)] + [correction(7)]  # text number 7 corrected twice
     train, held = split_corrections(rows)
-    assert len(held) == 2 and not {r.text for r in train} & {r.text for r in held}
+    assert 0 < len(held) < 25 and not {r.text for r in train} & {r.text for r in held}  # a text on one side only
+    assert {r.text for r in split_corrections(rows + [correction(99)])[1]} - {"text number 99"} == {r.text for r in held}
     current = Classifier.from_pretrained(tiny_neutral_model)
     people = {f"i feel so happy number {i}": "anger" for i in range(10)}  # what people said the model got wrong
     pd.DataFrame({"text": list(people), "label": list(people.values())}).to_csv(tmp_path / "held.csv", index=False)
