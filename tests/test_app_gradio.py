@@ -263,6 +263,43 @@ def test_bundled_browser_text_and_csv(bundled_server, sample_csv, tmp_path):
         browser.close()
 
 
+def test_browser_correction_and_review_with_a_click_each(app, server, tmp_path):
+    """A person corrects one answer under the result, then labels a CSV's rows in the Review tab, a click each."""
+    from playwright.sync_api import expect, sync_playwright
+
+    texts = ["i feel so happy at work", "happy and furious and sad today", "the quick brown fox"]
+    pd.DataFrame({"comment": texts}).to_csv(tmp_path / "to-review.csv", index=False)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(server)
+        expect(page.locator("#correction-status")).to_contain_text("Nothing you type is stored unless you save a correction")
+        box = page.locator("#text-input input, #text-input textarea").first
+        box.fill("i feel so gloomy in the browser")
+        box.press("Enter")
+        expect(page.locator("#emotion-label [data-testid=label-output-value]")).to_have_text("sadness", timeout=20_000)
+        page.locator("#correct-label input").click()
+        page.get_by_role("option", name="anger").click()
+        page.locator("#save-correction").click()
+        expect(page.locator("#correction-status")).to_contain_text("Saved: thank you, this text reads as anger", timeout=20_000)
+
+        page.get_by_role("tab", name="Review").click()
+        page.locator("#review-upload input[type=file]").set_input_files(str(tmp_path / "to-review.csv"))
+        page.locator("#review-start").click()
+        expect(page.locator("#review-where")).to_contain_text("Row 1 of 3", timeout=20_000)
+        shown = []
+        for button, row in (("#review-joy", 2), ("#review-skip", 3), ("#review-neutral", None)):
+            shown.append(page.locator("#review-text textarea").input_value())
+            page.locator(button).click()
+            expect(page.locator("#review-where")).to_contain_text(f"Row {row} of 3" if row else "Done: all 3 rows", timeout=20_000)
+        browser.close()
+    assert sorted(shown) == sorted(texts)
+    stored = {(r.text, r.corrected, r.source) for r in app.corrections.rows()}
+    assert ("i feel so gloomy in the browser", "anger", "gradio") in stored
+    assert {(shown[0], "joy", "review"), (shown[2], "neutral", "review")} <= stored
+    assert not any(r.text == shown[1] for r in app.corrections.rows())  # skipped: nothing stored
+
+
 # ----------------------------------------------------------------------------- Space
 
 @pytest.fixture(scope="module")
