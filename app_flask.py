@@ -268,15 +268,16 @@ def save_correction(text, label, source: str, key=None) -> bool:
     if not isinstance(label, str) or not (key is None or isinstance(key, str) and len(key) <= 64):
         raise InputError('Send "label" (one of the model\'s labels) and, optionally, "key" (up to 64 characters).', 400)
     try:
-        found = feedback.correction_for(classifier(), check_text(text), label, source, key or None)
+        found = feedback.correction_for(classifier(), check_text(text), label, source, key or None,
+                                        limit=current_app.config["MAX_TEXT_CHARS"])
     except EmotionCoreError as exc:
         raise InputError(str(exc)) from None
     give_model_slot()  # done with the model: a store waiting on another writer must not hold predictions up
     try:
         return current_app.extensions["feedback"].save(found)
-    except EmotionCoreError as exc:
+    except EmotionCoreError as exc:  # the detail (a path on the server) is for the log, not for the visitor
         current_app.logger.warning("%s", exc)
-        raise InputError(str(exc), 503) from None
+        raise InputError(feedback.UNAVAILABLE, 503) from None
 
 
 def feedback_form():

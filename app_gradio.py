@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import hashlib
+import logging
 import shutil
 import tempfile
 import time
@@ -139,7 +140,12 @@ def store(text: str, label: str, source: str, request: gr.Request) -> bool:
         raise EmotionCoreError("Corrections are off on this server (EMOTION_FEEDBACK=off).")
     session = getattr(request, "session_hash", None) or uuid.uuid4().hex
     key = hashlib.sha256(f"{session}\n{label}\n{text}".encode()).hexdigest()[:32]
-    return corrections.save(feedback.correction_for(classifier, text, label, source, key))
+    found = feedback.correction_for(classifier, text, label, source, key)
+    try:
+        return corrections.save(found)
+    except EmotionCoreError as exc:  # the detail (a path on the server) is for the log, not for the visitor
+        logging.getLogger(__name__).warning("%s", exc)
+        raise EmotionCoreError(feedback.UNAVAILABLE) from None
 
 
 # ----------------------------------------------------------------------------- review

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 DB_ENV_VAR = "EMOTION_FEEDBACK_DB"
 SWITCH_ENV_VAR = "EMOTION_FEEDBACK"  # "off" turns the feature off in both apps
+UNAVAILABLE = "Corrections cannot be saved right now (the server's store cannot be written); predictions still work."
 REPO_ENV_VAR = "EMOTION_FEEDBACK_REPO"  # a private Hub dataset repo that also gets every correction (for a Space)
 BUSY_TIMEOUT_MS = 10_000
 COLUMNS = ("key", "text", "model", "model_hash", "predicted", "probabilities", "corrected", "source", "created_at")
@@ -92,12 +93,13 @@ class Correction:
     key: str | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
-    def check(self, labels: list[str]) -> None:
-        """Refuse what the store should not keep: an empty or oversized text, a label the model does not have."""
+    def check(self, labels: list[str], limit: int = MAX_TEXT_CHARS) -> None:
+        """Refuse what the store should not keep: an empty text or one over `limit` (the app's), a label the model
+        does not have."""
         if not isinstance(self.text, str) or not self.text.strip():
             raise EmotionCoreError("A correction needs the text it corrects.")
-        if len(self.text) > MAX_TEXT_CHARS:
-            raise EmotionCoreError(f"Text is too long: {len(self.text):,} characters (the limit is {MAX_TEXT_CHARS:,}).")
+        if len(self.text) > limit:
+            raise EmotionCoreError(f"Text is too long: {len(self.text):,} characters (the limit is {limit:,}).")
         if self.corrected not in labels:
             raise EmotionCoreError(f"Unknown label {self.corrected!r}: the model's labels are {', '.join(labels)}.")
 
@@ -190,12 +192,13 @@ class FeedbackStore:
                 for row in found]
 
 
-def correction_for(classifier, text: str, corrected: str, source: str, key: str | None = None) -> Correction:
+def correction_for(classifier, text: str, corrected: str, source: str, key: str | None = None,
+                   limit: int = MAX_TEXT_CHARS) -> Correction:
     """What is stored when a person corrects the model on `text`: the model's own answer, run again here (never
     taken from the client), beside theirs; refused when the text or the label is not one the store should keep."""
     found = Correction(text=text, model=classifier.name, model_hash=weights_hash(classifier.folder), predicted="",
                        probabilities={}, corrected=corrected, source=source, key=key)
-    found.check(classifier.labels)
+    found.check(classifier.labels, limit)
     found.probabilities = classifier.predict(text)
     found.predicted = next(iter(found.probabilities))
     return found

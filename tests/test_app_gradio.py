@@ -267,7 +267,7 @@ def test_browser_correction_and_review_with_a_click_each(app, server, tmp_path):
     """A person corrects one answer under the result, then labels a CSV's rows in the Review tab, a click each."""
     from playwright.sync_api import expect, sync_playwright
 
-    texts = ["i feel so happy at work", "happy and furious and sad today", "the quick brown fox"]
+    texts = ["i feel so happy at work in the browser", "happy and furious and sad in the browser", "the lazy dog in the browser"]
     pd.DataFrame({"comment": texts}).to_csv(tmp_path / "to-review.csv", index=False)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -380,7 +380,7 @@ def test_the_review_tab_asks_the_most_uncertain_first_and_stores_each_click(app,
     queue, *_ = app.answer("sadness")(queue, None)
     queue, last, where = app.answer("joy")(queue, None)
     assert last == "" and where == "Done: all 4 rows labelled or skipped. Thank you."
-    stored = {r.text: r.corrected for r in app.corrections.rows() if r.source == "review"}
+    stored = {r.text: r.corrected for r in app.corrections.rows() if r.source == "review" and r.text in texts}
     assert stored == {queue["texts"][0]: "anger", queue["texts"][2]: "sadness", queue["texts"][3]: "joy"}
     scored, _ = app.score_file(str(tmp_path / "review.csv"), "comment")  # the Batch tab's file, reviewed as it is
     assert len(app.make_queue(None, scored)[0]["texts"]) == 4

@@ -157,6 +157,7 @@ def test_an_unwritable_store_is_a_message_and_predictions_go_on(tiny_neutral_mod
     client = create_app({"TESTING": True, "MODEL": str(tiny_neutral_model), "FEEDBACK_DB": str(tmp_path / "a-file" / "f.db")}).test_client()
     refused = client.post("/api/feedback", json={"text": "i am furious", "label": "sadness"})
     assert refused.status_code == 503 and "cannot be written" in refused.json["error"]
+    assert str(tmp_path) not in refused.json["error"]  # the server's paths stay in its log
     page = client.post("/feedback", data={"text": "i am furious", "label": "sadness"})
     assert page.status_code == 503 and "cannot be written" in page.get_data(as_text=True) and "Top emotion" in page.get_data(as_text=True)
     assert client.post("/api/predict", json={"text": "i am furious"}).status_code == 200
