@@ -209,7 +209,7 @@ def pick_column(file: str | None):
 
 
 @friendly
-def score_file(file: str | None, text_column: str | None) -> tuple[str, dict]:
+def score_file(file: str | None, text_column: str | None = None) -> tuple[str, dict]:
     """Score an uploaded CSV into a file of its own (so concurrent users never share one); its path, and
     how many rows got each label (kept in the page's state for the chart: the file is not read again)."""
     if not file:

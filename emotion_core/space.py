@@ -42,7 +42,7 @@ from gradio_client import Client, handle_file
 client = Client("{space_id}")
 client.predict("i feel like a new person today", api_name="/classify")   # every label's probability
 client.predict("It came late. I am furious.", api_name="/analyze")       # and each sentence's
-client.predict(handle_file("reviews.csv"), None, api_name="/score_csv")  # path of the scored CSV
+client.predict(handle_file("reviews.csv"), api_name="/score_csv")        # path of the scored CSV
 ```
 
 Corrections: under each result a person can pick the right emotion and save it, and the *Review*

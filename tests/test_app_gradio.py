@@ -176,6 +176,8 @@ def test_client_classify_and_score(app, server, sample_csv, tmp_path):
     assert set(probs) == set(app.classifier.labels) and abs(sum(probs.values()) - 1) < 1e-4
     scored = client.predict(handle_file(str(sample_csv)), "comment", api_name="/score_csv")
     assert pd.read_csv(scored)["id"].tolist() == [1, 2, 3]
+    found = client.predict(handle_file(str(sample_csv)), api_name="/score_csv")  # the column left out: found as score finds it
+    assert "prob_joy" in pd.read_csv(found).columns
     with pytest.raises(Exception) as refused:
         client.predict("  ", api_name="/classify")
     assert gradio_refusal(refused.value) == "Text is empty: type something to classify."
@@ -185,6 +187,22 @@ def test_client_classify_and_score(app, server, sample_csv, tmp_path):
     assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
     analysed = client.predict("The parcel came a week late. I am furious.", api_name="/analyze")
     assert [s["text"] for s in analysed["sentences"]] == ["The parcel came a week late.", "I am furious."]
+
+
+def test_every_endpoint_the_readme_names_answers_its_required_arguments_alone(server, sample_csv, tmp_path):
+    import re
+
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False, download_files=str(tmp_path))
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    documented = re.search(r"API \(`gradio_client`: (.*?)\)", readme, re.S).group(1)
+    assert sorted(re.findall(r"`(/\w+)`", documented)) == sorted(endpoints)
+    examples = {"text": "i feel great", "file": handle_file(str(sample_csv)), "label": "joy"}
+    for name, info in endpoints.items():
+        required = {p["parameter_name"]: examples[p["parameter_name"]] for p in info["parameters"] if not p["parameter_has_default"]}
+        assert client.predict(**required, api_name=name) is not None, name
 
 
 def test_a_correction_saved_in_the_demo_is_stored_once(app, server):
