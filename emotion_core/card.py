@@ -134,26 +134,39 @@ def dataset_note(run_config: dict) -> str:
     return "\n\n".join(notes) or "See the training data's own licence."
 
 
+# The Hub's ids of the known sources, with the configuration that matches the local copy: each figure links there.
+HUB_DATASETS = {"emotion": ("dair-ai/emotion", "Emotion", "split"),
+                "goemotions": ("google-research-datasets/go_emotions", "GoEmotions", "simplified")}
+
+
+def eval_results(metrics: dict, dataset: str) -> list[EvalResult]:
+    """One result per data set and split, each under its Hub id where the source is a known one (else the data's
+    own name), with the standard metric types: accuracy, and f1 with its averaging (macro)."""
+    known = {name: by_split for name, by_split in metrics.get("sources", {}).items() if name in HUB_DATASETS}
+    if known:
+        figures = [(*HUB_DATASETS[name], split, m) for name, by_split in known.items() for split, m in by_split.items()]
+    else:
+        figures = [(dataset, dataset, None, split, metrics[split]) for split in ("validation", "test") if split in metrics]
+    return [EvalResult(task_type="text-classification", task_name="Text Classification", dataset_type=hub_id,
+                       dataset_name=name, dataset_config=config, dataset_split=split, metric_type=metric,
+                       metric_name=label, metric_value=round(m[key], 4), metric_config=averaging)
+            for hub_id, name, config, split, m in figures if split != "folded"
+            for key, metric, label, averaging in (("accuracy", "accuracy", "Accuracy", None),
+                                                  ("macro_f1", "f1", "Macro F1", "macro"))]
+
+
 def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelCard:
     """Fill the card from `metrics.json` and `run_config.json` so the three never disagree."""
     splits = {name: metrics[name] for name in ("validation", "test", "folded") if name in metrics}
     report_split = "test" if "test" in splits else "validation"
     report = splits[report_split]
     dataset = run_config["dataset"]
-    eval_results = [
-        EvalResult(
-            task_type="text-classification", task_name="Text Classification",
-            dataset_type=dataset, dataset_name=dataset, dataset_split=split,
-            metric_type=metric, metric_name=metric.replace("_", "-"), metric_value=round(m[metric], 4),
-            metric_config="macro" if metric == "macro_f1" else None,
-        )
-        for split, m in splits.items() if split != "folded" for metric in ("accuracy", "macro_f1")
-    ]
+    results = eval_results(metrics, dataset)
+    hub_ids = sorted({r.dataset_type for r in results if "/" in r.dataset_type and not Path(r.dataset_type).exists()})
     card_data = ModelCardData(
         model_name=model_name, base_model=run_config["base_model"], language="en", license="apache-2.0",
         library_name="transformers", pipeline_tag="text-classification", tags=["emotion", "text-classification"],
-        datasets=[dataset] if "/" in dataset and not Path(dataset).exists() else None,
-        metrics=["accuracy", "f1"], eval_results=eval_results,
+        datasets=hub_ids or None, metrics=["accuracy", "f1"], eval_results=results,
     )
     return ModelCard.from_template(
         card_data, template_str=TEMPLATE, model_name=model_name, labels=report["labels"],

@@ -71,12 +71,19 @@ def bundled_base_model() -> str:
     return read_json(bundled_model() / RUN_CONFIG, "base_model")["base_model"]
 
 
+def bundled_datasets() -> list[str]:
+    """The Hub ids of the data sets the bundled model was trained on, as its card's model-index names them."""
+    from huggingface_hub import ModelCard
+
+    return sorted(ModelCard.load(bundled_model() / "README.md").data.datasets or [])
+
+
 def space_card(model_id: str | None, space_id: str) -> str:
     """README.md with the front matter Spaces read (versions quoted, as YAML would misread 3.10)."""
     data = SpaceCardData(
         title="Emotion", sdk="gradio", sdk_version=version("gradio"), app_file="app_gradio.py",
         python_version=f"{sys.version_info.major}.{sys.version_info.minor}", license="apache-2.0",
-        models=[model_id or bundled_base_model()], datasets=["dair-ai/emotion"],
+        models=[model_id or bundled_base_model()], datasets=None if model_id else bundled_datasets(),
         emoji="🎭", colorFrom="yellow", colorTo="purple", pinned=False, short_description="Emotion in English text, with every probability",
     )
     card = data.to_yaml()

@@ -77,3 +77,23 @@ def test_sample_csv_scores_with_the_bundled_model(tmp_path):
     scored = pd.read_csv(out)
     assert scored["id"].tolist() == list(range(1, 11))
     assert scored.loc[scored["id"] == 1, "emotion"].item() == "joy"
+
+
+def test_the_bundled_card_gives_each_figure_under_its_hub_dataset_and_split():
+    """The card's model-index as the Hub reads it: each source's figures under its Hub id, per split."""
+    from huggingface_hub import ModelCard
+
+    from emotion_core.model_folder import read_json
+
+    folder = BUNDLED_MODEL
+    card, metrics = ModelCard.load(folder / "README.md"), read_json(folder / "metrics.json")
+    results = {(r.dataset_type, r.dataset_config, r.dataset_split, r.metric_type, r.metric_config): r.metric_value
+               for r in card.data.eval_results}
+    hub = {"emotion": ("dair-ai/emotion", "split"), "goemotions": ("google-research-datasets/go_emotions", "simplified")}
+    for source, (hub_id, config) in hub.items():
+        for split, m in metrics["sources"][source].items():
+            if split != "folded":
+                assert results[(hub_id, config, split, "accuracy", None)] == round(m["accuracy"], 4)
+                assert results[(hub_id, config, split, "f1", "macro")] == round(m["macro_f1"], 4)
+    assert len(results) == 2 * 3  # emotion validation and test, GoEmotions validation; folded is not a Hub split
+    assert sorted(card.data.datasets) == ["dair-ai/emotion", "google-research-datasets/go_emotions"]

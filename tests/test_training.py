@@ -57,7 +57,8 @@ def test_model_card_carries_metrics_for_the_hub(trained):
     card = ModelCard.load(out / "README.md")
     results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
     assert results[("test", "accuracy")] == round(metrics["test"]["accuracy"], 4)
-    assert results[("validation", "macro_f1")] == round(metrics["validation"]["macro_f1"], 4)
+    assert results[("validation", "f1")] == round(metrics["validation"]["macro_f1"], 4)  # f1, averaged: macro
+    assert {r.metric_config for r in card.data.eval_results if r.metric_type == "f1"} == {"macro"}
     assert "| sadness |" in card.text and "confusion_matrix.png" in card.text
 
 
