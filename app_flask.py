@@ -72,7 +72,8 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["FEEDBACK"]:
         app.extensions["feedback"] = feedback.FeedbackStore.for_app(app.config["FEEDBACK_DB"])  # opened at the first save
     app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name, shown=display_name,
-                                 max_chars=app.config["MAX_TEXT_CHARS"], labels=model.labels, feedback=app.config["FEEDBACK"])
+                                 max_chars=app.config["MAX_TEXT_CHARS"], labels=model.labels, feedback=app.config["FEEDBACK"],
+                                 max_size=size_limit(app.config["MAX_CONTENT_LENGTH"]), max_rows=app.config["MAX_ROWS"])
     app.extensions["model_slots"] = threading.BoundedSemaphore(app.config["MAX_BUSY"])
     app.extensions["batch_slots"] = threading.BoundedSemaphore(app.config["MAX_BATCHED"])
     app.before_request(take_model_slot)
@@ -145,10 +146,14 @@ def add_security_headers(response):
     return response
 
 
+def size_limit(size: int) -> str:
+    """A request size limit as people read it: 10 MB, 64 KB."""
+    return f"{size / 2**20:g} MB" if size >= 2**20 else f"{size / 2**10:g} KB"
+
+
 def http_error(exc: HTTPException):
     """JSON errors under /api/, the page with the message elsewhere."""
-    size = current_app.config["MAX_CONTENT_LENGTH"]
-    limit = f"{size / 2**20:g} MB" if size >= 2**20 else f"{size / 2**10:g} KB"
+    limit = size_limit(current_app.config["MAX_CONTENT_LENGTH"])
     message = ERROR_MESSAGES[exc.code].format(limit=limit) if exc.code in ERROR_MESSAGES else exc.description
     headers = {"Retry-After": "1"} if exc.code == 503 else {}
     if request.path.startswith("/api/"):

@@ -34,6 +34,7 @@ from emotion_core.predict import check_length, check_texts
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD = "20mb"  # gradio refuses bigger files before they reach the handlers
 PREVIEW_ROWS = 20
+TRACK_PROGRESS = gr.Progress(track_tqdm=True)  # a handler's default: Gradio shows the progress of its tqdm bars
 MAX_BATCHED = max(1, int(os.environ.get("EMOTION_MAX_BATCHED", 16)))  # /classify or /analyze requests per model call
 OUTPUTS = Path(tempfile.gettempdir()) / "emotion-gradio"  # one folder per scoring request, below this
 OUTPUT_MAX_AGE_S = 3600  # Gradio copies results into its own cache (cleaned by delete_cache); ours go after an hour
@@ -209,16 +210,17 @@ def pick_column(file: str | None):
 
 
 @friendly
-def score_file(file: str | None, text_column: str | None = None) -> tuple[str, dict]:
+def score_file(file: str | None, text_column: str | None = None, progress=TRACK_PROGRESS) -> tuple[str, dict]:
     """Score an uploaded CSV into a file of its own (so concurrent users never share one); its path, and
-    how many rows got each label (kept in the page's state for the chart: the file is not read again)."""
+    how many rows got each label (kept in the page's state for the chart: the file is not read again).
+    The page shows the command line's progress bar (`progress` follows its tqdm)."""
     if not file:
         raise EmotionCoreError("Upload a CSV file first.")
     remove_old_outputs()
     OUTPUTS.mkdir(exist_ok=True)
     out = Path(tempfile.mkdtemp(dir=OUTPUTS)) / f"{Path(file).stem}-scored.csv"
     try:
-        summary = score_csv(file, out, classifier, text_column=text_column or None, progress=False, max_rows=MAX_APP_ROWS)
+        summary = score_csv(file, out, classifier, text_column=text_column or None, max_rows=MAX_APP_ROWS)
     except BaseException:
         shutil.rmtree(out.parent, ignore_errors=True)
         raise

@@ -43,6 +43,7 @@ def test_form_page_has_no_external_assets(client):
     response = client.get("/")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and '<label for="text">' in html
+    assert "a CSV of up to 64 KB and\n    50,000 rows, answered when every row is scored" in html  # what an upload may be
     assert "http://" not in html and "https://" not in html and "<script" not in html
     with client.get("/static/css/style.css") as css:  # a file response: closed, as a server closes it
         assert css.status_code == 200

@@ -16,7 +16,7 @@ import pytest
 
 from emotion_core import EmotionCoreError
 from emotion_core.labels import display_name
-from tests.helpers import bundled_engine, free_port, gradio_refusal, gradio_server, screenshot_path
+from tests.helpers import bundled_engine, free_port, gradio_refusal, gradio_server, neutral_toy_rows, screenshot_path
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 REVIEW = "The package arrived two days late. The lamp inside is broken. I am furious."
@@ -316,6 +316,25 @@ def test_browser_correction_and_review_with_a_click_each(app, server, tmp_path):
     assert ("i feel so gloomy in the browser", "anger", "gradio") in stored
     assert {(shown[0], "joy", "review"), (shown[2], "neutral", "review")} <= stored
     assert not any(r.text == shown[1] for r in app.corrections.rows())  # skipped: nothing stored
+
+
+def test_browser_batch_tab_shows_the_scoring_progress(server, tmp_path):
+    """A long upload shows the command line's progress bar in the page while it is scored."""
+    from playwright.sync_api import expect, sync_playwright
+
+    rows = [text for text, _ in neutral_toy_rows(20_000, seed=5)]
+    pd.DataFrame({"text": rows}).to_csv(tmp_path / "long.csv", index=False)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(server)
+        page.get_by_role("tab", name="Batch (CSV)").click()
+        page.locator("#csv-upload input[type=file]").set_input_files(str(tmp_path / "long.csv"))
+        page.locator("#score-button").click()
+        expect(page.locator("#scored-file .progress-text, #scored-file .progress-level").first).to_be_visible(timeout=20_000)
+        expect(page.locator("#scored-file")).to_contain_text("Scoring long.csv", timeout=20_000)
+        expect(page.locator("#scored-file a").first).to_be_visible(timeout=120_000)
+        browser.close()
 
 
 # ----------------------------------------------------------------------------- Space
