@@ -6,7 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 from .batch import ScoreSummary
+from .config import resolve_model
 from .errors import EmotionCoreError
+from .model_folder import check_model_folder
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "json", ".json": "json"}
 ROW_ID = "row"  # the id column added when the input has none: the row's number in the input, from 0
@@ -21,6 +23,15 @@ def input_format(path: str) -> str:
         raise EmotionCoreError(f"Cannot tell the format of {path}: name a .csv, .parquet or .jsonl file, "
                                "or a folder of them.")
     return FORMATS[suffix]
+
+
+def worker_model(model: str | None) -> str:
+    """The model as the workers load it: a folder as an absolute path (their working folder is not ours), checked
+    here so that a broken one is refused with a message, not a traceback from inside a worker; or a Hub id."""
+    model = resolve_model(model)
+    if Path(model).is_dir():
+        check_model_folder(Path(model))
+    return str(Path(model).resolve()) if Path(model).exists() else model
 
 
 def output_format(out: Path) -> str:

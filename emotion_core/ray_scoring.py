@@ -18,10 +18,9 @@ import warnings
 from pathlib import Path
 
 from .batch import CHUNK_ROWS, BatchScorer, ScoreSummary, find_text_column
-from .clusters import ROW_ID, check_reachable, input_format, output_format, summarize
-from .config import resolve_model
+from .clusters import ROW_ID, check_reachable, input_format, output_format, summarize, worker_model
 from .errors import EmotionCoreError
-from .model_folder import check_model_folder, new_folder
+from .model_folder import new_folder
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +105,8 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
     input row, then the columns `score` adds.
     """
     out = Path(output_path)
-    model = resolve_model(model)
-    if Path(model).exists():
-        model = str(Path(model).resolve())  # the actors' working folder is not ours
+    model = worker_model(model)
     connect(address)
-    if Path(model).is_dir():
-        check_model_folder(Path(model))  # refused here, not as a traceback from inside the actors
     dataset = read(str(input_path))
     try:
         head = dataset.take_batch(200, batch_format="pandas")

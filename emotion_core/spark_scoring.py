@@ -27,10 +27,9 @@ from pathlib import Path
 import pandas as pd
 
 from .batch import BatchScorer, ScoreSummary, find_text_column, prediction_columns
-from .clusters import ROW_ID, check_reachable, input_format, output_format, summarize
-from .config import resolve_model
+from .clusters import ROW_ID, check_reachable, input_format, output_format, summarize, worker_model
 from .errors import EmotionCoreError
-from .model_folder import check_model_folder, new_folder
+from .model_folder import new_folder
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +41,6 @@ def model_labels(model: str) -> list[str]:
     """The model's labels in its output order, from its config alone (the model itself loads on the executors)."""
     from transformers import AutoConfig
 
-    if Path(model).is_dir():
-        check_model_folder(Path(model))  # refused here, not as a traceback from inside the executors
     try:
         config = AutoConfig.from_pretrained(model)
     except OSError as exc:  # a Hub id not found, or the Hub not reachable
@@ -68,9 +65,7 @@ def score_dataframe(frame, model: str | None = None, text_column: str | None = N
 
 def resolved(model: str | None) -> tuple[str, list[str]]:
     """The model as the executors will load it (an absolute folder, or a Hub id) and its labels."""
-    model = resolve_model(model)
-    if Path(model).exists():
-        model = str(Path(model).resolve())  # the executors' working folder is not ours
+    model = worker_model(model)
     return model, model_labels(model)
 
 
