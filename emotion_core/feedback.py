@@ -96,10 +96,11 @@ class Correction:
     def check(self, labels: list[str], limit: int = MAX_TEXT_CHARS) -> None:
         """Refuse what the store should not keep: an empty text or one over `limit` (the app's), a label the model
         does not have."""
+        from .predict import check_length
+
         if not isinstance(self.text, str) or not self.text.strip():
             raise EmotionCoreError("A correction needs the text it corrects.")
-        if len(self.text) > limit:
-            raise EmotionCoreError(f"Text is too long: {len(self.text):,} characters (the limit is {limit:,}).")
+        check_length(self.text, limit)
         if self.corrected not in labels:
             raise EmotionCoreError(f"Unknown label {self.corrected!r}: the model's labels are {', '.join(labels)}.")
 
@@ -280,9 +281,8 @@ def gate(current, candidate, held_back: Path) -> dict:
 
 
 def accuracy(classifier, texts: list[str], labels: list[str]) -> float:
-    """The share of `texts` the classifier labels as `labels` says."""
-    answers = [next(iter(p)) for p in classifier.predict_batch(texts)] if texts else []
-    return float(np.mean([a == y for a, y in zip(answers, labels)])) if texts else float("nan")
+    """The share of `texts` (never none: `gate` refuses an empty held-back file) the classifier labels as `labels` says."""
+    return float(np.mean([next(iter(p)) == y for p, y in zip(classifier.predict_batch(texts), labels)]))
 
 
 def gate_report(decision: dict, current: str, candidate: str) -> str:
