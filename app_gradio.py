@@ -23,7 +23,7 @@ import gradio as gr
 import pandas as pd
 
 from emotion_core import Classifier, EmotionCoreError, feedback
-from emotion_core.batch import clear_csv_errors, find_text_column, prediction_columns, score_csv, sniff_columns
+from emotion_core.batch import score_csv, sniff_columns
 from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
@@ -160,18 +160,11 @@ def make_queue(file: str | None, last_scored: str | None) -> tuple[dict, str, st
     remove_old_outputs()
     OUTPUTS.mkdir(exist_ok=True)
     out = Path(tempfile.mkdtemp(dir=OUTPUTS)) / "queue.csv"
-    summary = feedback.review_queue(source, out, classifier, text_column=input_text_column(source), max_rows=MAX_APP_ROWS)
+    summary = feedback.review_queue(source, out, classifier, max_rows=MAX_APP_ROWS)
     rows = pd.read_csv(out, dtype=str, keep_default_na=False)
     rows = rows[rows["emotion"] != ""]  # empty texts: nothing to label
     queue = {"texts": rows[summary.text_column].tolist(), "guesses": rows["emotion"].tolist(), "at": 0}
     return (queue, *review_item(queue))
-
-
-def input_text_column(path: str) -> str | None:
-    """The text column of a CSV as `score` picks it, looking past the columns a scored file has gained."""
-    with clear_csv_errors(Path(path), "utf-8-sig"):
-        head = pd.read_csv(path, nrows=200, dtype=str, keep_default_na=False)
-    return find_text_column(head.drop(columns=[c for c in prediction_columns(classifier.labels) if c in head.columns]))
 
 
 def review_item(queue: dict) -> tuple[str, str]:

@@ -54,7 +54,8 @@ def top_words(classifier: Classifier, text: str) -> str:
 
 
 def find_text_column(frame: pd.DataFrame, requested: str | None = None) -> str:
-    """The column to score: the one asked for, else `text`, else the only non-numeric column."""
+    """The column to score: the one asked for, else `text`, else the only non-numeric column, passing over those
+    `score` writes when there are others (so a scored file scored again finds its text, not its `emotion`)."""
     columns = [str(c) for c in frame.columns]
     listing = ", ".join(columns)
     if requested:
@@ -65,6 +66,8 @@ def find_text_column(frame: pd.DataFrame, requested: str | None = None) -> str:
     if len(named) == 1:
         return named[0]
     textual = [c for c in columns if not pd.to_numeric(frame[c].replace("", np.nan).dropna(), errors="coerce").notna().all()]
+    if len(textual) > 1:
+        textual = [c for c in textual if c not in prediction_columns([])]
     if len(textual) == 1:
         return textual[0]
     raise EmotionCoreError(f"CSV has no column 'text' and no single text column (found: {listing}). "

@@ -73,6 +73,7 @@ def test_explain_adds_the_top_words(tmp_path, classifier, monkeypatch):
     ("text,id", ["hello,1"], "text"),
     ("Text,id", ["hello,1"], "Text"),
     ("id,comment,score", ["1,hello there,0.5", "2,more words,3"], "comment"),
+    ("id,comment,emotion,confidence", ["1,hello there,joy,0.9"], "comment"),  # a scored file: its text, not its emotion
 ])
 def test_text_column_is_found(tmp_path, classifier, header, rows, column):
     src = tmp_path / "in.csv"
