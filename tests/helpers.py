@@ -14,8 +14,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the tests that kill workers have psutil (requirements-dev); the benchmarks need not
+    import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -161,3 +166,18 @@ def gradio_refusal(error: Exception) -> str:
     batch and refuse a bad one with an HTTP 400 whose detail is the message; other endpoints raise gr.Error."""
     response = getattr(error, "response", None)
     return response.json()["detail"] if response is not None else str(error)
+
+
+def kill_while_it_scores(job: subprocess.Popen, find: "Callable[[], psutil.Process | None]", timeout_s: float = 240) -> int | None:
+    """Wait until `find` names the process a running `job` scores in, give it two seconds to score some batches,
+    kill it, and return its pid (None if none was seen before the job ended or the time ran out)."""
+    deadline = time.monotonic() + timeout_s
+    while job.poll() is None and time.monotonic() < deadline:
+        target = find()
+        if target is not None:
+            time.sleep(2)
+            target.kill()
+            assert job.poll() is None, "the job ended before its worker could be killed"
+            return target.pid
+        time.sleep(0.2)
+    return None

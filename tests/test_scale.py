@@ -16,7 +16,7 @@ import ray
 
 from emotion_core import EmotionCoreError
 from emotion_core.batch import score_csv
-from tests.helpers import ROOT, free_port, neutral_toy_rows
+from tests.helpers import ROOT, free_port, kill_while_it_scores, neutral_toy_rows
 
 
 @pytest.fixture(scope="module")
@@ -166,16 +166,8 @@ def test_a_worker_killed_mid_job_loses_no_row_and_repeats_none(two_node_cluster,
     command = [sys.executable, "-m", "emotion_core", "score", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
                "--model", str(tiny_neutral_model), "--on", "ray", "--address", address, "--id-column", "ticket", "--actors", "1"]
     job = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    killed = None
-    deadline = time.monotonic() + 240
-    while killed is None and job.poll() is None and time.monotonic() < deadline:
-        workers = [p for p in psutil.process_iter(["cmdline"]) if "MapWorker" in " ".join(p.info["cmdline"] or [])]
-        if workers:
-            time.sleep(2)  # let it score some batches first
-            workers[0].kill()
-            killed = workers[0].pid
-            assert job.poll() is None, "the job ended before a worker could be killed"
-        time.sleep(0.2)
+    killed = kill_while_it_scores(job, lambda: next((p for p in psutil.process_iter(["cmdline"])
+                                                     if "MapWorker" in " ".join(p.info["cmdline"] or [])), None))
     _, err = job.communicate(timeout=600)
     assert killed, "no scoring actor was seen"
     assert job.returncode == 0, err[-3000:]

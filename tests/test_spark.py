@@ -13,7 +13,7 @@ import pytest
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.batch import score_csv
 from emotion_core.clusters import ROW_ID
-from tests.helpers import ROOT, neutral_toy_rows
+from tests.helpers import ROOT, kill_while_it_scores, neutral_toy_rows
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,7 @@ def test_an_executor_killed_mid_job_loses_no_row_and_repeats_none(tmp_path, tiny
     job = subprocess.Popen([sys.executable, "-c", KILLED_JOB, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"),
                             str(tiny_neutral_model)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        killed = kill_an_executor_while_it_scores(job)
+        killed = kill_while_it_scores(job, lambda: scoring_executor(job))
         out, err = job.communicate(timeout=600)
     finally:  # a failed assertion leaves no JVM behind
         for process in [*psutil.Process(job.pid).children(recursive=True), job] if job.poll() is None else []:
@@ -170,22 +170,14 @@ def test_an_executor_killed_mid_job_loses_no_row_and_repeats_none(tmp_path, tiny
     assert scored["emotion"].notna().all()
 
 
-def kill_an_executor_while_it_scores(job: subprocess.Popen) -> int | None:
-    """Wait for a Python worker to score, then kill the executor process above it; its pid."""
-    deadline = time.monotonic() + 240
-    while job.poll() is None and time.monotonic() < deadline:
-        scoring = [p for p in psutil.Process(job.pid).children(recursive=True) if is_python_worker(p)]
-        if scoring:
-            time.sleep(2)  # let it score some batches first
-            executor = scoring[0].parent()
-            while executor is not None and "CoarseGrainedExecutorBackend" not in " ".join(executor.cmdline()):
-                executor = executor.parent()
-            assert executor is not None, "the scoring worker has no executor above it"
-            executor.kill()
-            assert job.poll() is None, "the job ended before an executor could be killed"
-            return executor.pid
-        time.sleep(0.2)
-    return None
+def scoring_executor(job: subprocess.Popen) -> psutil.Process | None:
+    """The executor process above a Python worker of `job` (the worker runs the model), once there is one."""
+    workers = [p for p in psutil.Process(job.pid).children(recursive=True) if is_python_worker(p)]
+    executor = workers[0].parent() if workers else None
+    while executor is not None and "CoarseGrainedExecutorBackend" not in " ".join(executor.cmdline()):
+        executor = executor.parent()
+    assert executor is not None or not workers, "the scoring worker has no executor above it"
+    return executor
 
 
 def is_python_worker(process: psutil.Process) -> bool:
