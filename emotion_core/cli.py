@@ -1,5 +1,5 @@
 """The command line, `emotion` (or `python -m emotion_core`): `train`, `score IN.csv -o OUT.csv`, `predict TEXT`,
-`export`, `calibrate`, `evaluate`, `sweep`, `soup`, `shift`, `feedback stats|export|queue`, `space build|deploy`.
+`export`, `calibrate`, `evaluate`, `sweep`, `soup`, `shift`, `feedback stats|export|queue|gate`, `space build|deploy`.
 
 The library does the work; this module parses arguments and prints. Every EmotionCoreError
 becomes one line on stderr and exit status 1.
@@ -328,8 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     corrections_commands.add_parser("stats", parents=[store], help="corrections per label, and what the model had said")
     export_corrections = corrections_commands.add_parser("export", parents=[store], help="write the corrections as a training CSV")
     export_corrections.add_argument("-o", "--output", required=True, help="the CSV to write (text, label, ...)")
-    export_corrections.add_argument("--held-back", help="also write a seeded share of the corrections here, left out of OUTPUT, "
-                                                        "to judge a retrained model on (emotion feedback gate)")
+    export_corrections.add_argument("--held-back", help="also write a share of the corrections here (chosen by a hash of each "
+                                                        "text), left out of OUTPUT, to judge a retrained model on (feedback gate)")
     export_corrections.add_argument("--hold-out", type=share, default=0.2, help="the share held back, 0 to 1 (default 0.2)")
     gate_parser = corrections_commands.add_parser("gate", help="should a retrained model replace the current one? (a report)",
                                                   description="Better on the held-back corrections, and at most 0.5 points "
