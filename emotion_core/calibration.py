@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from .errors import EmotionCoreError
 from .labels import NEUTRAL
@@ -80,6 +79,8 @@ def ece(probs: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float:
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature in [0.05, 20] that minimises validation NLL (a 1-D bounded search on log T)."""
+    from scipy.optimize import minimize_scalar  # fitting only: answering needs numpy alone
+
     result = minimize_scalar(lambda log_t: nll(softmax(logits, np.exp(log_t)), labels), bounds=(np.log(0.05), np.log(20)),
                              method="bounded", options={"xatol": 1e-4})
     return float(np.exp(result.x))

@@ -88,7 +88,8 @@ class DataConfig:
     normalize: str = field(
         default="default",
         metadata={"help": "Text normalisation, saved with the model and applied again at inference: 'default' "
-                          "(urls,mentions,names,lowercase,spaces), 'none', or a comma-separated list of those steps."},
+                          "(every step: urls,mentions,names,emoji,hashtags,elongations,lowercase,spaces), 'none', "
+                          "or a comma-separated list of those steps."},
     )
     dataset_name: str | None = field(default=None, metadata={
         "help": "Name for the model card, e.g. dair-ai/emotion for a local copy of it (default: --data)."})

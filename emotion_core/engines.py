@@ -23,12 +23,12 @@ import hashlib
 import itertools
 import logging
 import os
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .errors import EmotionCoreError
 from .model_folder import FLOAT_ONNX, INT8_ONNX, WEIGHTS
@@ -39,6 +39,13 @@ ENGINES = ("auto", "torch", "bf16", "onnx", "onnx-int8")
 ENGINE_ENV_VAR = "EMOTION_ENGINE"
 ONNX_FILES = {"onnx": FLOAT_ONNX, "onnx-int8": INT8_ONNX}
 SMALL_BATCH_TOKENS = 128  # below this many tokens a batch, ORT fp32 beats bf16 (measured: docs/benchmarks.md)
+
+
+def cpu_threads() -> int:
+    """Threads for one engine: torch's setting where torch is loaded (a caller may have set it), else the cores
+    this process may run on."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch else len(os.sched_getaffinity(0))
 
 
 def cpu_has_bf16() -> bool:
@@ -66,12 +73,14 @@ class TorchEngine:
     ran faster still, but flattened small models' explanations to zero (docs/benchmarks.md).
     """
 
-    def __init__(self, model: torch.nn.Module, bf16: bool = False):
+    def __init__(self, model, bf16: bool = False):
         self.model, self.bf16 = model, bf16
         self.name, self.batch_size = ("bf16", 64) if bf16 else ("torch", 32)
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Class scores for one padded batch."""
+        import torch
+
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
         return out.logits.float().numpy()
@@ -90,10 +99,11 @@ class OnnxEngine:
         self.name = name
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = threads or cpu_threads()
         if not spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.metadata: dict[str, str] = self.session.get_modelmeta().custom_metadata_map  # what the export wrote
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Class scores for one padded batch."""
@@ -185,28 +195,6 @@ def top_two_gap(scores: np.ndarray) -> np.ndarray:
     return top[:, -1] - top[:, -2]
 
 
-def check_onnx(folder: Path | None, file: str, digest: str | None = None) -> dict[str, str]:
-    """The metadata of an export that was made from the folder's weights; ValueError saying why not.
-
-    `digest`: the weights' SHA-256 when a check of the other file has already computed it.
-    """
-    if folder is None or not (folder / file).is_file():
-        raise ValueError(f"no {file} in the model folder (make one with: python -m emotion_core export --model FOLDER)")
-    try:
-        import onnx
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise ValueError("onnxruntime is not installed") from None
-    try:
-        meta = {p.key: p.value for p in onnx.load(str(folder / file), load_external_data=False).metadata_props}
-        digest = digest or weights_digest(folder)
-    except Exception as exc:  # a damaged file, sharded weights: fall back, never crash the app
-        raise ValueError(f"{file} could not be checked ({type(exc).__name__})") from None
-    if meta.get("source_sha256") != digest:
-        raise ValueError(f"{file} was exported from other weights; re-run python -m emotion_core export")
-    return meta
-
-
 def load_onnx(name: str, folder: Path | None, side_by_side: bool = True) -> OnnxEngine | GuardedEngine | ConcurrentEngine:
     """ONNX engine `name` ("onnx" or "onnx-int8") on its file in `folder`; EmotionCoreError saying why not.
 
@@ -216,49 +204,61 @@ def load_onnx(name: str, folder: Path | None, side_by_side: bool = True) -> Onnx
     """
     file = ONNX_FILES[name]
     try:
-        meta = check_onnx(folder, file)
-        margin = float(meta.get("rescoring_margin", 0))
-        if margin:
-            check_rescorer(folder, meta["source_sha256"])
+        fast = open_session(folder, file, name)
+        digest = fast.metadata["source_sha256"]  # checked against the weights: the other sessions compare with it
+        margin = float(fast.metadata.get("rescoring_margin", 0))
 
         def engine(threads: int | None = None) -> OnnxEngine | GuardedEngine:
-            fast = open_session(folder / file, name, threads=threads)
+            quick = fast if threads is None else open_session(folder, file, name, digest, threads=threads)
             if not margin:
-                return fast
-            return GuardedEngine(fast, open_session(folder / FLOAT_ONNX, "onnx", spin=False, threads=threads), margin)
+                return quick
+            try:
+                exact = open_session(folder, FLOAT_ONNX, "onnx", digest, spin=False, threads=threads)
+            except ValueError as exc:
+                raise ValueError(f"it rescores near-ties with {FLOAT_ONNX}, and {exc}") from None
+            return GuardedEngine(quick, exact, margin)
 
-        workers = torch.get_num_threads()
+        workers = cpu_threads()
         return ConcurrentEngine(engine(), engine(threads=1), workers) if workers > 1 and side_by_side else engine()
     except ValueError as exc:
         raise EmotionCoreError(f"Engine {name} is not available: {exc}.") from None
 
 
-def check_rescorer(folder: Path, digest: str) -> None:
-    """The fp32 file that an int8 file with a margin rescores with must match the weights; ValueError if not."""
+def open_session(folder: Path | None, file: str, name: str, digest: str | None = None, spin: bool = True,
+                 threads: int | None = None) -> OnnxEngine:
+    """An ORT session on an export made from the folder's weights (`digest`: their SHA-256, when known); ValueError
+    saying why not: no file, no onnxruntime, a file ORT refuses, or an export of other weights."""
+    if folder is None or not (folder / file).is_file():
+        raise ValueError(f"no {file} in the model folder (make one with: python -m emotion_core export --model FOLDER)")
     try:
-        check_onnx(folder, FLOAT_ONNX, digest)
-    except ValueError as exc:
-        raise ValueError(f"it rescores near-ties with {FLOAT_ONNX}, and {exc}") from None
-
-
-def open_session(path: Path, name: str, spin: bool = True, threads: int | None = None) -> OnnxEngine:
-    """An ORT session on the file; ValueError with ORT's first line when ORT refuses it."""
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise ValueError("onnxruntime is not installed") from None
     try:
-        return OnnxEngine(path, name, spin, threads)
+        session = OnnxEngine(folder / file, name, spin, threads)
     except Exception as exc:  # a file ORT can't run
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"ONNX Runtime could not load {path.name} ({reason})") from None
+        raise ValueError(f"ONNX Runtime could not load {file} ({reason})") from None
+    if digest is None:
+        try:
+            digest = weights_digest(folder)
+        except OSError as exc:  # sharded weights, an unreadable file: fall back, never crash the app
+            raise ValueError(f"{file} could not be checked against the weights ({type(exc).__name__})") from None
+    if session.metadata.get("source_sha256") != digest:
+        raise ValueError(f"{file} was exported from other weights; re-run python -m emotion_core export")
+    return session
 
 
-def load_engine(name: str | None, model: torch.nn.Module, folder: Path | None):
-    """The engine asked for (argument, then $EMOTION_ENGINE, then `auto`), ready to run."""
+def load_engine(name: str | None, model: Callable, folder: Path | None):
+    """The engine asked for (argument, then $EMOTION_ENGINE, then `auto`), ready to run; `model()` gives the
+    PyTorch model, loaded only for an engine that runs it."""
     name = (name or os.environ.get(ENGINE_ENV_VAR) or "auto").lower()
     if name not in ENGINES:
         raise EmotionCoreError(f"Unknown engine {name!r}: choose one of {', '.join(ENGINES)}.")
     if name in ONNX_FILES:
         return load_onnx(name, folder)
     if name != "auto":
-        return TorchEngine(model, bf16=name == "bf16")
+        return TorchEngine(model(), bf16=name == "bf16")
     for choice in ("onnx-int8", "onnx"):  # fastest first
         try:  # fp32 ORT beside bf16 runs only small batches, one at a time: no side-by-side sessions for it
             onnx_engine = load_onnx(choice, folder, side_by_side=choice == "onnx-int8" or not cpu_has_bf16())
@@ -266,7 +266,7 @@ def load_engine(name: str | None, model: torch.nn.Module, folder: Path | None):
         except EmotionCoreError as exc:
             logger.info("auto: %s", exc)
     else:
-        return TorchEngine(model, bf16=cpu_has_bf16())
+        return TorchEngine(model(), bf16=cpu_has_bf16())
     if onnx_engine.name == "onnx" and cpu_has_bf16():
-        return SplitEngine(onnx_engine, TorchEngine(model, bf16=True))
+        return SplitEngine(onnx_engine, TorchEngine(model(), bf16=True))
     return onnx_engine

@@ -104,8 +104,8 @@ def variants(classifier, words: list[str], groups: Sequence[Sequence[int]] | Non
     if mode == "mask" and tokenizer.mask_token_id is None:
         raise EmotionCoreError(f"The tokenizer of {classifier.name} has no [MASK] token; use mode 'delete'.")
     normalised = [normalize(word, classifier.normalization) or word for word in words]
-    encoded = tokenizer(normalised, is_split_into_words=True, verbose=False)  # cut below: see Classifier.encode
-    ids, word_ids = classifier.cut(encoded["input_ids"]), classifier.cut(encoded.word_ids())
+    ids, word_ids = tokenizer.words(normalised)  # cut below: see Classifier.encode
+    ids, word_ids = classifier.cut(ids), classifier.cut(word_ids)
     seen = sorted(set(word_ids) - {None})
     rows = [ids]
     for group in ([[i] for i in seen] if groups is None else groups):

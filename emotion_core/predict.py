@@ -1,12 +1,16 @@
-"""`Classifier`: the one inference API that the CLI, `score`, Gradio and Flask all go through."""
+"""`Classifier`: the one inference API that the CLI, `score`, Gradio and Flask all go through.
 
+Answering needs only the model folder's tokenizer, its labels and an engine: with the default
+ONNX engines neither torch nor transformers is imported, which is most of what a start costs.
+The PyTorch model is loaded when something needs it (the torch engines, export).
+"""
+
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .calibration import load_calibration
 from .config import MAX_TEXT_CHARS, resolve_model
@@ -14,8 +18,9 @@ from .documents import Document, Sentence, combine, sentence_spans, word_windows
 from .engines import load_engine, run_batches
 from .errors import EmotionCoreError
 from .hub import hub_failure, hub_unreachable
-from .model_folder import METRICS, RUN_CONFIG, check_model_folder, read_json
+from .model_folder import CONFIG, METRICS, RUN_CONFIG, check_model_folder, read_json
 from .normalize import load_steps, normalize
+from .tokens import FolderTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +31,6 @@ def check_length(text: str, limit: int = MAX_TEXT_CHARS) -> None:
     """Refuse a text longer than the apps accept, saying how long it is and what the limit is."""
     if len(text) > limit:
         raise EmotionCoreError(f"Text is too long: {len(text):,} characters (the limit is {limit:,}).")
-
-
-def closing_tokens(tokenizer) -> int:
-    """How many special tokens the tokenizer puts after a text ([SEP]: 1)."""
-    plain = tokenizer("x", add_special_tokens=False)["input_ids"]
-    full = tokenizer("x")["input_ids"]
-    return len(full) - len(plain) - full.index(plain[0])
 
 
 def check_texts(texts: Sequence[str]) -> None:
@@ -50,50 +48,52 @@ class Classifier:
     >>> classifier.predict("i feel like a new person")     # {'joy': 0.97, 'love': 0.01, ...}
     """
 
-    def __init__(self, model, tokenizer, source: str, folder: Path | None = None, engine: str | None = None):
-        self.model = model.eval()
-        self.engine = load_engine(engine, self.model, folder)
-        self.tokenizer = tokenizer
-        self.source = source
-        self.labels: list[str] = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    def __init__(self, folder: Path, source: str, engine: str | None = None):
+        config = read_json(folder / CONFIG)
+        self.labels: list[str] = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        self.tokenizer = FolderTokenizer(folder)
         # the limit the model was trained with, capped by what its position embeddings allow
-        positions = getattr(model.config, "max_position_embeddings", 512)
-        self.max_length = min(tokenizer.model_max_length or positions, positions)
-        self.metrics = read_json(folder / METRICS, missing_ok=True) if folder else {}
-        self.run_config = read_json(folder / RUN_CONFIG, missing_ok=True) if folder else {}
+        positions = config.get("max_position_embeddings", 512)
+        self.max_length = min(self.tokenizer.model_max_length or positions, positions)
+        self.source = source
         self.folder = folder
+        self.engine = load_engine(engine, lambda: self.model, folder)
+        self.metrics = read_json(folder / METRICS, missing_ok=True)
+        self.run_config = read_json(folder / RUN_CONFIG, missing_ok=True)
         self.normalization = load_steps(folder)  # the text normalisation the model was trained with
         self.calibration = load_calibration(folder, self.labels)  # T = 1 for folders without calibration.json
-        self.closing = closing_tokens(tokenizer)
-        # The first call configures the shared Rust tokenizer (truncation); do it now, not in two threads at once.
-        self.predict_proba(["warm-up"])
+        self.closing = self.tokenizer.closing_tokens()
 
     @classmethod
     def from_pretrained(cls, model: str | Path | None = None, engine: str | None = None) -> "Classifier":
-        """Load safetensors weights from a folder or Hub id (never `trust_remote_code`).
+        """A model folder, or a Hub id's files (safetensors only, never `trust_remote_code`).
 
         `engine` is one of `emotion_core.engines.ENGINES`; default: $EMOTION_ENGINE, else `auto`.
         """
         source = resolve_model(model)
         folder = Path(source)
-        if folder.exists():
-            check_model_folder(folder)
-        elif source.startswith((".", "/", "~")) or source.count("/") > 1:
-            raise EmotionCoreError(f"Model folder {source} not found. {MODEL_HINT}")
-        unreachable = None if folder.exists() else hub_unreachable()  # then only the local cache is tried
+        if not folder.exists():
+            if source.startswith((".", "/", "~")) or source.count("/") > 1:
+                raise EmotionCoreError(f"Model folder {source} not found. {MODEL_HINT}")
+            folder = download(source)
+        check_model_folder(folder)
+        classifier = cls(folder, source, engine)
+        logger.info("loaded %s (%d labels, engine %s)", source, len(classifier.labels), classifier.engine.name)
+        return classifier
+
+    @functools.cached_property
+    def model(self):
+        """The PyTorch model (fp32), loaded on first use: the torch engines and export need it, the ONNX engines don't."""
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=bool(unreachable))
             net = AutoModelForSequenceClassification.from_pretrained(
-                source, use_safetensors=True, trust_remote_code=False, dtype=torch.float32,
-                local_files_only=bool(unreachable),
-            )
-        except Exception as exc:  # a damaged file or an unreachable Hub: one line that names the source
-            if folder.exists():
-                first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
-                raise EmotionCoreError(f"Model folder {folder} could not be loaded: {first_line}") from None
-            raise hub_failure(f"model '{source}'", exc, hint=MODEL_HINT, unreachable=unreachable) from None
-        logger.info("loaded %s (%d labels)", source, net.config.num_labels)
-        return cls(net, tokenizer, source, folder if folder.exists() else None, engine)
+                self.folder, use_safetensors=True, trust_remote_code=False, dtype=torch.float32)
+        except Exception as exc:  # a damaged file: one line that names the folder
+            first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise EmotionCoreError(f"Model folder {self.folder} could not be loaded: {first_line}") from None
+        return net.eval()
 
     @property
     def name(self) -> str:
@@ -165,7 +165,7 @@ class Classifier:
                 pieces[i].append((a, b))
                 piece_ids.append(row)
                 continue
-            windows = word_windows(texts[i], a, b, self.token_counts, self.max_length - self.tokenizer.num_special_tokens_to_add())
+            windows = word_windows(texts[i], a, b, self.token_counts, self.max_length - self.tokenizer.special_tokens)
             pieces[i] += windows
             piece_ids += self.encode([texts[i][wa:wb] for wa, wb in windows])
         return pieces, piece_ids
@@ -173,7 +173,7 @@ class Classifier:
     def token_counts(self, texts: list[str]) -> list[int]:
         """How many tokens each text is, normalised, without special tokens."""
         texts = [normalize(text, self.normalization) for text in texts]
-        return [len(row) for row in self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
+        return [len(row) for row in self.tokenizer.ids(texts, special_tokens=False)]
 
     def logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Raw class scores (texts × labels), each text cut at the window as in training (evaluation, calibration).
@@ -188,14 +188,13 @@ class Classifier:
     def encode(self, texts: Sequence[str], truncate: bool = True) -> list[list[int]]:
         """Token ids of each text, normalised and (by default) cut at the window as in training.
 
-        The tokenizer is always called with the same settings and the ids cut here: a fast
-        tokenizer changes its shared state when its truncation settings change, which two request
-        threads must never do at once.
+        The tokenizer never truncates (its settings would be state shared by request threads): the
+        ids are cut here.
         """
         if not texts:
             return []
         texts = [normalize(text, self.normalization) for text in texts]
-        ids = self.tokenizer(texts, verbose=False)["input_ids"]
+        ids = self.tokenizer.ids(texts)
         return [self.cut(row) for row in ids] if truncate else ids
 
     def cut(self, ids: list) -> list:
@@ -222,8 +221,20 @@ class Classifier:
     def pad(self, ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
         """One batch: input_ids padded to its longest row, and the attention mask."""
         width = max(len(row) for row in ids)
-        input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for i, row in enumerate(ids):
             input_ids[i, :len(row)], mask[i, :len(row)] = row, 1
         return input_ids, mask
+
+
+def download(repo_id: str) -> Path:
+    """The files of a Hub model a classifier reads (from the local cache when the Hub can't be reached)."""
+    from huggingface_hub import snapshot_download
+
+    unreachable = hub_unreachable()
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.onnx"],
+                                      local_files_only=bool(unreachable)))
+    except Exception as exc:  # not found, an unreachable Hub, an empty cache: one line that names the model
+        raise hub_failure(f"model '{repo_id}'", exc, hint=MODEL_HINT, unreachable=unreachable) from None

@@ -1,0 +1,167 @@
+"""The feedback loop, measured: do a person's corrections, taken in the review queue's order, teach a model
+what it was never shown, and do they teach it more than corrections taken at random?
+
+    $ python -m benchmarks.bench_loop                 # about an hour on 2 CPUs, most of it the start model
+    $ python -m benchmarks.bench_loop --work-dir DIR  # where the models and files go (kept: a second run reuses them)
+
+The person's data: the GoEmotions train rows whose single label is one of SLICE, labelled as the
+bundled mix maps them (annoyance as anger, ...). A seeded half is the pool people correct, the
+other half is never shown to any model and measures the result.
+
+1. The start model: the bundled recipe (the training command in models/emotion-minilm/run_config.json)
+   with the SLICE rows left out of GoEmotions (train.py calibrates each model it trains; the recipe's
+   neutral shift is left out, for every model here).
+2. The pool in the review queue's order (`feedback.review_queue`: smallest margin first) and in a
+   seeded random order; the first CORRECTIONS rows of each saved as corrections in a SQLite store
+   (`feedback.correction_for`, as the apps do) and exported (`feedback.export`).
+3. Each export retrained on as docs/feedback.md's quick recipe says: the start model trained one
+   more epoch on the corrections beside a replay of the recipe's own data (REPLAY); and, to show what
+   the corrections themselves bring, the same epoch on the replay alone.
+4. The gate (`feedback.gate`) for each retrained model against the start model, the never-shown half as
+   its held-back corrections: accuracy there and on each test split of the recipe's data, and the verdict.
+
+Every setting here was fixed before the first run; the never-shown half plays no part in any choice.
+"""
+
+import argparse
+import json
+import random
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.common import GOEMOTIONS, machine
+from emotion_core.config import BUNDLED_MODEL, PROJECT_ROOT
+from emotion_core.sources import EKMAN_LOVE, LABEL_MAPS, read_goemotions
+
+SLICE = ("annoyance", "disappointment", "confusion", "nervousness")  # anger, sadness, surprise, fear when mapped
+CORRECTIONS = 500
+SEED = 0
+REPLAY = {"emotion": 0.2, "goemotions": 0.1, "corrections": 2}  # source weights of the one-epoch retraining
+RETRAIN_FLAGS = ["--batch-size", "32", "--learning-rate", "3e-5", "--seed", "42", "--focal-gamma", "2",
+                 "--epochs", "1", "--save-fp16", "--no-export"]
+
+
+def slice_halves(seed: int = SEED) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The person's data as (text, model label): the pool people correct, and the half never shown."""
+    texts, labels = read_goemotions(GOEMOTIONS / "train.tsv")
+    rows = [(text, EKMAN_LOVE[label]) for text, label in zip(texts, labels) if label in SLICE]
+    random.Random(seed).shuffle(rows)
+    return rows[:len(rows) // 2], rows[len(rows) // 2:]
+
+
+def write_json(path: Path, value) -> Path:
+    path.write_text(json.dumps(value, indent=1), encoding="utf-8")
+    return path
+
+
+def recipe_sources(work: Path) -> list[dict]:
+    """The bundled mix's sources, GoEmotions read through a label map that leaves the SLICE labels out."""
+    label_map = {k: v for k, v in LABEL_MAPS["ekman-love+neutral"].items() if k not in SLICE}
+    mix = json.loads((PROJECT_ROOT / "examples/sweep/mix-neutral-e2-n1.json").read_text())
+    for source in mix["sources"]:
+        source["data"] = str((PROJECT_ROOT / source["data"]).resolve())
+        if source["name"] == "goemotions":
+            source["label_map"] = str(write_json(work / "label-map-without-slice.json", label_map))
+    return mix["sources"]
+
+
+def train(command: list[str], output: Path) -> Path:
+    """Run train.py as its own process (its progress bar shows); a folder already trained is kept."""
+    if not (output / "config.json").is_file():
+        subprocess.run([sys.executable, "train.py", *command, "--output-dir", str(output)], cwd=PROJECT_ROOT, check=True)
+    return output
+
+
+def start_model(work: Path) -> Path:
+    """The bundled recipe's training command, on the mix without the slice."""
+    command = shlex.split(json.loads((BUNDLED_MODEL / "run_config.json").read_text())["command"].splitlines()[0])[2:]
+    mix = write_json(work / "mix-start.json", {"sources": recipe_sources(work)})
+    command[command.index("--mix") + 1] = str(mix)
+    del command[command.index("--output-dir"):command.index("--output-dir") + 2]
+    return train(command, work / "start")
+
+
+def corrections(classifier, pool: list[tuple[str, str]], order: str, work: Path) -> Path:
+    """The first CORRECTIONS rows of the pool in `order` ("queue" or "random"), stored and exported as the apps do."""
+    import pandas as pd
+
+    from emotion_core.feedback import FeedbackStore, correction_for, export, review_queue
+
+    if order == "queue":
+        pd.DataFrame(pool, columns=["text", "label"]).to_csv(work / "pool.csv", index=False)
+        review_queue(work / "pool.csv", work / "queue.csv", classifier, text_column="text")
+        chosen = pd.read_csv(work / "queue.csv", dtype=str, keep_default_na=False)[["text", "label"]].values.tolist()
+    else:
+        chosen = random.Random(SEED).sample(pool, len(pool))
+    store = FeedbackStore(work / f"feedback-{order}.db")
+    store.path.unlink(missing_ok=True)
+    for text, label in chosen[:CORRECTIONS]:
+        store.save(correction_for(classifier, text, label, source="review"))
+    return export(store.rows(), work / f"corrections-{order}.csv")
+
+
+def retrain(start: Path, work: Path, name: str, corrections_csv: Path | None) -> Path:
+    """One epoch more from the start model: the corrections (if any) beside a seeded share of the recipe's data."""
+    sources = [{**source, "weight": REPLAY[source["name"]]} for source in recipe_sources(work)]
+    if corrections_csv is not None:
+        sources.append({"name": "corrections", "train_file": str(corrections_csv), "weight": REPLAY["corrections"]})
+    mix = write_json(work / f"mix-{name}.json", {"sources": sources})
+    return train(["--base-model", str(start), "--mix", str(mix), *RETRAIN_FLAGS], work / name)
+
+
+def measure(models: dict[str, Path], never_shown: list[tuple[str, str]], work: Path) -> dict[str, dict]:
+    """The gate's decision for each retrained model against the start model, the never-shown half as its
+    held-back corrections: both models' accuracy there and on each test split, and the verdict."""
+    import pandas as pd
+
+    from emotion_core import Classifier
+    from emotion_core.feedback import gate
+
+    held = work / "never-shown.csv"
+    pd.DataFrame(never_shown, columns=["text", "label"]).to_csv(held, index=False)
+    start = Classifier.from_pretrained(models["start"], engine="torch")
+    return {name: gate(start, Classifier.from_pretrained(folder, engine="torch"), held)
+            for name, folder in models.items() if name != "start"}
+
+
+def table(decisions: dict[str, dict]) -> str:
+    """One row per model: accuracy on each split (the never-shown half first), the change from the start model in
+    points, and the gate's verdict."""
+    first = next(iter(decisions.values()))["rows"]
+    splits = ["never-shown half" if r["split"] == "held-back corrections" else r["split"] for r in first]
+    lines = ["| model | " + " | ".join(f"{s}: accuracy | change (points)" for s in splits) + " | gate |",
+             "| --- |" + " ---: | ---: |" * len(splits) + " --- |",
+             "| start | " + " | ".join(f"{r['current']:.2%} | " for r in first) + " |"]
+    for name, decision in decisions.items():
+        cells = [f"{r['candidate']:.2%} | {100 * (r['candidate'] - r['current']):+.2f}" for r in decision["rows"]]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'Replace' if decision['replace'] else 'Keep'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=Path.home() / ".cache" / "emotion" / "bench-loop")
+    args = parser.parse_args()
+    work = args.work_dir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    pool, never_shown = slice_halves()
+    print(f"{machine()}\nslice {', '.join(SLICE)}: pool {len(pool)}, never shown {len(never_shown)}", flush=True)
+    start = start_model(work)
+
+    from emotion_core import Classifier
+
+    classifier = Classifier.from_pretrained(start, engine="torch")
+    models = {"start": start}
+    for order in ("queue", "random"):
+        models[f"+{CORRECTIONS} {order}"] = retrain(start, work, f"retrained-{order}",
+                                                   corrections(classifier, pool, order, work))
+    models["replay alone"] = retrain(start, work, "retrained-replay", None)
+    result = table(measure(models, never_shown, work))
+    (work / "table.md").write_text(result + "\n", encoding="utf-8")
+    print(result)
+
+
+if __name__ == "__main__":
+    main()
