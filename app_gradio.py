@@ -24,7 +24,7 @@ import pandas as pd
 
 from emotion_core import Classifier, EmotionCoreError, feedback
 from emotion_core.batch import score_csv, sniff_columns
-from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
+from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS, env_count
 from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 MAX_UPLOAD = "20mb"  # gradio refuses bigger files before they reach the handlers
 PREVIEW_ROWS = 20
 TRACK_PROGRESS = gr.Progress(track_tqdm=True)  # a handler's default: Gradio shows the progress of its tqdm bars
-MAX_BATCHED = max(1, int(os.environ.get("EMOTION_MAX_BATCHED", 16)))  # /classify or /analyze requests per model call
+MAX_BATCHED = env_count("EMOTION_MAX_BATCHED", 16)  # /classify or /analyze requests per model call
 OUTPUTS = Path(tempfile.gettempdir()) / "emotion-gradio"  # one folder per scoring request, below this
 OUTPUT_MAX_AGE_S = 3600  # Gradio copies results into its own cache (cleaned by delete_cache); ours go after an hour
 EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().splitlines() if line.strip()]

@@ -50,6 +50,17 @@ def bundled_model() -> Path:
     return BUNDLED_MODEL
 
 
+def env_count(name: str, default: int) -> int:
+    """A setting that counts something (at least 1) from the environment, else `default`; anything else is refused
+    by name, so that a typo stops the app with a message instead of a traceback deep inside it."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise EmotionCoreError(f"{name} must be a whole number of at least 1, not {value!r}.")
+    return int(value)
+
+
 def resolve_model(model: str | os.PathLike | None = None) -> str:
     """Pick the model every entry point loads: the argument, then $EMOTION_MODEL, then the bundled one."""
     return str(model or os.environ.get(MODEL_ENV_VAR) or bundled_model())

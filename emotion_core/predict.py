@@ -48,20 +48,22 @@ class Classifier:
     >>> classifier.predict("i feel like a new person")     # {'joy': 0.97, 'love': 0.01, ...}
     """
 
-    def __init__(self, folder: Path, source: str, engine: str | None = None):
-        config = read_json(folder / CONFIG)
+    def __init__(self, files: Path, source: str, engine: str | None = None):
+        """`files`: the model folder, or where a Hub model's files were downloaded to."""
+        config = read_json(files / CONFIG)
         self.labels: list[str] = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-        self.tokenizer = FolderTokenizer(folder)
+        self.tokenizer = FolderTokenizer(files)
         # the limit the model was trained with, capped by what its position embeddings allow
         positions = config.get("max_position_embeddings", 512)
         self.max_length = min(self.tokenizer.model_max_length or positions, positions)
         self.source = source
-        self.folder = folder
-        self.engine = load_engine(engine, lambda: self.model, folder)
-        self.metrics = read_json(folder / METRICS, missing_ok=True)
-        self.run_config = read_json(folder / RUN_CONFIG, missing_ok=True)
-        self.normalization = load_steps(folder)  # the text normalisation the model was trained with
-        self.calibration = load_calibration(folder, self.labels)  # T = 1 for folders without calibration.json
+        self.files = files
+        self.folder = files if Path(source).exists() else None  # a local folder, which commands may write into
+        self.engine = load_engine(engine, lambda: self.model, files)
+        self.metrics = read_json(files / METRICS, missing_ok=True)
+        self.run_config = read_json(files / RUN_CONFIG, missing_ok=True)
+        self.normalization = load_steps(files)  # the text normalisation the model was trained with
+        self.calibration = load_calibration(files, self.labels)  # T = 1 for folders without calibration.json
         self.closing = self.tokenizer.closing_tokens()
 
     @classmethod
@@ -89,10 +91,10 @@ class Classifier:
 
         try:
             net = AutoModelForSequenceClassification.from_pretrained(
-                self.folder, use_safetensors=True, trust_remote_code=False, dtype=torch.float32)
+                self.files, use_safetensors=True, trust_remote_code=False, dtype=torch.float32)
         except Exception as exc:  # a damaged file: one line that names the folder
             first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise EmotionCoreError(f"Model folder {self.folder} could not be loaded: {first_line}") from None
+            raise EmotionCoreError(f"Model {self.source} could not be loaded: {first_line}") from None
         return net.eval()
 
     @property

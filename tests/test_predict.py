@@ -10,7 +10,7 @@ import pytest
 
 import emotion_core
 from emotion_core import Classifier, EmotionCoreError
-from emotion_core.config import BUNDLED_MODEL, resolve_model
+from emotion_core.config import BUNDLED_MODEL, env_count, resolve_model
 
 
 def test_predict_gives_every_label_highest_first(classifier):
@@ -54,6 +54,20 @@ def test_model_resolution_order(monkeypatch, tmp_path):
     monkeypatch.setenv("EMOTION_MODEL", str(tmp_path))
     assert resolve_model() == str(tmp_path)
     assert resolve_model("explicit") == "explicit"
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-3", "2.5"])
+def test_a_count_setting_that_is_not_a_count_is_refused_by_name(monkeypatch, value):
+    monkeypatch.setenv("EMOTION_MAX_BATCHED", value)
+    with pytest.raises(EmotionCoreError, match=f"EMOTION_MAX_BATCHED must be a whole number of at least 1, not '{value}'"):
+        env_count("EMOTION_MAX_BATCHED", 16)
+
+
+def test_a_count_setting_left_out_or_set(monkeypatch):
+    monkeypatch.delenv("EMOTION_MAX_BATCHED", raising=False)
+    assert env_count("EMOTION_MAX_BATCHED", 16) == 16
+    monkeypatch.setenv("EMOTION_MAX_BATCHED", " 4 ")
+    assert env_count("EMOTION_MAX_BATCHED", 16) == 4
 
 
 def test_the_package_without_a_checkout_asks_for_a_model(tmp_path, tiny_model_dir):
