@@ -58,9 +58,10 @@ def measure(model_dir: str, config: str, repeats: int) -> dict:
     engine = "torch" if config.startswith("pipeline") else config.removesuffix("-in-turn")
     classifier = Classifier.from_pretrained(model_dir, engine=engine)
     if config.startswith("pipeline"):
-        from transformers import pipeline
+        from transformers import AutoTokenizer, pipeline
 
-        pipe = pipeline("text-classification", model=classifier.model, tokenizer=classifier.tokenizer, top_k=None,
+        pipe = pipeline("text-classification", model=classifier.model, tokenizer=AutoTokenizer.from_pretrained(classifier.files),
+                        top_k=None,
                         device=-1)
         batch_size = int(config.removeprefix("pipeline-bs"))
         order = classifier.labels

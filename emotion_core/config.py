@@ -56,7 +56,7 @@ def env_count(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise EmotionCoreError(f"{name} must be a whole number of at least 1, not {value!r}.")
     return int(value)
 

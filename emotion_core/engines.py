@@ -42,10 +42,15 @@ SMALL_BATCH_TOKENS = 128  # below this many tokens a batch, ORT fp32 beats bf16 
 
 
 def cpu_threads() -> int:
-    """Threads for one engine: torch's setting where torch is loaded (a caller may have set it), else the cores
-    this process may run on."""
+    """Threads for one engine: torch's setting where torch is loaded (a caller may have set it), else
+    $OMP_NUM_THREADS (Ray and Spark give each worker its share that way), else the cores this process may run on."""
     torch = sys.modules.get("torch")
-    return torch.get_num_threads() if torch else len(os.sched_getaffinity(0))
+    if torch:
+        return torch.get_num_threads()
+    setting = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if setting.isascii() and setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def cpu_has_bf16() -> bool:

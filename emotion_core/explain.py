@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .calibration import softmax
 from .documents import pieces
@@ -120,7 +119,7 @@ def variants(classifier, words: list[str], groups: Sequence[Sequence[int]] | Non
 def log_odds(logits: np.ndarray, label: int) -> np.ndarray:
     """log(p / (1 - p)) of one label for each row of logits, computed without ever rounding p to 1."""
     others = np.delete(logits, label, axis=1)
-    return logits[:, label] - logsumexp(others, axis=1)
+    return logits[:, label] - np.logaddexp.reduce(others, axis=1)
 
 
 def explain(classifier, text: str, mode: str = "delete") -> Explanation:

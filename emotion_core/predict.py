@@ -18,12 +18,13 @@ from .documents import Document, Sentence, combine, sentence_spans, word_windows
 from .engines import load_engine, run_batches
 from .errors import EmotionCoreError
 from .hub import hub_failure, hub_unreachable
-from .model_folder import CONFIG, METRICS, RUN_CONFIG, check_model_folder, read_json
+from .model_folder import CONFIG, METRICS, RUN_CONFIG, SERVED, WEIGHTS_INDEX, check_model_folder, read_json
 from .normalize import load_steps, normalize
-from .tokens import FolderTokenizer
+from .tokens import SPECIAL_TOKENS, FolderTokenizer
 
 logger = logging.getLogger(__name__)
 
+HUB_FILES = [*SERVED, WEIGHTS_INDEX, "model-*-of-*.safetensors", SPECIAL_TOKENS]  # at the repo's top level only
 MODEL_HINT = "Set EMOTION_MODEL to a local model folder, or unset it to use the bundled model."
 
 
@@ -65,6 +66,7 @@ class Classifier:
         self.normalization = load_steps(files)  # the text normalisation the model was trained with
         self.calibration = load_calibration(files, self.labels)  # T = 1 for folders without calibration.json
         self.closing = self.tokenizer.closing_tokens()
+        self.predict_proba(["warm-up"])  # a folder the engine cannot run fails here, at start, not at the first request
 
     @classmethod
     def from_pretrained(cls, model: str | Path | None = None, engine: str | None = None) -> "Classifier":
@@ -74,12 +76,18 @@ class Classifier:
         """
         source = resolve_model(model)
         folder = Path(source)
-        if not folder.exists():
-            if source.startswith((".", "/", "~")) or source.count("/") > 1:
-                raise EmotionCoreError(f"Model folder {source} not found. {MODEL_HINT}")
-            folder = download(source)
-        check_model_folder(folder)
-        classifier = cls(folder, source, engine)
+        if folder.exists():
+            check_model_folder(folder)
+            classifier = cls(folder, source, engine)
+        elif source.startswith((".", "/", "~")) or source.count("/") > 1:
+            raise EmotionCoreError(f"Model folder {source} not found. {MODEL_HINT}")
+        else:
+            files = download(source)
+            try:
+                check_model_folder(files)
+                classifier = cls(files, source, engine)
+            except EmotionCoreError as exc:  # it names the download's folder: say which model that is
+                raise EmotionCoreError(f"Hub model '{source}' cannot be used: {exc}") from None
         logger.info("loaded %s (%d labels, engine %s)", source, len(classifier.labels), classifier.engine.name)
         return classifier
 
@@ -236,7 +244,6 @@ def download(repo_id: str) -> Path:
 
     unreachable = hub_unreachable()
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.onnx"],
-                                      local_files_only=bool(unreachable)))
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES, local_files_only=bool(unreachable)))
     except Exception as exc:  # not found, an unreachable Hub, an empty cache: one line that names the model
         raise hub_failure(f"model '{repo_id}'", exc, hint=MODEL_HINT, unreachable=unreachable) from None

@@ -12,6 +12,8 @@ from pathlib import Path
 from .errors import EmotionCoreError
 from .model_folder import TOKENIZER, read_json
 
+SPECIAL_TOKENS = "special_tokens_map.json"  # older tokenizers name [PAD] and [MASK] here
+
 
 class FolderTokenizer:
     """Token ids for texts, or for texts already split into words; its settings never change after loading, so
@@ -29,7 +31,8 @@ class FolderTokenizer:
             raise EmotionCoreError(f"Model folder {folder}: {path.name} could not be read ({exc}).") from None
         self.backend.no_truncation()
         self.backend.no_padding()
-        settings = read_json(folder / TOKENIZER[1], missing_ok=True)
+        # transformers reads the special tokens from either file; tokenizer_config.json wins
+        settings = read_json(folder / SPECIAL_TOKENS, missing_ok=True) | read_json(folder / TOKENIZER[1], missing_ok=True)
         self.model_max_length: int | None = settings.get("model_max_length")
         self.pad_token_id = self.special_id(settings.get("pad_token")) or 0
         self.mask_token_id = self.special_id(settings.get("mask_token"))

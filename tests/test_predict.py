@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 import emotion_core
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.config import BUNDLED_MODEL, env_count, resolve_model
+from tests.helpers import ROOT
 
 
 def test_predict_gives_every_label_highest_first(classifier):
@@ -140,3 +143,44 @@ def test_unknown_hub_model_offline_is_a_clear_error():
 def test_mistyped_model_folder_is_not_sent_to_the_hub():
     with pytest.raises(EmotionCoreError, match=r"Model folder ./modles/emotion not found"):
         Classifier.from_pretrained("./modles/emotion")
+
+
+HUB_CODE = """import json, sys
+from emotion_core import Classifier, EmotionCoreError
+try:
+    c = Classifier.from_pretrained("someone/emotion-model")
+    print(json.dumps({"files": str(c.files), "folder": c.folder, "answer": c.predict("i feel happy")}))
+except EmotionCoreError as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
+
+
+def hub_cache_with(tmp_path, tiny_model_dir, leave_out: str | None = None):
+    """A Hub cache (huggingface_hub's layout) holding `someone/emotion-model`: the tiny model's files at one commit."""
+    repo = tmp_path / "hub" / "models--someone--emotion-model"
+    snapshot = repo / "snapshots" / ("a" * 40)
+    shutil.copytree(tiny_model_dir, snapshot)
+    if leave_out:
+        (snapshot / leave_out).unlink()
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    return tmp_path / "hub", snapshot
+
+
+def load_from_hub_cache(cache):
+    out = subprocess.run([sys.executable, "-c", HUB_CODE], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}, check=True)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_a_hub_model_in_the_local_cache_loads_offline_as_its_folder_would(tmp_path, tiny_model_dir, classifier):
+    cache, snapshot = hub_cache_with(tmp_path, tiny_model_dir)
+    found = load_from_hub_cache(cache)
+    assert found["files"] == str(snapshot) and found["folder"] is None  # commands that write into a folder refuse it
+    assert found["answer"] == pytest.approx(classifier.predict("i feel happy"))
+
+
+def test_a_hub_model_without_a_tokenizer_file_is_named(tmp_path, tiny_model_dir):
+    cache, _ = hub_cache_with(tmp_path, tiny_model_dir, leave_out="tokenizer.json")
+    error = load_from_hub_cache(cache)["error"]
+    assert error.startswith("Hub model 'someone/emotion-model' cannot be used:") and "has no tokenizer.json" in error

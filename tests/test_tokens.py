@@ -1,6 +1,8 @@
 """The tokenizer read with `tokenizers` alone gives transformers' ids, and answering loads neither torch nor transformers."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -45,3 +47,25 @@ def test_answering_with_onnx_imports_neither_torch_nor_transformers():
             "print(json.dumps([c.engine.name, next(iter(answer)), [m for m in ('torch', 'transformers') if m in sys.modules]]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(out.stdout.splitlines()[-1]) == ["onnx-int8", "joy", []]
+
+
+def test_special_tokens_named_only_in_the_older_map_file_are_found(tmp_path, tiny_model_dir):
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_model_dir / name, tmp_path / name)
+    settings = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    tokens = {key: settings.pop(key) for key in ("pad_token", "mask_token")}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(settings))
+    assert FolderTokenizer(tmp_path).mask_token_id is None
+    (tmp_path / "special_tokens_map.json").write_text(json.dumps(tokens))
+    found, expected = FolderTokenizer(tmp_path), FolderTokenizer(tiny_model_dir)
+    assert (found.pad_token_id, found.mask_token_id) == (expected.pad_token_id, expected.mask_token_id) != (None, None)
+
+
+@pytest.mark.parametrize("setting,threads", [("1", 1), ("3", 3), ("", len(os.sched_getaffinity(0))),
+                                             ("many", len(os.sched_getaffinity(0)))])
+def test_without_torch_the_engines_take_their_threads_from_omp_num_threads(setting, threads):
+    """Ray and Spark give each worker its share of the cores through OMP_NUM_THREADS."""
+    code = "import sys; from emotion_core.engines import cpu_threads; assert 'torch' not in sys.modules; print(cpu_threads())"
+    env = {**os.environ, "OMP_NUM_THREADS": setting}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert int(out.stdout) == threads
