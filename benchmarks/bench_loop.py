@@ -133,7 +133,7 @@ def table(decisions: dict[str, dict]) -> str:
     splits = ["never-shown half" if r["split"] == "held-back corrections" else r["split"] for r in first]
     lines = ["| model | " + " | ".join(f"{s}: accuracy | change (points)" for s in splits) + " | gate |",
              "| --- |" + " ---: | ---: |" * len(splits) + " --- |",
-             "| start | " + " | ".join(f"{r['current']:.2%} | " for r in first) + " |"]
+             "| start | " + " | ".join(f"{r['current']:.2%} | —" for r in first) + " | — |"]
     for name, decision in decisions.items():
         cells = [f"{r['candidate']:.2%} | {100 * (r['candidate'] - r['current']):+.2f}" for r in decision["rows"]]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {'Replace' if decision['replace'] else 'Keep'} |")
