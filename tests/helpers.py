@@ -171,12 +171,17 @@ def gradio_refusal(error: Exception) -> str:
 def kill_while_it_scores(job: subprocess.Popen, find: "Callable[[], psutil.Process | None]", timeout_s: float = 240) -> int | None:
     """Wait until `find` names the process a running `job` scores in, give it two seconds to score some batches,
     kill it, and return its pid (None if none was seen before the job ended or the time ran out)."""
+    import psutil
+
     deadline = time.monotonic() + timeout_s
     while job.poll() is None and time.monotonic() < deadline:
         target = find()
         if target is not None:
             time.sleep(2)
-            target.kill()
+            try:
+                target.kill()
+            except psutil.NoSuchProcess:  # that worker ended on its own (Ray replaces idle ones): find the next
+                continue
             assert job.poll() is None, "the job ended before its worker could be killed"
             return target.pid
         time.sleep(0.2)
