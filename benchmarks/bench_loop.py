@@ -3,6 +3,7 @@ what it was never shown, and do they teach it more than corrections taken at ran
 
     $ python -m benchmarks.bench_loop                 # about an hour on 2 CPUs, most of it the start model
     $ python -m benchmarks.bench_loop --work-dir DIR  # where the models and files go (kept: a second run reuses them)
+    $ python -m benchmarks.bench_loop --seed 1        # another random draw and retraining seed, the same start model
 
 The person's data: the GoEmotions train rows whose single label is one of SLICE, labelled as the
 bundled mix maps them (annoyance as anger, ...). A seeded half is the pool people correct, the
@@ -11,9 +12,9 @@ other half is never shown to any model and measures the result.
 1. The start model: the bundled recipe (the training command in models/emotion-minilm/run_config.json)
    with the SLICE rows left out of GoEmotions (train.py calibrates each model it trains; the recipe's
    neutral shift is left out, for every model here).
-2. The pool in the review queue's order (`feedback.review_queue`: smallest margin first) and in a
-   seeded random order; the first CORRECTIONS rows of each saved as corrections in a SQLite store
-   (`feedback.correction_for`, as the apps do) and exported (`feedback.export`).
+2. The pool in each of the review queue's orders (`feedback.review_queue`: balanced, the default, and
+   margin) and in a seeded random order; the first CORRECTIONS rows of each saved as corrections in a
+   SQLite store (`feedback.correction_for`, as the apps do) and exported (`feedback.export`).
 3. Each export retrained on as docs/feedback.md's quick recipe says: the start model trained one
    more epoch on the corrections beside a replay of the recipe's own data (REPLAY); and, to show what
    the corrections themselves bring, the same epoch on the replay alone.
@@ -21,6 +22,8 @@ other half is never shown to any model and measures the result.
    its held-back corrections: accuracy there and on each test split of the recipe's data, and the verdict.
 
 Every setting here was fixed before the first run; the never-shown half plays no part in any choice.
+The balanced order was added after the first run, in which margin order fell short of random, and
+was made the queue's default before it was measured, for the reason `feedback.balanced_places` gives.
 """
 
 import argparse
@@ -37,13 +40,15 @@ from emotion_core.sources import EKMAN_LOVE, LABEL_MAPS, read_goemotions
 
 SLICE = ("annoyance", "disappointment", "confusion", "nervousness")  # anger, sadness, surprise, fear when mapped
 CORRECTIONS = 500
-SEED = 0
+SPLIT_SEED = 0  # the slice's halves
 REPLAY = {"emotion": 0.2, "goemotions": 0.1, "corrections": 2}  # source weights of the one-epoch retraining
-RETRAIN_FLAGS = ["--batch-size", "32", "--learning-rate", "3e-5", "--seed", "42", "--focal-gamma", "2",
-                 "--epochs", "1", "--save-fp16", "--no-export"]
+RETRAIN_FLAGS = ["--batch-size", "32", "--learning-rate", "3e-5", "--focal-gamma", "2", "--epochs", "1", "--save-fp16",
+                 "--no-export"]
+TRAIN_SEED = 42  # the retraining's seed is TRAIN_SEED + --seed
+ORDERS = ("balanced", "margin", "random")
 
 
-def slice_halves(seed: int = SEED) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def slice_halves(seed: int = SPLIT_SEED) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The person's data as (text, model label): the pool people correct, and the half never shown."""
     texts, labels = read_goemotions(GOEMOTIONS / "train.tsv")
     rows = [(text, EKMAN_LOVE[label]) for text, label in zip(texts, labels) if label in SLICE]
@@ -83,32 +88,40 @@ def start_model(work: Path) -> Path:
     return train(command, work / "start")
 
 
-def corrections(classifier, pool: list[tuple[str, str]], order: str, work: Path) -> Path:
-    """The first CORRECTIONS rows of the pool in `order` ("queue" or "random"), stored and exported as the apps do."""
+def corrections(classifier, pool: list[tuple[str, str]], order: str, work: Path, seed: int) -> Path:
+    """The first CORRECTIONS rows of the pool in `order` (a review queue order, or "random"), stored and exported
+    as the apps do."""
     import pandas as pd
 
     from emotion_core.feedback import FeedbackStore, correction_for, export, review_queue
 
-    if order == "queue":
-        pd.DataFrame(pool, columns=["text", "label"]).to_csv(work / "pool.csv", index=False)
-        review_queue(work / "pool.csv", work / "queue.csv", classifier, text_column="text")
-        chosen = pd.read_csv(work / "queue.csv", dtype=str, keep_default_na=False)[["text", "label"]].values.tolist()
+    if order == "random":
+        chosen = random.Random(seed).sample(pool, len(pool))
     else:
-        chosen = random.Random(SEED).sample(pool, len(pool))
-    store = FeedbackStore(work / f"feedback-{order}.db")
+        pd.DataFrame(pool, columns=["text", "label"]).to_csv(work / "pool.csv", index=False)
+        review_queue(work / "pool.csv", work / f"queue-{order}.csv", classifier, text_column="text", order=order)
+        chosen = pd.read_csv(work / f"queue-{order}.csv", dtype=str, keep_default_na=False)[["text", "label"]].values.tolist()
+    store = FeedbackStore(work / f"feedback-{order}{suffix(seed)}.db")
     store.path.unlink(missing_ok=True)
     for text, label in chosen[:CORRECTIONS]:
         store.save(correction_for(classifier, text, label, source="review"))
-    return export(store.rows(), work / f"corrections-{order}.csv")
+    return export(store.rows(), work / f"corrections-{order}{suffix(seed)}.csv")
 
 
-def retrain(start: Path, work: Path, name: str, corrections_csv: Path | None) -> Path:
+def suffix(seed: int) -> str:
+    """What a seed adds to the name of the files and folders it makes (nothing for the first)."""
+    return f"-seed{seed}" if seed else ""
+
+
+def retrain(start: Path, work: Path, name: str, corrections_csv: Path | None, seed: int) -> Path:
     """One epoch more from the start model: the corrections (if any) beside a seeded share of the recipe's data."""
     sources = [{**source, "weight": REPLAY[source["name"]]} for source in recipe_sources(work)]
     if corrections_csv is not None:
         sources.append({"name": "corrections", "train_file": str(corrections_csv), "weight": REPLAY["corrections"]})
+    name += suffix(seed)
     mix = write_json(work / f"mix-{name}.json", {"sources": sources})
-    return train(["--base-model", str(start), "--mix", str(mix), *RETRAIN_FLAGS], work / name)
+    return train(["--base-model", str(start), "--mix", str(mix), *RETRAIN_FLAGS, "--seed", str(TRAIN_SEED + seed)],
+                 work / name)
 
 
 def measure(models: dict[str, Path], never_shown: list[tuple[str, str]], work: Path) -> dict[str, dict]:
@@ -143,23 +156,26 @@ def table(decisions: dict[str, dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path.home() / ".cache" / "emotion" / "bench-loop")
+    parser.add_argument("--seed", type=int, default=0, help="the random draw's and the retraining's seed (the slice's "
+                                                            "halves and the start model stay the same)")
     args = parser.parse_args()
     work = args.work_dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     pool, never_shown = slice_halves()
-    print(f"{machine()}\nslice {', '.join(SLICE)}: pool {len(pool)}, never shown {len(never_shown)}", flush=True)
+    print(f"{machine()}\nslice {', '.join(SLICE)}: pool {len(pool)}, never shown {len(never_shown)}, seed {args.seed}",
+          flush=True)
     start = start_model(work)
 
     from emotion_core import Classifier
 
     classifier = Classifier.from_pretrained(start, engine="torch")
     models = {"start": start}
-    for order in ("queue", "random"):
+    for order in ORDERS:
         models[f"+{CORRECTIONS} {order}"] = retrain(start, work, f"retrained-{order}",
-                                                   corrections(classifier, pool, order, work))
-    models["replay alone"] = retrain(start, work, "retrained-replay", None)
+                                                   corrections(classifier, pool, order, work, args.seed), args.seed)
+    models["replay alone"] = retrain(start, work, "retrained-replay", None, args.seed)
     result = table(measure(models, never_shown, work))
-    (work / "table.md").write_text(result + "\n", encoding="utf-8")
+    (work / f"table{suffix(args.seed)}.md").write_text(result + "\n", encoding="utf-8")
     print(result)
 
 

@@ -192,8 +192,8 @@ def cmd_feedback(args: argparse.Namespace) -> None:
         from .predict import Classifier
 
         summary = feedback.review_queue(args.input, args.output, Classifier.from_pretrained(args.model, engine=args.engine),
-                                        text_column=args.text_column)
-        print(f"Wrote {summary.rows} rows to {args.output}, the most uncertain first (column margin).")
+                                        text_column=args.text_column, order=args.order)
+        print(f"Wrote {summary.rows} rows to {args.output}, in {args.order} order (column margin: how unsure the model is).")
         return
     if args.feedback_command == "gate":
         print(gate(args))
@@ -343,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("input", help="CSV file with a header row")
     queue.add_argument("-o", "--output", required=True, help="where to write the ordered rows (with a margin column)")
     queue.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
+    queue.add_argument("--order", default="balanced",
+                       help="balanced (default): the least sure of each answer first, answers in proportion to how often "
+                            "the model gives them; margin: the least sure of all first (docs/feedback.md)")
     corrections.set_defaults(func=cmd_feedback)
 
     space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")

@@ -227,20 +227,35 @@ def margin(probabilities: np.ndarray) -> np.ndarray:
     return top[:, -1] - top[:, -2]
 
 
+def balanced_places(predicted: pd.Series, margins: pd.Series) -> pd.Series:
+    """Each row's place (0 to 1) in a queue that takes the model's answers in proportion to how often it gives
+    them, the least sure of each answer first. Ordered by margin alone, the first rows are the borderline texts
+    between two answers and miss the confident mistakes; taken this way, any first rows a person labels cover
+    every answer the model gives, as a random draw would, and still the most uncertain of each."""
+    groups = margins.groupby(predicted)
+    return (groups.rank(method="first") - 0.5) / groups.transform("size")
+
+
+QUEUE_ORDERS = ("balanced", "margin")
+
+
 def review_queue(input_path: str | Path, output_path: str | Path, classifier, text_column: str | None = None,
-                 max_rows: int | None = None):
-    """Score a CSV and write its rows most uncertain first (smallest `margin`), for people to label in that order;
-    the rows left unscored (empty texts) last; `score`'s summary. The whole file is held in memory: a queue is
-    for people to read (the apps cap it with `max_rows`)."""
+                 max_rows: int | None = None, order: str = "balanced"):
+    """Score a CSV and write its rows in the order people should label them: `balanced` (`balanced_places`) or
+    `margin` (smallest margin first); the rows left unscored (empty texts) last; `score`'s summary. The whole
+    file is held in memory: a queue is for people to read (the apps cap it with `max_rows`)."""
     from .batch import score_csv
 
+    if order not in QUEUE_ORDERS:
+        raise EmotionCoreError(f"Unknown queue order {order!r}: use one of {', '.join(QUEUE_ORDERS)}.")
     out = Path(output_path)
     with atomic_file(out) as scored:
         summary = score_csv(input_path, scored, classifier, text_column=text_column, progress=False, max_rows=max_rows)
         frame = pd.read_csv(scored, dtype=str, keep_default_na=False)
         probs = frame[[f"prob_{label}" for label in classifier.labels]].replace("", np.nan).astype(float).to_numpy()
         frame["margin"] = np.round(margin(probs), 4)  # a queue queued again gets new margins
-        frame.sort_values("margin", kind="stable", na_position="last").to_csv(scored, index=False)
+        keys = frame["margin"] if order == "margin" else balanced_places(frame["emotion"], frame["margin"])
+        frame.iloc[np.lexsort((frame["margin"], keys.fillna(np.inf)))].to_csv(scored, index=False)
     summary.output = out
     return summary
 

@@ -403,15 +403,16 @@ def test_space_build_refuses_a_full_folder(tmp_path):
         build_space(tmp_path / "x")
 
 
-def test_the_review_tab_asks_the_most_uncertain_first_and_stores_each_click(app, tmp_path):
-    from emotion_core.feedback import margin
+def test_the_review_tab_asks_in_the_queues_order_and_stores_each_click(app, tmp_path):
+    from emotion_core.feedback import review_queue
 
     texts = ["i feel so happy", "happy and furious and sad", "", "the quick brown fox", "i am furious"]
     pd.DataFrame({"id": range(len(texts)), "comment": texts}).to_csv(tmp_path / "review.csv", index=False)
     queue, first, where = app.make_queue(str(tmp_path / "review.csv"), None)
     assert len(queue["texts"]) == 4 and where.startswith("Row 1 of 4 · the model says")
-    gaps = margin(app.classifier.predict_proba(queue["texts"]))
-    assert list(gaps) == sorted(gaps) and first == queue["texts"][0]  # the most uncertain first
+    review_queue(tmp_path / "review.csv", tmp_path / "queue.csv", app.classifier)
+    ordered = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)["comment"].tolist()
+    assert queue["texts"] == ordered[:4] and first == ordered[0]  # the queue's order, the empty text left out
     queue, second, where = app.answer("anger")(queue, None)
     assert second == queue["texts"][1] and where.startswith("Row 2 of 4")
     queue, *_ = app.answer(None)(queue, None)  # skipped: nothing stored

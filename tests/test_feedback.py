@@ -15,7 +15,7 @@ import pytest
 
 from emotion_core import EmotionCoreError
 from emotion_core.feedback import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore
-from tests.helpers import ROOT, flask_server, post_json
+from tests.helpers import ROOT, flask_server, neutral_toy_rows, post_json
 
 LABELS = ["sadness", "joy", "anger", "neutral"]
 
@@ -211,20 +211,53 @@ def test_stats_and_export_give_what_people_corrected_as_training_data(tmp_path):
     assert texts == ["text 0", "text 1", "text 2"] and labels == ["anger", "anger", "sadness"]
 
 
-def test_the_review_queue_puts_the_most_uncertain_rows_first(tmp_path, tiny_neutral_model):
+def test_the_review_queue_in_margin_order_puts_the_most_uncertain_rows_first(tmp_path, tiny_neutral_model):
     from emotion_core import Classifier
     from emotion_core.feedback import margin, review_queue
 
     texts = ["i feel so happy", "i am furious", "happy and furious and sad", "the quick brown fox", "", "so sad and happy"]
     pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(tmp_path / "in.csv", index=False)
     classifier = Classifier.from_pretrained(tiny_neutral_model)
-    assert review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier).rows == len(texts)
+    assert review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier, order="margin").rows == len(texts)
     queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
     scored = queue[queue["text"] != ""]
     assert scored["margin"].astype(float).is_monotonic_increasing and queue["text"].iloc[-1] == ""
     probs = classifier.predict_proba(scored["text"].tolist())
     np.testing.assert_allclose(scored["margin"].astype(float), margin(probs), atol=2e-4)
     assert sorted(queue["id"]) == list(range(len(texts)))
+
+
+def test_balanced_places_take_each_answer_in_proportion_the_least_sure_first():
+    from emotion_core.feedback import balanced_places
+
+    predicted = pd.Series(["joy"] * 4 + ["anger"] * 2 + [""])
+    margins = pd.Series([0.4, 0.1, 0.3, 0.2, 0.5, 0.05, np.nan])
+    places = balanced_places(predicted, margins)
+    order = np.argsort(places.fillna(np.inf).to_numpy(), kind="stable")
+    assert list(order) == [1, 5, 3, 2, 4, 0, 6]  # joy 0.1, anger 0.05, joy 0.2, joy 0.3, anger 0.5, joy 0.4; unscored last
+    assert places.iloc[6] != places.iloc[6]  # NaN: an unscored row has no place
+
+
+def test_the_review_queue_is_balanced_by_default_and_refuses_an_unknown_order(tmp_path, tiny_neutral_model):
+    from emotion_core import Classifier
+    from emotion_core.feedback import review_queue
+
+    texts = [text for text, _ in neutral_toy_rows(60, seed=5)] + [""]
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    classifier = Classifier.from_pretrained(tiny_neutral_model)
+    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier)
+    queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
+    scored = queue[queue["emotion"] != ""]
+    assert len(scored) == 60 and queue["text"].iloc[-1] == ""
+    for _, rows in scored.groupby("emotion"):
+        assert rows["margin"].astype(float).is_monotonic_increasing  # the least sure of each answer first
+    counts = scored["emotion"].value_counts()
+    first = scored.iloc[:20]["emotion"].value_counts()
+    for label, count in counts.items():  # any first rows hold each answer in proportion, to within one row
+        assert abs(first.get(label, 0) - 20 * count / 60) <= 1
+    with pytest.raises(EmotionCoreError, match="Unknown queue order 'newest': use one of balanced, margin"):
+        review_queue(tmp_path / "in.csv", tmp_path / "other.csv", classifier, order="newest")
+    assert not (tmp_path / "other.csv").exists()
 
 
 # ----------------------------------------------------------------------------- a Space's corrections on the Hub
