@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate_parser.add_argument("--candidate", required=True, help="the retrained model")
     gate_parser.add_argument("--held-back", required=True, help="the held-back corrections (from export --held-back)")
     gate_parser.add_argument("-o", "--output", required=True, help="the report to write (Markdown)")
-    queue = corrections_commands.add_parser("queue", parents=[model, engine], help="a CSV's rows, the most uncertain first",
+    queue = corrections_commands.add_parser("queue", parents=[model, engine], help="a CSV's rows, the least sure first",
                                             description="Example: python -m emotion_core feedback queue tickets.csv -o queue.csv")
     queue.add_argument("input", help="CSV file with a header row")
     queue.add_argument("-o", "--output", required=True, help="where to write the ordered rows (with a margin column)")
