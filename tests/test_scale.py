@@ -165,12 +165,14 @@ def test_a_worker_killed_mid_job_loses_no_row_and_repeats_none(two_node_cluster,
     pd.DataFrame({"ticket": range(rows), "text": [text for text, _ in neutral_toy_rows(rows, seed=3)]}).to_parquet(tmp_path / "in.parquet")
     command = [sys.executable, "-m", "emotion_core", "score", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
                "--model", str(tiny_neutral_model), "--on", "ray", "--address", address, "--id-column", "ticket", "--actors", "1"]
-    job = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    killed = kill_while_it_scores(job, lambda: next((p for p in psutil.process_iter(["cmdline"])
-                                                     if "MapWorker" in " ".join(p.info["cmdline"] or [])), None))
-    _, err = job.communicate(timeout=600)
-    assert killed, "no scoring actor was seen"
-    assert job.returncode == 0, err[-3000:]
+    with open(tmp_path / "job.err", "w") as log:  # a file, not a pipe: a full pipe would stall the job's progress bar
+        job = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        killed = kill_while_it_scores(job, lambda: next((p for p in psutil.process_iter(["cmdline"])
+                                                         if "MapWorker" in " ".join(p.info["cmdline"] or [])), None))
+        job.wait(timeout=600)
+    err = (tmp_path / "job.err").read_text()[-3000:]
+    assert killed, f"no scoring actor was seen; the job said:\n{err}"
+    assert job.returncode == 0, err
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert sorted(out["ticket"]) == list(range(rows))  # every row exactly once
     assert out["emotion"].notna().all()
