@@ -238,14 +238,62 @@ def test_balanced_places_take_each_answer_in_proportion_the_least_sure_first():
     assert places.iloc[6] != places.iloc[6]  # NaN: an unscored row has no place
 
 
-def test_the_review_queue_is_balanced_by_default_and_refuses_an_unknown_order(tmp_path, tiny_neutral_model):
+def test_typicality_ranks_a_text_like_many_others_above_an_odd_one():
+    from emotion_core.feedback import typicality
+
+    texts = ["the parcel arrived late again", "my parcel arrived late", "the parcel arrived late today",
+             "parcel late again", "purple giraffes dance quietly"]
+    typical = typicality(texts)
+    assert typical.shape == (5,) and ((typical >= 0) & (typical <= 1)).all()
+    assert typical.argmin() == 4 and typical[4] == 0  # no word in common with the others
+    assert typical[0] > typical[3] > 0
+    np.testing.assert_allclose(typicality(texts * 2, neighbours=1), 1)  # its copy, not itself, is its neighbour
+    sampled = typicality(texts * 3, neighbours=2, sample=4)  # compared with 4 of the 15 only
+    assert sampled.shape == (15,) and ((sampled >= 0) & (sampled <= 1 + 1e-9)).all()
+    np.testing.assert_array_equal(typicality(["!", "?", "a"]), [1, 1, 1])  # no words at all
+    np.testing.assert_array_equal(typicality(["alone"]), [1])
+
+
+def test_density_keys_put_the_least_sure_among_the_most_typical_first():
+    from emotion_core.feedback import density_keys
+
+    texts = pd.Series(["the parcel arrived late", "my parcel arrived late", "the parcel came late",
+                       "purple giraffes dance quietly", "the parcel arrived late again", ""])
+    margins = pd.Series([0.2, 0.2, 0.9, 0.2, 0.6, np.nan])
+    keys = density_keys(texts, margins)
+    order = list(np.argsort(keys.fillna(np.inf).to_numpy(), kind="stable"))
+    assert order[:2] == [0, 1] and order[-2:] == [3, 5]  # unsure and typical first; the odd text, though unsure,
+    assert keys.iloc[4] < keys.iloc[2]  # after every typical one; of two alike, the less sure first; unscored last
+    assert np.isnan(keys.iloc[5]) and keys.iloc[3] == 0
+
+
+def test_the_review_queue_takes_each_answer_in_proportion_by_default(tmp_path, tiny_neutral_model):
+    from emotion_core import Classifier
+    from emotion_core.feedback import balanced_places, density_keys, review_queue
+
+    texts = [text for text, _ in neutral_toy_rows(60, seed=5)] + [""]
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    classifier = Classifier.from_pretrained(tiny_neutral_model)
+    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier)  # the default order: density
+    queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
+    scored = queue[queue["emotion"] != ""].reset_index(drop=True)
+    assert len(scored) == 60 and queue["text"].iloc[-1] == ""
+    places = balanced_places(scored["emotion"], density_keys(scored["text"], scored["margin"].astype(float)))
+    assert places.is_monotonic_increasing  # the order `density_keys` and `balanced_places` give
+    counts = scored["emotion"].value_counts()
+    first = scored.iloc[:20]["emotion"].value_counts()
+    for label, count in counts.items():  # any first rows hold each answer in proportion, to within one row
+        assert abs(first.get(label, 0) - 20 * count / 60) <= 1
+
+
+def test_the_review_queue_in_balanced_order_and_an_unknown_order(tmp_path, tiny_neutral_model):
     from emotion_core import Classifier
     from emotion_core.feedback import review_queue
 
     texts = [text for text, _ in neutral_toy_rows(60, seed=5)] + [""]
     pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
     classifier = Classifier.from_pretrained(tiny_neutral_model)
-    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier)
+    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier, order="balanced")
     queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
     scored = queue[queue["emotion"] != ""]
     assert len(scored) == 60 and queue["text"].iloc[-1] == ""
@@ -253,9 +301,9 @@ def test_the_review_queue_is_balanced_by_default_and_refuses_an_unknown_order(tm
         assert rows["margin"].astype(float).is_monotonic_increasing  # the least sure of each answer first
     counts = scored["emotion"].value_counts()
     first = scored.iloc[:20]["emotion"].value_counts()
-    for label, count in counts.items():  # any first rows hold each answer in proportion, to within one row
+    for label, count in counts.items():
         assert abs(first.get(label, 0) - 20 * count / 60) <= 1
-    with pytest.raises(EmotionCoreError, match="Unknown queue order 'newest': use one of balanced, margin"):
+    with pytest.raises(EmotionCoreError, match="Unknown queue order 'newest': use one of density, balanced, margin"):
         review_queue(tmp_path / "in.csv", tmp_path / "other.csv", classifier, order="newest")
     assert not (tmp_path / "other.csv").exists()
 
