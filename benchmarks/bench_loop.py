@@ -64,9 +64,14 @@ def write_json(path: Path, value) -> Path:
     return path
 
 
+def label_map_without_slice() -> dict[str, str]:
+    """The bundled mix's GoEmotions label map, the SLICE labels left out."""
+    return {k: v for k, v in LABEL_MAPS["ekman-love+neutral"].items() if k not in SLICE}
+
+
 def recipe_sources(work: Path) -> list[dict]:
-    """The bundled mix's sources, GoEmotions read through a label map that leaves the SLICE labels out."""
-    label_map = {k: v for k, v in LABEL_MAPS["ekman-love+neutral"].items() if k not in SLICE}
+    """The bundled mix's sources, GoEmotions read through `label_map_without_slice`."""
+    label_map = label_map_without_slice()
     mix = json.loads((PROJECT_ROOT / "examples/sweep/mix-neutral-e2-n1.json").read_text())
     for source in mix["sources"]:
         source["data"] = str((PROJECT_ROOT / source["data"]).resolve())

@@ -8,7 +8,7 @@ queue's order. So the orders are compared here first, on the pool only: the pool
 by a seed, one half corrected from, the other measured on; the model a TF-IDF logistic regression (words
 and word pairs) trained on the loop's start data (the bundled recipe's sources without the slice),
 retrained on that data plus the first CORRECTIONS rows of each order (weighted WEIGHT each). The
-orders are the product's own (`feedback.margin`, `balanced_places`, `density_keys`), on this model's
+orders are the product's own (`feedback.queue_order`), on this model's
 probabilities; random order is drawn with RANDOM_SEEDS.
 """
 
@@ -17,9 +17,10 @@ import random
 import numpy as np
 import pandas as pd
 
-from benchmarks.bench_loop import SLICE, slice_halves
+from benchmarks.bench_loop import label_map_without_slice, slice_halves
 from benchmarks.common import GOEMOTIONS, machine
-from emotion_core.sources import LABEL_MAPS, read_goemotions
+from emotion_core.data import read_txt
+from emotion_core.sources import read_goemotions
 from tests.helpers import SHARED_EMOTION
 
 CORRECTIONS = 250  # about a third of the half corrected from, as bench_loop's 500 are of its pool
@@ -31,24 +32,22 @@ RANDOM_SEEDS = range(4)
 def start_data() -> list[tuple[str, str]]:
     """The loop's start data: the emotion train split and GoEmotions train mapped as the bundled mix maps it,
     the slice left out."""
-    label_map = {k: v for k, v in LABEL_MAPS["ekman-love+neutral"].items() if k not in SLICE}
+    label_map = label_map_without_slice()
     texts, labels = read_goemotions(GOEMOTIONS / "train.tsv")
     rows = [(text, label_map[label]) for text, label in zip(texts, labels) if label in label_map]
-    return rows + [tuple(line.rsplit(";", 1)) for line in (SHARED_EMOTION / "train.txt").read_text().splitlines()]
+    return rows + list(zip(*read_txt(SHARED_EMOTION / "train.txt")))
 
 
 def orders(model, vectors, pool: list[tuple[str, str]]) -> dict[str, np.ndarray]:
-    """Each order of the pool's rows, as positions: the queue's three, on the stand-in model's probabilities,
-    and random draws."""
-    from emotion_core.feedback import balanced_places, density_keys, margin
+    """Each order of the pool's rows, as positions: the queue's own (`feedback.queue_order`), on the stand-in
+    model's probabilities, and random draws."""
+    from emotion_core.feedback import QUEUE_ORDERS, margin, queue_order
 
     probs = model.predict_proba(vectors.transform([text for text, _ in pool]))
     margins = pd.Series(margin(probs))
     predicted = pd.Series(model.classes_[probs.argmax(axis=1)])
     texts = pd.Series([text for text, _ in pool])
-    found = {"margin": np.argsort(margins.to_numpy(), kind="stable"),
-             "balanced": np.lexsort((margins, balanced_places(predicted, margins))),
-             "density": np.lexsort((margins, balanced_places(predicted, density_keys(texts, margins))))}
+    found = {order: queue_order(order, predicted, texts, margins) for order in QUEUE_ORDERS}
     for seed in RANDOM_SEEDS:
         found[f"random (seed {seed})"] = np.array(random.Random(seed).sample(range(len(pool)), len(pool)))
     return found

@@ -275,6 +275,18 @@ def balanced_places(predicted: pd.Series, keys: pd.Series) -> pd.Series:
 QUEUE_ORDERS = ("density", "balanced", "margin")
 
 
+def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.Series) -> np.ndarray:
+    """The rows' positions in one of QUEUE_ORDERS (see `review_queue`): ties by the smaller margin, the rows
+    left unscored (NaN margin) last."""
+    if order == "margin":
+        keys = margins
+    elif order == "balanced":
+        keys = balanced_places(predicted, margins)
+    else:
+        keys = balanced_places(predicted, density_keys(texts, margins))
+    return np.lexsort((margins, keys.fillna(np.inf)))
+
+
 def review_queue(input_path: str | Path, output_path: str | Path, classifier, text_column: str | None = None,
                  max_rows: int | None = None, order: str = "density"):
     """Score a CSV and write its rows in the order people should label them: `density` (`balanced_places` on
@@ -292,11 +304,7 @@ def review_queue(input_path: str | Path, output_path: str | Path, classifier, te
         frame = pd.read_csv(scored, dtype=str, keep_default_na=False)
         probs = frame[[f"prob_{label}" for label in classifier.labels]].replace("", np.nan).astype(float).to_numpy()
         frame["margin"] = np.round(margin(probs), 4)  # a queue queued again gets new margins
-        keys = {"margin": lambda: frame["margin"],
-                "balanced": lambda: balanced_places(frame["emotion"], frame["margin"]),
-                "density": lambda: balanced_places(frame["emotion"], density_keys(frame[summary.text_column],
-                                                                                    frame["margin"]))}[order]()
-        frame.iloc[np.lexsort((frame["margin"], keys.fillna(np.inf)))].to_csv(scored, index=False)
+        frame.iloc[queue_order(order, frame["emotion"], frame[summary.text_column], frame["margin"])].to_csv(scored, index=False)
     summary.output = out
     return summary
 
