@@ -317,7 +317,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
         score_button.click(score_file, inputs=[upload, column], outputs=[scored, label_counts], api_name="score_csv").success(
             summarize, inputs=[scored, label_counts], outputs=[preview, counts], api_visibility="private")
     with gr.Tab("Review", visible=corrections is not None):
-        gr.Markdown("Label the rows the model is least sure of (among the most typical of each answer it gives), one "
+        gr.Markdown("Label the rows the model is least sure of (among the most typical of each topic in the file), one "
                     "click each: the answers are saved as corrections and can train a better model. Upload a CSV, or start "
                     "with the last file scored in the Batch tab.")
         queue_file = gr.File(label="CSV file", file_types=[".csv"], elem_id="review-upload")

@@ -12,8 +12,8 @@ other half is never shown to any model and measures the result.
 1. The start model: the bundled recipe (the training command in models/emotion-minilm/run_config.json)
    with the SLICE rows left out of GoEmotions (train.py calibrates each model it trains; the recipe's
    neutral shift is left out, for every model here).
-2. The pool in each of the review queue's orders (`feedback.review_queue`: density, the default, balanced
-   and margin) and in a seeded random order; the first CORRECTIONS rows of each saved as corrections in a
+2. The pool in each of the review queue's orders (`feedback.review_queue`: topics, the default, density,
+   balanced and margin) and in a seeded random order; the first CORRECTIONS rows of each saved as corrections in a
    SQLite store (`feedback.correction_for`, as the apps do) and exported (`feedback.export`).
 3. Each export retrained on as docs/feedback.md's quick recipe says: the start model trained one
    more epoch on the corrections beside a replay of the recipe's own data (REPLAY); and, to show what
@@ -26,7 +26,8 @@ The balanced order was added after the first run, in which margin order fell sho
 was made the queue's default before it was measured, for the reason `feedback.balanced_places` gives.
 The density order was added after balanced order too fell short of random; it was chosen among
 candidate orders on the pool alone (a quick stand-in model, the pool halved: docs/feedback.md) and
-made the default before it was measured here.
+made the default before it was measured here; so was the topics order, after density order fell short
+(its rule: docs/feedback.md).
 """
 
 import argparse
@@ -48,7 +49,7 @@ REPLAY = {"emotion": 0.2, "goemotions": 0.1, "corrections": 2}  # source weights
 RETRAIN_FLAGS = ["--batch-size", "32", "--learning-rate", "3e-5", "--focal-gamma", "2", "--epochs", "1", "--save-fp16",
                  "--no-export"]
 TRAIN_SEED = 42  # the retraining's seed is TRAIN_SEED + --seed
-ORDERS = ("density", "balanced", "margin", "random")
+ORDERS = ("topics", "density", "balanced", "margin", "random")
 
 
 def slice_halves(seed: int = SPLIT_SEED) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

@@ -343,10 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("input", help="CSV file with a header row")
     queue.add_argument("-o", "--output", required=True, help="where to write the ordered rows (with a margin column)")
     queue.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
-    queue.add_argument("--order", default="density",
-                       help="density (default): answers in proportion to how often the model gives them, the least sure "
-                            "among the most typical texts of each first; balanced: the same, the least sure of each "
-                            "first; margin: the least sure of all first (docs/feedback.md)")
+    queue.add_argument("--order", default="topics",
+                       help="topics (default): the file's topics in proportion to their size, the least sure among the "
+                            "most typical texts of each first; density: the same by the model's answers instead of "
+                            "topics; balanced: by answer, the least sure of each first; margin: the least sure of all "
+                            "first (docs/feedback.md)")
     corrections.set_defaults(func=cmd_feedback)
 
     space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")

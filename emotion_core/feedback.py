@@ -292,7 +292,7 @@ def topics(texts: list[str], dimensions: int = 100) -> np.ndarray:
     return KMeans(k, n_init=3, random_state=0).fit_predict(reduced)
 
 
-QUEUE_ORDERS = ("density", "balanced", "margin", "topic", "topic-density")
+QUEUE_ORDERS = ("topics", "density", "balanced", "margin")
 
 
 def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.Series) -> np.ndarray:
@@ -302,22 +302,23 @@ def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.
         keys = margins
     elif order == "balanced":
         keys = balanced_places(predicted, margins)
-    elif order in ("topic", "topic-density"):
+    elif order == "density":
+        keys = balanced_places(predicted, density_keys(texts, margins))
+    else:
         scored = margins.notna()
         found = pd.Series(-1, index=margins.index)
         found[scored] = topics(texts[scored].tolist())
-        keys = balanced_places(found, margins if order == "topic" else density_keys(texts, margins))
-    else:
-        keys = balanced_places(predicted, density_keys(texts, margins))
+        keys = balanced_places(found, density_keys(texts, margins))
     return np.lexsort((margins, keys.fillna(np.inf)))
 
 
 def review_queue(input_path: str | Path, output_path: str | Path, classifier, text_column: str | None = None,
-                 max_rows: int | None = None, order: str = "density"):
-    """Score a CSV and write its rows in the order people should label them: `density` (`balanced_places` on
-    `density_keys`: answers in proportion, the least sure among the most typical of each first), `balanced`
-    (`balanced_places` on the margin) or `margin` (smallest margin first); the rows left unscored (empty texts)
-    last; `score`'s summary. The whole file is held in memory: a queue is for people to read (the apps cap it
+                 max_rows: int | None = None, order: str = "topics"):
+    """Score a CSV and write its rows in the order people should label them: `topics` (`balanced_places` by
+    `topics` on `density_keys`: the file's topics in proportion, the least sure among the most typical texts of
+    each first), `density` (the same by the model's answers instead of topics), `balanced` (`balanced_places` by
+    answer on the margin) or `margin` (smallest margin first); the rows left unscored (empty texts) last;
+    `score`'s summary. The whole file is held in memory: a queue is for people to read (the apps cap it
     with `max_rows`)."""
     from .batch import score_csv
 

@@ -267,14 +267,49 @@ def test_density_keys_put_the_least_sure_among_the_most_typical_first():
     assert np.isnan(keys.iloc[5]) and keys.iloc[3] == 0
 
 
-def test_the_review_queue_takes_each_answer_in_proportion_by_default(tmp_path, tiny_neutral_model):
+def test_topics_put_alike_texts_together():
+    from emotion_core.feedback import topics
+
+    texts = ["the parcel arrived late", "my parcel arrived late again", "late parcel arrived",
+             "rain all day in the city", "the city rain again today", "rain in the city",
+             "the match ended in a draw", "a draw in the match", "that match and its draw"]
+    found = topics(texts)  # 3 topics: the square root of 9 rows
+    assert [len(set(found[i:i + 3])) for i in (0, 3, 6)] == [1, 1, 1] and len(set(found)) == 3
+    np.testing.assert_array_equal(topics(texts), found)  # seeded
+    np.testing.assert_array_equal(topics(["!", "?", "a", "."]), [0, 0, 0, 0])  # no words at all: one topic
+    assert topics(["alone"]).tolist() == [0] and topics([]).tolist() == []
+
+
+def test_the_review_queue_takes_each_topic_in_proportion_by_default(tmp_path, tiny_neutral_model):
+    from emotion_core import Classifier
+    from emotion_core.feedback import balanced_places, density_keys, review_queue, topics
+
+    texts = [f"{text} {topic}" for text, _ in neutral_toy_rows(20, seed=5)
+             for topic in ("parcel courier", "rain weather", "match goal")] + [""]
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    classifier = Classifier.from_pretrained(tiny_neutral_model)
+    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier)  # the default order: topics
+    queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
+    scored = queue[queue["emotion"] != ""].reset_index(drop=True)
+    assert len(scored) == 60 and queue["text"].iloc[-1] == ""
+    topic_of = dict(zip(texts[:-1], topics(texts[:-1])))  # as the queue found them, in the file's order
+    found = scored["text"].map(topic_of)
+    assert found.nunique() == 8  # the square root of 60 rows
+    places = balanced_places(found, density_keys(scored["text"], scored["margin"].astype(float)))
+    assert places.is_monotonic_increasing  # the order `density_keys` and `balanced_places` give, by topic
+    first = found.iloc[:20].value_counts()
+    for topic, count in found.value_counts().items():  # any first rows hold each topic in proportion, within one
+        assert abs(first.get(topic, 0) - 20 * count / 60) <= 1
+
+
+def test_the_review_queue_in_density_order_takes_each_answer_in_proportion(tmp_path, tiny_neutral_model):
     from emotion_core import Classifier
     from emotion_core.feedback import balanced_places, density_keys, review_queue
 
     texts = [text for text, _ in neutral_toy_rows(60, seed=5)] + [""]
     pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
     classifier = Classifier.from_pretrained(tiny_neutral_model)
-    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier)  # the default order: density
+    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier, order="density")
     queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
     scored = queue[queue["emotion"] != ""].reset_index(drop=True)
     assert len(scored) == 60 and queue["text"].iloc[-1] == ""
@@ -303,7 +338,7 @@ def test_the_review_queue_in_balanced_order_and_an_unknown_order(tmp_path, tiny_
     first = scored.iloc[:20]["emotion"].value_counts()
     for label, count in counts.items():
         assert abs(first.get(label, 0) - 20 * count / 60) <= 1
-    with pytest.raises(EmotionCoreError, match="Unknown queue order 'newest': use one of density, balanced, margin"):
+    with pytest.raises(EmotionCoreError, match="Unknown queue order 'newest': use one of topics, density, balanced, margin"):
         review_queue(tmp_path / "in.csv", tmp_path / "other.csv", classifier, order="newest")
     assert not (tmp_path / "other.csv").exists()
 
