@@ -227,6 +227,17 @@ def margin(probabilities: np.ndarray) -> np.ndarray:
     return top[:, -1] - top[:, -2]
 
 
+def word_vectors(texts: list[str]):
+    """The texts' TF-IDF (words and word pairs), what `typicality` and `topics` compare texts by; None when not one
+    text has a word."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    try:
+        return TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)).fit_transform(texts)
+    except ValueError:  # an empty vocabulary
+        return None
+
+
 TYPICAL_NEIGHBOURS = 10
 TYPICAL_SAMPLE = 2_000  # the rows a text is compared with: a seeded sample keeps a 50,000-row file to seconds
 
@@ -235,16 +246,12 @@ def typicality(texts: list[str], neighbours: int = TYPICAL_NEIGHBOURS, sample: i
     """How typical each text is of the others (0 to 1): its mean cosine similarity (TF-IDF of words and word pairs)
     to its nearest neighbours among a seeded sample of the texts, itself left out. Any engine's queue can have it:
     it needs the texts alone, no embeddings from the model. A file with no shared word gives every text 1."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.neighbors import NearestNeighbors
 
     reference = np.random.default_rng(0).permutation(len(texts))[:sample]
     k = min(neighbours, len(reference) - 1)
-    try:
-        vectors = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)).fit_transform(texts)
-    except ValueError:  # not one word in any text
-        k = 0
-    if k < 1:
+    vectors = word_vectors(texts)
+    if vectors is None or k < 1:
         return np.ones(len(texts))
     distances, found = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(vectors[reference]).kneighbors(vectors)
     itself = reference[found] == np.arange(len(texts))[:, None]
@@ -278,15 +285,11 @@ def topics(texts: list[str], dimensions: int = 100) -> np.ndarray:
     texts alone. A file with no shared word is one topic."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
     k = round(len(texts) ** 0.5)
-    try:
-        vectors = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2)).fit_transform(texts)
-    except ValueError:  # not one word in any text
-        k = 1
-    if k < 2 or vectors.shape[1] < 3:
+    vectors = word_vectors(texts)
+    if vectors is None or k < 2 or vectors.shape[1] < 3:
         return np.zeros(len(texts), dtype=int)
     reduced = normalize(TruncatedSVD(min(dimensions, vectors.shape[1] - 1), random_state=0).fit_transform(vectors))
     return KMeans(k, n_init=3, random_state=0).fit_predict(reduced)
