@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sqlite3
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -285,6 +286,7 @@ def topics(texts: list[str], dimensions: int = 100) -> np.ndarray:
     texts alone. A file with no shared word is one topic."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import TruncatedSVD
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.preprocessing import normalize
 
     k = round(len(texts) ** 0.5)
@@ -292,7 +294,9 @@ def topics(texts: list[str], dimensions: int = 100) -> np.ndarray:
     if vectors is None or k < 2 or vectors.shape[1] < 3:
         return np.zeros(len(texts), dtype=int)
     reduced = normalize(TruncatedSVD(min(dimensions, vectors.shape[1] - 1), random_state=0).fit_transform(vectors))
-    return KMeans(k, n_init=3, random_state=0).fit_predict(reduced)
+    with warnings.catch_warnings():  # a file of fewer distinct texts than topics is fine: some topics stay empty
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return KMeans(k, n_init=3, random_state=0).fit_predict(reduced)
 
 
 QUEUE_ORDERS = ("topics", "density", "balanced", "margin")
