@@ -49,7 +49,7 @@ REPLAY = {"emotion": 0.2, "goemotions": 0.1, "corrections": 2}  # source weights
 RETRAIN_FLAGS = ["--batch-size", "32", "--learning-rate", "3e-5", "--focal-gamma", "2", "--epochs", "1", "--save-fp16",
                  "--no-export"]
 TRAIN_SEED = 42  # the retraining's seed is TRAIN_SEED + --seed
-ORDERS = ("topics", "density", "balanced", "margin", "random")
+ORDERS = ("topics", "spread", "density", "balanced", "margin", "random")
 
 
 def slice_halves(seed: int = SPLIT_SEED) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

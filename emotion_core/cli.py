@@ -345,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
     queue.add_argument("--order", default="topics",
                        help="topics (default): the file's topics in proportion to their size, the least sure among the "
-                            "most typical texts of each first; density: the same by the model's answers instead of "
+                            "most typical texts of each first; spread: a seeded draw that covers the file, then the least sure "
+                            "first; density: as topics, by the model's answers instead of "
                             "topics; balanced: by answer, the least sure of each first; margin: the least sure of all "
                             "first (docs/feedback.md)")
     corrections.set_defaults(func=cmd_feedback)

@@ -280,39 +280,74 @@ def balanced_places(predicted: pd.Series, keys: pd.Series) -> pd.Series:
     return (groups.rank(method="first") - 0.5) / groups.transform("size")
 
 
-def topics(texts: list[str], dimensions: int = 100) -> np.ndarray:
-    """Each text's topic, one of about the square root of the file's rows: k-means (seeded) on the texts' TF-IDF
-    (words and word pairs) reduced to `dimensions` by latent semantic analysis. Like `typicality`, it needs the
-    texts alone. A file with no shared word is one topic."""
-    from sklearn.cluster import KMeans
+def text_vectors(texts: list[str], dimensions: int = 100) -> np.ndarray | None:
+    """The texts' TF-IDF (`word_vectors`) reduced to `dimensions` by latent semantic analysis, each of length 1: what
+    `topics` and `spread` place texts by. None when the texts share too few words to reduce."""
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.preprocessing import normalize
 
-    k = round(len(texts) ** 0.5)
     vectors = word_vectors(texts)
-    if vectors is None or k < 2 or vectors.shape[1] < 3:
+    if vectors is None or vectors.shape[1] < 3:
+        return None
+    return normalize(TruncatedSVD(min(dimensions, vectors.shape[1] - 1), random_state=0).fit_transform(vectors))
+
+
+def topics(texts: list[str]) -> np.ndarray:
+    """Each text's topic, one of about the square root of the file's rows: k-means (seeded) on `text_vectors`. Like
+    `typicality`, it needs the texts alone. A file with no shared word is one topic."""
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    k = round(len(texts) ** 0.5)
+    vectors = text_vectors(texts)
+    if vectors is None or k < 2:
         return np.zeros(len(texts), dtype=int)
-    reduced = normalize(TruncatedSVD(min(dimensions, vectors.shape[1] - 1), random_state=0).fit_transform(vectors))
     with warnings.catch_warnings():  # a file of fewer distinct texts than topics is fine: some topics stay empty
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return KMeans(k, n_init=3, random_state=0).fit_predict(reduced)
+        return KMeans(k, n_init=3, random_state=0).fit_predict(vectors)
 
 
-QUEUE_ORDERS = ("topics", "density", "balanced", "margin")
+SPREAD_ROWS = 2_000  # the rows `spread` places; each costs one pass over the file, and nobody labels more at a sitting
 
 
-def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.Series) -> np.ndarray:
+def spread(vectors: np.ndarray, rows: int = SPREAD_ROWS, seed: int = 0) -> np.ndarray:
+    """The positions of up to `rows` rows in k-means++ seeding order (Arthur and Vassilvitskii 2007): each next row
+    drawn (seeded) with odds in proportion to its squared distance from the nearest row already drawn. Any first
+    rows are then spread over the file as a random draw is, in proportion to how common each kind of row is, but
+    without a second row where one alike is drawn already (duplicates never). Stops early when only duplicates
+    of drawn rows are left."""
+    rng = np.random.default_rng(seed)
+    nearest = np.full(len(vectors), np.inf)
+    drawn = [int(rng.integers(len(vectors)))] if len(vectors) else []
+    while len(drawn) < min(rows, len(vectors)):
+        nearest = np.minimum(nearest, ((vectors - vectors[drawn[-1]]) ** 2).sum(axis=1))
+        if nearest.sum() <= 1e-12:
+            break
+        drawn.append(int(rng.choice(len(vectors), p=nearest / nearest.sum())))
+    return np.array(drawn, dtype=int)
+
+
+QUEUE_ORDERS = ("topics", "spread", "density", "balanced", "margin")
+
+
+def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.Series,
+                probabilities: np.ndarray) -> np.ndarray:
     """The rows' positions in one of QUEUE_ORDERS (see `review_queue`): ties by the smaller margin, the rows
     left unscored (NaN margin) last."""
+    scored = margins.notna()
     if order == "margin":
         keys = margins
     elif order == "balanced":
         keys = balanced_places(predicted, margins)
     elif order == "density":
         keys = balanced_places(predicted, density_keys(texts, margins))
+    elif order == "spread":
+        keys = margins.copy()  # the rows `spread` leaves come after it, the least sure first
+        words = text_vectors(texts[scored].tolist())
+        answers = probabilities[scored.to_numpy()]
+        drawn = spread(answers if words is None else np.hstack([words, answers]))
+        keys.loc[keys.index[scored.to_numpy()][drawn]] = np.arange(len(drawn)) - len(drawn)
     else:
-        scored = margins.notna()
         found = pd.Series(-1, index=margins.index)
         found[scored] = topics(texts[scored].tolist())
         keys = balanced_places(found, density_keys(texts, margins))
@@ -323,8 +358,9 @@ def review_queue(input_path: str | Path, output_path: str | Path, classifier, te
                  max_rows: int | None = None, order: str = "topics"):
     """Score a CSV and write its rows in the order people should label them: `topics` (`balanced_places` by
     `topics` on `density_keys`: the file's topics in proportion, the least sure among the most typical texts of
-    each first), `density` (the same by the model's answers instead of topics), `balanced` (`balanced_places` by
-    answer on the margin) or `margin` (smallest margin first); the rows left unscored (empty texts) last;
+    each first), `spread` (`spread` on the texts' `text_vectors` beside the model's probabilities, then the
+    least sure first), `density` (as topics, by the model's answers instead of topics), `balanced`
+    (`balanced_places` by answer on the margin) or `margin` (smallest margin first); the rows left unscored (empty texts) last;
     `score`'s summary. The whole file is held in memory: a queue is for people to read (the apps cap it
     with `max_rows`)."""
     from .batch import score_csv
@@ -337,7 +373,8 @@ def review_queue(input_path: str | Path, output_path: str | Path, classifier, te
         frame = pd.read_csv(scored, dtype=str, keep_default_na=False)
         probs = frame[[f"prob_{label}" for label in classifier.labels]].replace("", np.nan).astype(float).to_numpy()
         frame["margin"] = np.round(margin(probs), 4)  # a queue queued again gets new margins
-        frame.iloc[queue_order(order, frame["emotion"], frame[summary.text_column], frame["margin"])].to_csv(scored, index=False)
+        places = queue_order(order, frame["emotion"], frame[summary.text_column], frame["margin"], probs)
+        frame.iloc[places].to_csv(scored, index=False)
     summary.output = out
     return summary
 

@@ -100,6 +100,34 @@ def test_an_unwritable_store_is_a_clear_message(tmp_path):
         FeedbackStore.open(tmp_path / "broken.db")
 
 
+FULL_DISK = """
+import resource, signal, sys
+from emotion_core import EmotionCoreError
+from emotion_core.feedback import FeedbackStore
+from tests.test_feedback import correction
+store = FeedbackStore.open(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, resource.RLIM_INFINITY))
+saved = 0
+try:
+    while saved < 10_000:
+        saved += store.save(correction(saved, key=f"full-{saved}"))
+except EmotionCoreError as exc:
+    print(saved, exc, sep="\\n")
+"""
+
+
+def test_a_full_disk_is_a_clear_message_and_keeps_what_was_saved(tmp_path):
+    path = tmp_path / "feedback.db"
+    child = subprocess.run([sys.executable, "-c", FULL_DISK, str(path)], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120, check=True)
+    saved, message = child.stdout.strip().split("\n", 1)
+    assert 0 < int(saved) < 10_000
+    assert re.search(r"feedback.db cannot be written: .+ Predictions still work; set EMOTION_FEEDBACK_DB to a writable file", message)
+    rows = FeedbackStore.open(path).rows()  # with room again, every saved correction is there, once
+    assert [r.key for r in rows] == [f"full-{i}" for i in range(int(saved))]
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"text": "  "}, "needs the text"),
     ({"text": "a" * 20_000}, "Text is too long"),
@@ -280,6 +308,39 @@ def test_topics_put_alike_texts_together():
     assert topics(["alone"]).tolist() == [0] and topics([]).tolist() == []
 
 
+def test_spread_draws_each_kind_of_row_before_a_second_alike_and_never_a_duplicate():
+    from emotion_core.feedback import spread
+
+    kinds = np.eye(4)[[0] * 40 + [1] * 10 + [2] * 10 + [3] * 10]  # four kinds of row, exact duplicates within each
+    drawn = spread(kinds)
+    assert sorted(kinds[drawn].argmax(axis=1)) == [0, 1, 2, 3]  # one of each kind, then only duplicates were left
+    np.testing.assert_array_equal(spread(kinds), drawn)  # seeded
+    rng = np.random.default_rng(1)
+    crowd = np.vstack([rng.normal(0, 0.05, (90, 2)), rng.normal(5, 0.05, (10, 2))])  # a common kind and a rare one
+    first = spread(crowd, rows=12)
+    assert len(first) == len(set(first)) == 12
+    assert 1 <= (first >= 90).sum() <= 6  # the rare kind is drawn, but not in place of the common one
+    assert len(spread(crowd, rows=500)) == 100 and spread(np.zeros((0, 2))).tolist() == []
+
+
+def test_the_review_queue_in_spread_order(tmp_path, tiny_neutral_model):
+    from emotion_core import Classifier
+    from emotion_core.feedback import review_queue
+
+    texts = [f"{text} {topic}" for text, _ in neutral_toy_rows(20, seed=5)
+             for topic in ("parcel courier", "rain weather", "match goal")] + ["", "the parcel courier came"] * 2
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    classifier = Classifier.from_pretrained(tiny_neutral_model)
+    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier, order="spread")
+    queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
+    assert sorted(queue["text"]) == sorted(texts) and queue["text"].iloc[-2:].tolist() == ["", ""]
+    scored = queue[queue["emotion"] != ""].reset_index(drop=True)
+    duplicate = scored.index[scored["text"] == "the parcel courier came"].tolist()
+    assert duplicate[1] == len(scored) - 1  # a text already drawn comes last, by margin among the rows left
+    for topic in ("parcel courier", "rain weather", "match goal"):  # the first rows cover every topic
+        assert scored["text"].iloc[:15].str.endswith(topic).sum() >= 2
+
+
 def test_the_review_queue_takes_each_topic_in_proportion_by_default(tmp_path, tiny_neutral_model):
     from emotion_core import Classifier
     from emotion_core.feedback import balanced_places, density_keys, review_queue, topics
@@ -338,7 +399,7 @@ def test_the_review_queue_in_balanced_order_and_an_unknown_order(tmp_path, tiny_
     first = scored.iloc[:20]["emotion"].value_counts()
     for label, count in counts.items():
         assert abs(first.get(label, 0) - 20 * count / 60) <= 1
-    with pytest.raises(EmotionCoreError, match="Unknown queue order 'newest': use one of topics, density, balanced, margin"):
+    with pytest.raises(EmotionCoreError, match="Unknown queue order 'newest': use one of topics, spread, density, balanced, margin"):
         review_queue(tmp_path / "in.csv", tmp_path / "other.csv", classifier, order="newest")
     assert not (tmp_path / "other.csv").exists()
 
