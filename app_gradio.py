@@ -126,8 +126,8 @@ def show(text: str) -> tuple[dict[str, float], pd.DataFrame, list[tuple[str, flo
 
 @friendly
 def save_correction(text: str, label: str | None, request: gr.Request) -> str:
-    """Store the person's answer beside the model's for `text`. One save per text and label in a session: a second
-    click on the same answer stores nothing more."""
+    """Store the person's answer beside the model's for `text`. One correction per text in a session: a second
+    click on the same answer stores nothing more, another answer takes the first one's place."""
     if not label:
         raise EmotionCoreError("Pick the right emotion first.")
     saved = store(text or "", label, "gradio", request)
@@ -135,12 +135,12 @@ def save_correction(text: str, label: str | None, request: gr.Request) -> str:
 
 
 def store(text: str, label: str, source: str, request: gr.Request) -> bool:
-    """Save a correction keyed by the session, the text and the label, so that a second click stores nothing more
-    (a call without a session is keyed by itself alone)."""
+    """Save a correction keyed by the session and the text, so that a second click stores nothing more and a change
+    of mind replaces the first answer (a call without a session is keyed by itself alone)."""
     if corrections is None:
         raise EmotionCoreError("Corrections are off on this server (EMOTION_FEEDBACK=off).")
     session = getattr(request, "session_hash", None) or uuid.uuid4().hex
-    key = hashlib.sha256(f"{session}\n{label}\n{text}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(f"{session}\n{text}".encode()).hexdigest()[:32]
     found = feedback.correction_for(classifier, text, label, source, key)
     try:
         return corrections.save(found)

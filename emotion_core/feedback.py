@@ -169,14 +169,17 @@ class FeedbackStore:
         self.migrated = True
 
     def save(self, correction: Correction) -> bool:
-        """Store one correction; False when one with the same key is stored already (a form sent twice)."""
+        """Store one correction. One with the key of a stored one takes its place when its answer differs (the
+        person changed their mind: their last answer counts); False when nothing changed (a form sent twice)."""
         if not self.migrated:
             self.migrate()
         row = asdict(correction)
         row["probabilities"] = json.dumps(row["probabilities"])
         with self.connect() as db:
             saved = db.execute(f"INSERT INTO corrections ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-                               "ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING", [row[c] for c in COLUMNS]).rowcount == 1
+                               "ON CONFLICT (key) WHERE key IS NOT NULL DO UPDATE SET corrected = excluded.corrected, "
+                               "created_at = excluded.created_at WHERE corrected != excluded.corrected",
+                               [row[c] for c in COLUMNS]).rowcount == 1
         if saved and self.mirror is not None:
             try:
                 self.mirror.append(asdict(correction))

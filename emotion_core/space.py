@@ -50,7 +50,8 @@ tab asks about the rows the model is least sure of. A Space's disk is wiped on r
 them set two things in the Space's settings: a variable `EMOTION_FEEDBACK_REPO` naming a dataset
 repo (for example `you/emotion-corrections`, created private if it does not exist) and a secret
 `HF_TOKEN` with write access to it. Corrections are then committed there every five minutes, one
-JSON Lines file per app process under `corrections/`; without them they last until the next
+JSON Lines file per app process under `corrections/` (a person who changes their mind adds a line
+with the same `key`: its last line is their answer); without them they last until the next
 restart. `EMOTION_FEEDBACK=off` removes the feature. Nothing is stored unless a person saves a
 correction.
 

@@ -216,6 +216,8 @@ def test_a_correction_saved_in_the_demo_is_stored_once(app, server):
         client.predict(text, "hunger", api_name="/feedback")
     [row] = [r for r in app.corrections.rows() if r.text == text]
     assert (row.predicted, row.corrected, row.source) == (next(iter(app.classifier.predict(text))), "anger", "gradio")
+    assert client.predict(text, "joy", api_name="/feedback") == "Saved: thank you, this text reads as **joy**."
+    assert [r.corrected for r in app.corrections.rows() if r.text == text] == ["joy"]  # a change of mind: the last answer
 
 
 def test_requests_batched_together_get_their_own_answers_and_errors(app, server):

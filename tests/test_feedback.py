@@ -42,6 +42,10 @@ def test_the_same_key_twice_is_stored_once(tmp_path):
     assert store.save(correction(1, key="k1")) and not store.save(correction(1, key="k1"))
     assert store.save(correction(2)) and store.save(correction(2))  # without keys, two saves are two corrections
     assert len(store.rows()) == 3
+    changed = Correction(**{**correction(1, key="k1").__dict__, "corrected": "sadness", "created_at": "2027-01-01T00:00:00+00:00"})
+    assert store.save(changed)  # the same key, another answer: the person changed their mind
+    assert [(r.key, r.corrected, r.created_at) for r in store.rows()][0] == ("k1", "sadness", "2027-01-01T00:00:00+00:00")
+    assert len(store.rows()) == 3 and not store.save(changed)
 
 
 def test_an_older_file_is_migrated_and_keeps_its_rows(tmp_path):
