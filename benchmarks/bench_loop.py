@@ -4,6 +4,7 @@ what it was never shown, and do they teach it more than corrections taken at ran
     $ python -m benchmarks.bench_loop                 # about an hour on 2 CPUs, most of it the start model
     $ python -m benchmarks.bench_loop --work-dir DIR  # where the models and files go (kept: a second run reuses them)
     $ python -m benchmarks.bench_loop --seed 1        # another random draw and retraining seed, the same start model
+    $ python -m benchmarks.bench_loop --split-seed 1  # another pool and never-shown half, the same start model
 
 The person's data: the GoEmotions train rows whose single label is one of SLICE, labelled as the
 bundled mix maps them (annoyance as anger, ...). A seeded half is the pool people correct, the
@@ -58,6 +59,11 @@ def slice_halves(seed: int = SPLIT_SEED) -> tuple[list[tuple[str, str]], list[tu
     rows = [(text, EKMAN_LOVE[label]) for text, label in zip(texts, labels) if label in SLICE]
     random.Random(seed).shuffle(rows)
     return rows[:len(rows) // 2], rows[len(rows) // 2:]
+
+
+def ensure_folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def write_json(path: Path, value) -> Path:
@@ -168,13 +174,15 @@ def main() -> None:
     parser.add_argument("--orders", nargs="+", choices=ORDERS, default=list(ORDERS), help="the orders to measure")
     parser.add_argument("--seed", type=int, default=0, help="the random draw's and the retraining's seed (the slice's "
                                                             "halves and the start model stay the same)")
+    parser.add_argument("--split-seed", type=int, default=SPLIT_SEED,
+                        help="how the slice is halved: another pool and never-shown half, the same start model (which "
+                             "saw neither); its files go to a folder of their own in the work dir")
     args = parser.parse_args()
-    work = args.work_dir.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    pool, never_shown = slice_halves()
-    print(f"{machine()}\nslice {', '.join(SLICE)}: pool {len(pool)}, never shown {len(never_shown)}, seed {args.seed}",
-          flush=True)
-    start = start_model(work)
+    start = start_model(ensure_folder(args.work_dir.resolve()))
+    work = start.parent if args.split_seed == SPLIT_SEED else ensure_folder(start.parent / f"split-{args.split_seed}")
+    pool, never_shown = slice_halves(args.split_seed)
+    print(f"{machine()}\nslice {', '.join(SLICE)}: pool {len(pool)}, never shown {len(never_shown)}, seed {args.seed}, "
+          f"split seed {args.split_seed}", flush=True)
 
     from emotion_core import Classifier
 
