@@ -178,11 +178,12 @@ def main() -> None:
                         help="how the slice is halved: another pool and never-shown half, the same start model (which "
                              "saw neither); its files go to a folder of their own in the work dir")
     args = parser.parse_args()
-    start = start_model(ensure_folder(args.work_dir.resolve()))
-    work = start.parent if args.split_seed == SPLIT_SEED else ensure_folder(start.parent / f"split-{args.split_seed}")
+    base = ensure_folder(args.work_dir.resolve())  # the start model and the replay, which no split changes
+    work = base if args.split_seed == SPLIT_SEED else ensure_folder(base / f"split-{args.split_seed}")
     pool, never_shown = slice_halves(args.split_seed)
     print(f"{machine()}\nslice {', '.join(SLICE)}: pool {len(pool)}, never shown {len(never_shown)}, seed {args.seed}, "
           f"split seed {args.split_seed}", flush=True)
+    start = start_model(base)
 
     from emotion_core import Classifier
 
@@ -191,7 +192,7 @@ def main() -> None:
     for order in args.orders:
         models[f"+{CORRECTIONS} {order}"] = retrain(start, work, f"retrained-{order}",
                                                    corrections(classifier, pool, order, work, args.seed), args.seed)
-    models["replay alone"] = retrain(start, work, "retrained-replay", None, args.seed)
+    models["replay alone"] = retrain(start, base, "retrained-replay", None, args.seed)
     result = table(measure(models, never_shown, work))
     (work / f"table{suffix(args.seed)}.md").write_text(result + "\n", encoding="utf-8")
     print(result)

@@ -56,6 +56,7 @@ MIGRATIONS = (
        CREATE UNIQUE INDEX corrections_key ON corrections (key) WHERE key IS NOT NULL""",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+CHANGED = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("key", "text"))  # a change of mind
 
 
 def default_path() -> Path:
@@ -169,16 +170,17 @@ class FeedbackStore:
         self.migrated = True
 
     def save(self, correction: Correction) -> bool:
-        """Store one correction. One with the key of a stored one takes its place when its answer differs (the
-        person changed their mind: their last answer counts); False when nothing changed (a form sent twice)."""
+        """Store one correction. One with the key and text of a stored one takes its place when its answer differs
+        (the person changed their mind: their last answer counts); False when nothing changed (a form sent twice,
+        or a key already used for another text)."""
         if not self.migrated:
             self.migrate()
         row = asdict(correction)
         row["probabilities"] = json.dumps(row["probabilities"])
         with self.connect() as db:
             saved = db.execute(f"INSERT INTO corrections ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-                               "ON CONFLICT (key) WHERE key IS NOT NULL DO UPDATE SET corrected = excluded.corrected, "
-                               "created_at = excluded.created_at WHERE corrected != excluded.corrected",
+                               f"ON CONFLICT (key) WHERE key IS NOT NULL DO UPDATE SET {CHANGED} "
+                               "WHERE text = excluded.text AND corrected != excluded.corrected",
                                [row[c] for c in COLUMNS]).rowcount == 1
         if saved and self.mirror is not None:
             try:
@@ -292,7 +294,8 @@ def text_vectors(texts: list[str], dimensions: int = 100) -> np.ndarray | None:
     vectors = word_vectors(texts)
     if vectors is None or vectors.shape[1] < 3:
         return None
-    return normalize(TruncatedSVD(min(dimensions, vectors.shape[1] - 1), random_state=0).fit_transform(vectors))
+    with np.errstate(invalid="ignore", divide="ignore"):  # texts all alike have no variance to explain
+        return normalize(TruncatedSVD(min(dimensions, vectors.shape[1] - 1), random_state=0).fit_transform(vectors))
 
 
 def topics(texts: list[str]) -> np.ndarray:
@@ -302,8 +305,8 @@ def topics(texts: list[str]) -> np.ndarray:
     from sklearn.exceptions import ConvergenceWarning
 
     k = round(len(texts) ** 0.5)
-    vectors = text_vectors(texts)
-    if vectors is None or k < 2:
+    vectors = text_vectors(texts) if k >= 2 else None
+    if vectors is None:
         return np.zeros(len(texts), dtype=int)
     with warnings.catch_warnings():  # a file of fewer distinct texts than topics is fine: some topics stay empty
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -317,13 +320,15 @@ def spread(vectors: np.ndarray, rows: int = SPREAD_ROWS, seed: int = 0) -> np.nd
     """The positions of up to `rows` rows in k-means++ seeding order (Arthur and Vassilvitskii 2007): each next row
     drawn (seeded) with odds in proportion to its squared distance from the nearest row already drawn. Any first
     rows are then spread over the file as a random draw is, in proportion to how common each kind of row is, but
-    without a second row where one alike is drawn already (duplicates never). Stops early when only duplicates
-    of drawn rows are left."""
+    without a second row where one alike is drawn already (exact duplicates never). Stops early when only
+    duplicates of drawn rows are left."""
     rng = np.random.default_rng(seed)
+    lengths = (vectors ** 2).sum(axis=1)
     nearest = np.full(len(vectors), np.inf)
     drawn = [int(rng.integers(len(vectors)))] if len(vectors) else []
     while len(drawn) < min(rows, len(vectors)):
-        nearest = np.minimum(nearest, ((vectors - vectors[drawn[-1]]) ** 2).sum(axis=1))
+        last = drawn[-1]
+        nearest = np.minimum(nearest, np.maximum(lengths + lengths[last] - 2 * vectors @ vectors[last], 0))
         if nearest.sum() <= 1e-12:
             break
         drawn.append(int(rng.choice(len(vectors), p=nearest / nearest.sum())))

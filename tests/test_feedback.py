@@ -46,6 +46,9 @@ def test_the_same_key_twice_is_stored_once(tmp_path):
     assert store.save(changed)  # the same key, another answer: the person changed their mind
     assert [(r.key, r.corrected, r.created_at) for r in store.rows()][0] == ("k1", "sadness", "2027-01-01T00:00:00+00:00")
     assert len(store.rows()) == 3 and not store.save(changed)
+    other = Correction(**{**changed.__dict__, "text": "another text", "corrected": "joy"})
+    assert not store.save(other)  # a key already used for another text changes nothing
+    assert [(r.text, r.corrected) for r in store.rows()][0] == ("text number 1", "sadness")
 
 
 def test_an_older_file_is_migrated_and_keeps_its_rows(tmp_path):
@@ -111,7 +114,7 @@ from emotion_core.feedback import FeedbackStore
 from tests.test_feedback import correction
 store = FeedbackStore.open(sys.argv[1])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, as on a full disk
-resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, resource.RLIM_INFINITY))
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 saved = 0
 try:
     while saved < 10_000:
@@ -125,6 +128,7 @@ def test_a_full_disk_is_a_clear_message_and_keeps_what_was_saved(tmp_path):
     path = tmp_path / "feedback.db"
     child = subprocess.run([sys.executable, "-c", FULL_DISK, str(path)], cwd=ROOT, capture_output=True, text=True,
                            timeout=120, check=True)
+    assert "cannot be written" in child.stdout, child.stdout[-500:]
     saved, message = child.stdout.strip().split("\n", 1)
     assert 0 < int(saved) < 10_000
     assert re.search(r"feedback.db cannot be written: .+ Predictions still work; set EMOTION_FEEDBACK_DB to a writable file", message)
@@ -310,6 +314,8 @@ def test_topics_put_alike_texts_together():
     np.testing.assert_array_equal(topics(texts), found)  # seeded
     np.testing.assert_array_equal(topics(["!", "?", "a", "."]), [0, 0, 0, 0])  # no words at all: one topic
     assert topics(["alone"]).tolist() == [0] and topics([]).tolist() == []
+    assert topics(["the parcel came today"]).tolist() == [0]  # one text of several words
+    assert len(set(topics(["the parcel came today"] * 4))) == 1  # texts all alike: one topic, no warning
 
 
 def test_spread_draws_each_kind_of_row_before_a_second_alike_and_never_a_duplicate():
@@ -325,6 +331,7 @@ def test_spread_draws_each_kind_of_row_before_a_second_alike_and_never_a_duplica
     assert len(first) == len(set(first)) == 12
     assert 1 <= (first >= 90).sum() <= 6  # the rare kind is drawn, but not in place of the common one
     assert len(spread(crowd, rows=500)) == 100 and spread(np.zeros((0, 2))).tolist() == []
+    assert len(spread(np.ones((3, 2)))) == 1  # rows all alike: one is drawn, the rest are its duplicates
 
 
 def test_the_review_queue_in_spread_order(tmp_path, tiny_neutral_model):
