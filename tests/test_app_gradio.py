@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from emotion_core import EmotionCoreError
+from emotion_core.explain import explain
 from emotion_core.labels import display_name
 from tests.helpers import bundled_engine, free_port, gradio_refusal, gradio_server, neutral_toy_rows, screenshot_path
 
@@ -76,7 +77,9 @@ def sample_csv(tmp_path) -> Path:
 def test_show_gives_label_and_sorted_chart(app):
     probs, frame, words, _ = app.show("i feel happy today")
     assert next(iter(probs)) == "joy"
-    assert [w for w, _ in words] == ["i ", "feel ", "happy ", "today "] and max(abs(s) for _, s in words) == 1.0
+    why = explain(app.classifier, "i feel happy today")  # the highlights are the core's explanation, scaled
+    assert words == [(w + " ", round(c, 3)) for w, c in zip(why.words, why.scaled())]
+    assert [w for w, _ in words] == ["i ", "feel ", "happy ", "today "] and all(-1 <= s <= 1 for _, s in words)
     assert list(frame.columns) == ["emotion", "probability"] and len(frame) == len(app.classifier.labels)
     assert frame["probability"].is_monotonic_decreasing
     assert list(probs) == frame["emotion"].tolist()
