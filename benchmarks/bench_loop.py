@@ -13,8 +13,8 @@ other half is never shown to any model and measures the result.
 1. The start model: the bundled recipe (the training command in models/emotion-minilm/run_config.json)
    with the SLICE rows left out of GoEmotions (train.py calibrates each model it trains; the recipe's
    neutral shift is left out, for every model here).
-2. The pool in each of the review queue's orders (`feedback.review_queue`: topics, the default, density,
-   balanced and margin) and in a seeded random order; the first CORRECTIONS rows of each saved as corrections in a
+2. The pool in each of the review queue's orders (`feedback.review_queue`: topics, the default, spread,
+   density, balanced and margin) and in a seeded random order; the first CORRECTIONS rows of each saved as corrections in a
    SQLite store (`feedback.correction_for`, as the apps do) and exported (`feedback.export`).
 3. Each export retrained on as docs/feedback.md's quick recipe says: the start model trained one
    more epoch on the corrections beside a replay of the recipe's own data (REPLAY); and, to show what
@@ -28,7 +28,8 @@ was made the queue's default before it was measured, for the reason `feedback.ba
 The density order was added after balanced order too fell short of random; it was chosen among
 candidate orders on the pool alone (a quick stand-in model, the pool halved: docs/feedback.md) and
 made the default before it was measured here; so was the topics order, after density order fell short
-(its rule: docs/feedback.md).
+(its rule: docs/feedback.md). The spread order came after topics order fell short, as a candidate measured
+here directly (no stand-in), with its rule for becoming the default written down before the run.
 """
 
 import argparse
