@@ -28,7 +28,7 @@ import numpy as np
 from .labels import NEUTRAL
 
 WORD = re.compile(r"\S+")
-LOWER_AFTER_STOP = re.compile(r"(\S+?)([.!?]+)([\"')\]]*\s+)([a-z])")
+STOPS, CLOSING = ".!?", "\"')]"  # what ends a sentence, and what may follow it in the same word
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "fig", "no", "vol", "approx", "dept", "est",
                  "inc", "ltd", "co", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
 EMOTION_WEIGHT = 8  # the power of an emotional piece's strength in `combine`, chosen on validation documents
@@ -93,15 +93,26 @@ def sentence_case(text: str) -> str:
     syntok takes a full stop before a lower-case word for an abbreviation, and much of what
     people type (the emotion data set, chat, comments) is lower case: "i am sad. i am lonely".
     A word after "!" or "?", or after a full stop that ends a word of two letters or more that is
-    no known abbreviation, gets a capital (ASCII only, so no offset moves).
+    no known abbreviation, gets a capital (ASCII only, so no offset moves). Word by word, in one
+    pass, so a long run of stops costs what any text of its length does (a regular expression
+    that backtracks there holds every thread of a server for minutes).
     """
-    def capital(match: re.Match) -> str:
-        word, stops = match.group(1), match.group(2)
-        bare = word.lower().strip("\"'([")
-        ends = "!" in stops or "?" in stops or ("." not in bare and len(bare) > 1 and bare not in ABBREVIATIONS)
-        return match.group(0)[:-1] + match.group(4).upper() if ends else match.group(0)
+    chars = list(text)
+    words = list(WORD.finditer(text))
+    for word, following in zip(words, words[1:]):
+        first = following.group()[0]
+        if "a" <= first <= "z" and ends_sentence(word.group()):
+            chars[following.start()] = first.upper()
+    return "".join(chars)
 
-    return LOWER_AFTER_STOP.sub(capital, text)
+
+def ends_sentence(word: str) -> bool:
+    """True when a word (as split by whitespace) ends a sentence: see `sentence_case`."""
+    core = word.rstrip(CLOSING)
+    bare = core.rstrip(STOPS) or core[:1]  # "!!" is a stop after a stop
+    stops = core[len(bare):]
+    bare = bare.lower().strip("\"'([")
+    return bool(stops) and ("!" in stops or "?" in stops or ("." not in bare and len(bare) > 1 and bare not in ABBREVIATIONS))
 
 
 def has_words(text: str) -> bool:

@@ -1,5 +1,8 @@
 """Whole documents: sentences, windows for text without breaks, and how pieces combine into one answer."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -24,6 +27,23 @@ def test_sentences_are_split_where_a_reader_would():
     text = "Dr. Smith came at 3 p.m. on Monday. He was late!!! I am furious.\n\nNew paragraph without a stop"
     assert texts_of(text, sentence_spans(text)) == [
         "Dr. Smith came at 3 p.m. on Monday.", "He was late!!!", "I am furious.", "New paragraph without a stop"]
+
+
+@pytest.mark.parametrize("text, sentences", [
+    ("i am sad. i am lonely!! e.g. this is one. so is dr. who",
+     ["i am sad.", "i am lonely!!", "e.g. this is one.", "so is dr. who"]),
+    ("ab. cd. ef", ["ab.", "cd.", "ef"]),  # each stop seen, though the sentences are a word each
+    ('she said "never." then she left', ['she said "never."', "then she left"]),  # a stop inside quotes
+])
+def test_lower_case_sentences_are_split_and_abbreviations_are_not(text, sentences):
+    assert texts_of(text, sentence_spans(text)) == sentences
+
+
+def test_a_long_run_of_stops_is_split_at_once():
+    """Ten thousand stops in a row took a backtracking pattern minutes, with every thread of a server waiting."""
+    code = "from emotion_core.documents import sentence_spans; print(sentence_spans('!' * 10_000 + ' i am sad. ' + '.' * 10_000))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[(0, 10010)]"
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\n", ". . . ! ?"])
