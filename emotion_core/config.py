@@ -62,8 +62,9 @@ def env_count(name: str, default: int) -> int:
 
 
 def resolve_model(model: str | os.PathLike | None = None) -> str:
-    """Pick the model every entry point loads: the argument, then $EMOTION_MODEL, then the bundled one."""
-    return str(model or os.environ.get(MODEL_ENV_VAR) or bundled_model())
+    """Pick the model every entry point loads: the argument, then $EMOTION_MODEL, then the bundled one. A leading
+    "~" is the home folder, as a shell would have it (an env file or `--model=~/...` reaches us unexpanded)."""
+    return os.path.expanduser(str(model or os.environ.get(MODEL_ENV_VAR) or bundled_model()))
 
 
 @dataclass

@@ -129,7 +129,8 @@ class Classifier:
 
         A text longer than the model's window is read sentence by sentence (documents.py).
         """
-        return np.stack([probs for probs, *_ in self.read(texts, sentences=False, batch_size=batch_size)])
+        rows = [probs for probs, *_ in self.read(texts, sentences=False, batch_size=batch_size)]
+        return np.stack(rows) if rows else np.empty((0, len(self.labels)), dtype=np.float32)
 
     def analyze(self, texts: Sequence[str], batch_size: int | None = None) -> list[Document]:
         """Each text's probabilities and each of its sentences' (a text that fits the window is still scored whole)."""
@@ -145,6 +146,7 @@ class Classifier:
         For each text: its probabilities, its pieces' (start, end) spans and their probabilities
         (the text itself when it is one piece), and whether it fit the window.
         """
+        texts = list(texts)  # a pandas column or an array too
         check_texts(texts)
         ids = self.encode(texts, truncate=False)
         fits = [len(row) <= self.max_length for row in ids]
@@ -192,6 +194,7 @@ class Classifier:
         engine's size by default (32; 64 for bf16), measured fastest on 2 CPU cores, run two at a
         time by the ONNX engines (docs/benchmarks.md).
         """
+        texts = list(texts)
         check_texts(texts)
         return self.logits_of_ids(self.encode(texts), batch_size)
 
@@ -201,7 +204,7 @@ class Classifier:
         The tokenizer never truncates (its settings would be state shared by request threads): the
         ids are cut here.
         """
-        if not texts:
+        if len(texts) == 0:
             return []
         texts = [normalize(text, self.normalization) for text in texts]
         ids = self.tokenizer.ids(texts)

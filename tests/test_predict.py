@@ -57,6 +57,26 @@ def test_model_resolution_order(monkeypatch, tmp_path):
     monkeypatch.setenv("EMOTION_MODEL", str(tmp_path))
     assert resolve_model() == str(tmp_path)
     assert resolve_model("explicit") == "explicit"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("EMOTION_MODEL", "~/models/emotion")
+    assert resolve_model() == str(tmp_path / "models" / "emotion")
+
+
+def test_a_model_folder_under_home_loads_by_a_tilde_path(monkeypatch, tmp_path, tiny_model_dir):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copytree(tiny_model_dir, tmp_path / "emo")
+    assert Classifier.from_pretrained("~/emo", engine="torch").labels == Classifier.from_pretrained(tiny_model_dir, engine="torch").labels
+
+
+def test_predict_batch_takes_a_pandas_column_an_array_or_nothing(classifier):
+    import pandas as pd
+
+    texts = ["i feel happy today", "so sad and alone"]
+    expected = classifier.predict_batch(texts)
+    assert classifier.predict_batch(pd.Series(texts, index=[5, 9])) == expected
+    assert classifier.predict_batch(np.array(texts)) == expected
+    assert classifier.predict_batch([]) == [] and classifier.analyze([]) == []
+    assert classifier.predict_proba([]).shape == (0, len(classifier.labels))
 
 
 @pytest.mark.parametrize("value", ["lots", "0", "-3", "2.5"])
