@@ -43,9 +43,19 @@ class ScoreSummary:
 TOP_WORDS = 3
 
 
-def prediction_columns(labels: list[str]) -> list[str]:
-    """The columns `score` adds, in order (`sentence` and `sentence_text` with --sentences, `top_words` with --explain)."""
-    return ["sentence", "sentence_text", "emotion", "confidence", *(f"prob_{label}" for label in labels), "top_words"]
+def prediction_columns(labels: list[str], sentences: bool = True, explain: bool = True) -> list[str]:
+    """The columns `score` adds, in order: `sentence` and `sentence_text` with `sentences`, `top_words` with `explain`."""
+    return [*(["sentence", "sentence_text"] if sentences else []), "emotion", "confidence",
+            *(f"prob_{label}" for label in labels), *(["top_words"] if explain else [])]
+
+
+def replaced_columns(columns: list[str], text_column: str, labels: list[str], sentences: bool, explain: bool) -> list[str]:
+    """The input's columns that this run's output takes the place of: those it writes, and in a file `score` wrote
+    before (it has `emotion` and `confidence`) the rest of what it wrote, now stale. A column of the person's own
+    that shares a name with one `score` may write (`sentence`, say) is kept when this run does not write it."""
+    scored_before = {"emotion", "confidence"} <= set(columns)
+    replaced = prediction_columns(labels) if scored_before else prediction_columns(labels, sentences, explain)
+    return [c for c in replaced if c in columns and c != text_column]
 
 
 def top_words(classifier: Classifier, text: str) -> str:
@@ -60,18 +70,19 @@ def find_text_column(frame: pd.DataFrame, requested: str | None = None) -> str:
     listing = ", ".join(columns)
     if requested:
         if requested not in columns:
-            raise EmotionCoreError(f"CSV has no column '{requested}' (found: {listing}). Pass --text-column with one of them.")
+            raise EmotionCoreError(f"CSV has no column '{requested}' (found: {listing}). Choose one of them.")
         return requested
     named = [c for c in columns if c.strip().lower() == "text"]
     if len(named) == 1:
         return named[0]
     textual = [c for c in columns if not pd.to_numeric(frame[c].replace("", np.nan).dropna(), errors="coerce").notna().all()]
-    if len(textual) > 1:
-        textual = [c for c in textual if c not in prediction_columns([])]
+    if len(textual) > 1:  # a scored file's `sentence` holds numbers: a textual one is a person's text (as in SST-2)
+        ours = set(prediction_columns([])) - {"sentence"}
+        textual = [c for c in textual if c not in ours]
     if len(textual) == 1:
         return textual[0]
     raise EmotionCoreError(f"CSV has no column 'text' and no single text column (found: {listing}). "
-                           "Pass --text-column NAME.")
+                           "Say which one holds the text (on the command line: --text-column NAME).")
 
 
 def sniff_columns(path: str | Path, encoding: str = "utf-8-sig") -> tuple[list[str], str | None]:
@@ -94,7 +105,7 @@ def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier, explai
     """
     texts = frame[column].fillna("").astype(str)
     valid = (texts.str.strip() != "").to_numpy()
-    out = frame.drop(columns=[c for c in prediction_columns(classifier.labels) if c in frame.columns])
+    out = frame.drop(columns=replaced_columns(list(frame.columns), column, classifier.labels, sentences, explain))
     if sentences:
         out, texts, probs = sentence_rows(out, texts, valid, classifier)
         valid = out["sentence_text"].notna().to_numpy()
@@ -163,7 +174,8 @@ def clear_csv_errors(path: Path, encoding: str):
         yield
     except UnicodeDecodeError as exc:
         raise EmotionCoreError(f"{path.name} is not {encoding.removesuffix('-sig').upper()} text (byte 0x{exc.object[exc.start]:02x} "
-                               f"at position {exc.start}). Pass --encoding with the file's encoding, e.g. --encoding latin-1.") from None
+                               f"at position {exc.start}). Save it as UTF-8, or name its encoding "
+                               "(on the command line: --encoding latin-1).") from None
     except pd.errors.EmptyDataError:
         raise EmotionCoreError(f"{path.name} is empty: expected a header row and one text per row.") from None
     except pd.errors.ParserError as exc:
@@ -176,6 +188,14 @@ def check_encoding(encoding: str) -> None:
         codecs.lookup(encoding)
     except LookupError:
         raise EmotionCoreError(f"Unknown encoding {encoding!r}: use a Python codec name such as utf-8 or latin-1.") from None
+
+
+def check_paths(src: Path, dst: Path) -> None:
+    """Refuse a missing input, and an output that is the input (it would be replaced before it was read)."""
+    if not src.is_file():
+        raise EmotionCoreError(f"File not found: {src}")
+    if src.resolve() == dst.resolve():
+        raise EmotionCoreError("The output file must differ from the input file.")
 
 
 def score_csv(
@@ -193,7 +213,7 @@ def score_csv(
     """Score every row of a CSV into a new CSV: input columns, then emotion, confidence, prob_<label>.
 
     Memory stays flat however long the file is; the output appears only when complete.
-    Prediction columns already in the input (a scored file scored again) are replaced.
+    Prediction columns already in the input (a scored file scored again) are replaced (`replaced_columns`).
     `max_rows` caps the work one call may do (the apps set it; the command line does not).
     `explain` adds `top_words`, the words that drove each prediction (one occlusion pass per row:
     several times slower than scoring alone). `sentences` writes one row per sentence of each
@@ -201,10 +221,7 @@ def score_csv(
     """
     src, dst = Path(input_path), Path(output_path)
     check_encoding(encoding)
-    if not src.is_file():
-        raise EmotionCoreError(f"File not found: {src}")
-    if src.resolve() == dst.resolve():
-        raise EmotionCoreError("The output file must differ from the input file.")
+    check_paths(src, dst)
     classifier = classifier or Classifier.from_pretrained()
     remove_stale_partials(dst)
     with atomic_file(dst) as tmp, clear_csv_errors(src, encoding):
@@ -225,7 +242,7 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
             for chunk in chunks:  # the reader is closed even when a chunk is refused
                 if summary is None:
                     summary = ScoreSummary(tmp, find_text_column(chunk, text_column))
-                    if summary.text_column in prediction_columns(classifier.labels):
+                    if summary.text_column in prediction_columns(classifier.labels, sentences, explain):
                         raise EmotionCoreError(f"The text column '{summary.text_column}' has the name of an output column; "
                                                "rename it first.")
                 if max_rows is not None and summary.rows + len(chunk) > max_rows:  # refuse before scoring past the cap

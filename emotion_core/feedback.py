@@ -371,11 +371,12 @@ def review_queue(input_path: str | Path, output_path: str | Path, classifier, te
     (`balanced_places` by answer on the margin) or `margin` (smallest margin first); the rows left unscored (empty texts) last;
     `score`'s summary. The whole file is held in memory: a queue is for people to read (the apps cap it
     with `max_rows`)."""
-    from .batch import score_csv
+    from .batch import check_paths, score_csv
 
     if order not in QUEUE_ORDERS:
         raise EmotionCoreError(f"Unknown queue order {order!r}: use one of {', '.join(QUEUE_ORDERS)}.")
     out = Path(output_path)
+    check_paths(Path(input_path), out)  # score_csv below sees the temporary file, not `out`
     with atomic_file(out) as scored:
         summary = score_csv(input_path, scored, classifier, text_column=text_column, progress=False, max_rows=max_rows)
         frame = pd.read_csv(scored, dtype=str, keep_default_na=False)

@@ -81,6 +81,19 @@ def test_text_column_is_found(tmp_path, classifier, header, rows, column):
     assert score_csv(src, tmp_path / "out.csv", classifier, progress=False).text_column == column
 
 
+def test_a_column_of_the_persons_own_named_like_an_output_column_is_kept(tmp_path, classifier):
+    """`sentence` is SST-2's text column, and `top_words` may be anyone's: only columns this run writes are replaced."""
+    src = tmp_path / "sst.csv"
+    src.write_text("sentence,label,top_words\ni feel so happy today,1,mine\nso lonely at work,0,also mine\n")
+    summary = score_csv(src, tmp_path / "out.csv", classifier, progress=False)
+    out = read(tmp_path / "out.csv")
+    assert summary.text_column == "sentence" and summary.rows == 2
+    assert list(out.columns) == ["sentence", "label", "top_words", "emotion", "confidence", *PROB_COLUMNS]
+    assert out["top_words"].tolist() == ["mine", "also mine"]
+    with pytest.raises(EmotionCoreError, match="has the name of an output column"):  # --sentences writes `sentence`
+        score_csv(src, tmp_path / "by-sentence.csv", classifier, progress=False, sentences=True)
+
+
 def write(path, data: bytes):
     path.write_bytes(data)
     return path
@@ -88,9 +101,10 @@ def write(path, data: bytes):
 
 @pytest.mark.parametrize("content,kwargs,message", [
     (b"id,title,body\n1,a,b\n", {},
-     "CSV has no column 'text' and no single text column (found: id, title, body). Pass --text-column NAME."),
+     "CSV has no column 'text' and no single text column (found: id, title, body). Say which one holds the text "
+     "(on the command line: --text-column NAME)."),
     (b"id,text\n1,a\n", {"text_column": "body"}, "CSV has no column 'body' (found: id, text)"),
-    ("text\ncaf\xe9 au lait\n".encode("latin-1"), {}, "is not UTF-8 text (byte 0xe9 at position 8). Pass --encoding"),
+    ("text\ncaf\xe9 au lait\n".encode("latin-1"), {}, "is not UTF-8 text (byte 0xe9 at position 8). Save it as UTF-8"),
     (b"", {}, "is empty: expected a header row"),
     (b"text,id\n", {}, "has a header but no rows to score"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\xff\xfe", {}, "not"),
@@ -163,7 +177,7 @@ def test_cli_bad_input_is_one_line_and_status_1(tmp_path, tiny_model_dir, capsys
     src = write(tmp_path / "in.csv", b"a,b\n1,2\n")
     assert cli(["score", str(src), "-o", str(tmp_path / "o.csv"), "--model", str(tiny_model_dir), "--text-column", "x"]) == 1
     last_line = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
-    assert last_line == "error: CSV has no column 'x' (found: a, b). Pass --text-column with one of them."
+    assert last_line == "error: CSV has no column 'x' (found: a, b). Choose one of them."
 
 
 def test_cli_predict_prints_json(tiny_model_dir, capsys):

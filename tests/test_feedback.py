@@ -413,6 +413,10 @@ def test_the_review_queue_in_balanced_order_and_an_unknown_order(tmp_path, tiny_
     with pytest.raises(EmotionCoreError, match="Unknown queue order 'newest': use one of topics, spread, density, balanced, margin"):
         review_queue(tmp_path / "in.csv", tmp_path / "other.csv", classifier, order="newest")
     assert not (tmp_path / "other.csv").exists()
+    before = (tmp_path / "in.csv").read_bytes()
+    with pytest.raises(EmotionCoreError, match="The output file must differ from the input file"):
+        review_queue(tmp_path / "in.csv", tmp_path / "in.csv", classifier)
+    assert (tmp_path / "in.csv").read_bytes() == before
 
 
 # ----------------------------------------------------------------------------- a Space's corrections on the Hub
