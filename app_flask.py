@@ -121,7 +121,11 @@ def take_model_slot() -> None:
     the others wait briefly, then get a 503 with Retry-After."""
     if request.endpoint not in MODEL_ROUTES or request.method != "POST":
         return
-    kind = "batch_slots" if request.endpoint == "api_predict" and batched(request.get_json(silent=True)) else "model_slots"
+    take_slot("batch_slots" if request.endpoint == "api_predict" and batched(request.get_json(silent=True)) else "model_slots")
+
+
+def take_slot(kind: str = "model_slots") -> None:
+    """Wait briefly for a slot of this kind, else a 503; it is freed when the request ends."""
     if not current_app.extensions[kind].acquire(timeout=current_app.config["BUSY_WAIT_S"]):
         abort(503)
     g.model_slot = kind
@@ -232,6 +236,8 @@ def prediction(probs: dict[str, float]) -> dict:
 
 def predictions(texts: list[str], want_why: bool, want_sentences: bool) -> list[dict]:
     """Each text's emotion and probabilities, with its explanation and its sentences' results when asked."""
+    if want_why:
+        check_explained_words(texts)
     if want_sentences:
         answers = [document.as_dict() for document in classifier().analyze(texts)]
     else:
@@ -240,6 +246,15 @@ def predictions(texts: list[str], want_why: bool, want_sentences: bool) -> list[
         for answer, text in zip(answers, texts):
             answer["explanation"] = explain(classifier(), text).as_dict()
     return answers
+
+
+def check_explained_words(texts: list[str]) -> None:
+    """Refuse to explain more words in one request than one text of the longest allowed can have: each word is
+    one more pass of the model, and a request holds its slot until it is done."""
+    words, limit = sum(len(text.split()) for text in texts), (current_app.config["MAX_TEXT_CHARS"] + 1) // 2
+    if words > limit:
+        raise InputError(f"Too many words to explain: {words:,} (the limit is {limit:,} per request). "
+                         'Send fewer texts with "explain", or none.', 413)
 
 
 def api_score():
@@ -287,13 +302,16 @@ def save_correction(text, label, source: str, key=None) -> bool:
 
 def feedback_form():
     """The page's "save correction" form: the same page again, saying whether the correction was kept."""
-    text = request.form.get("text", "")
+    text, problem, notice = request.form.get("text", ""), None, None
     try:
         saved = save_correction(text, request.form.get("label"), "flask", request.form.get("key") or None)
+        notice = (f"Saved: thank you, this text reads as {display_name(request.form['label'])}." if saved else
+                  "This correction was saved already.")
     except InputError as exc:
-        return page(text, problem=exc)
-    return page(text, notice=f"Saved: thank you, this text reads as {display_name(request.form['label'])}." if saved else
-                "This correction was saved already.")
+        problem = exc
+    if "model_slot" not in g:
+        take_slot()  # saving gave it back while the store was written; the page runs the model again
+    return page(text, notice=notice, problem=problem)
 
 
 def api_feedback():

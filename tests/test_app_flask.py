@@ -157,6 +157,7 @@ def test_api_predict_explains_on_request(client):
     ({"json": {"text": " "}}, 422, "Text is empty"),
     ({"json": {"texts": "not a list"}}, 422, "non-empty list"),
     ({"json": {"texts": []}}, 422, "non-empty list"),
+    ({"json": {"texts": ["word " * 50] * 6, "explain": True}}, 413, "Too many words to explain: 300 (the limit is 250"),
     ({"json": {"texts": ["ok", None]}}, 422, "must be a string, not NoneType"),
     ({"json": {"texts": ["a"] * 9}}, 413, "Too many texts: 9 (the limit is 8 per request)."),
     ({"json": {"text": "x" * 501}}, 413, "Text is too long"),

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from emotion_core import EmotionCoreError
+from emotion_core.explain import explain
 from emotion_core.feedback import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore
 from tests.helpers import ROOT, flask_server, neutral_toy_rows, post_json
 
@@ -169,6 +170,28 @@ def test_the_page_offers_a_correction_that_works_without_javascript(flask_app, t
     [row] = FeedbackStore.open(tmp_path / "feedback.db").rows()
     assert (row.text, row.predicted, row.corrected, row.source) == ("i feel so happy today", "joy", "anger", "flask")
     assert row.model == "tiny-neutral" and len(row.model_hash) == 16 and set(row.probabilities) == set(LABELS)
+
+
+@pytest.mark.parametrize("label", ["anger", "hunger"])  # saved, and refused before the store
+def test_the_page_after_a_correction_runs_the_model_inside_a_slot(flask_app, monkeypatch, label):
+    """Saving gives the slot back while the store is written; the page it returns explains the text again."""
+    import app_flask
+
+    free = []
+
+    def counting(classifier, text):
+        slots, taken = flask_app.extensions["model_slots"], 0
+        while slots.acquire(blocking=False):
+            taken += 1
+        for _ in range(taken):
+            slots.release()
+        free.append(taken)
+        return explain(classifier, text)
+
+    monkeypatch.setattr(app_flask, "explain", counting)
+    page = flask_app.test_client().post("/feedback", data={"text": "i feel so happy today", "label": label})
+    assert page.status_code in (200, 422) and "Top emotion" in page.get_data(as_text=True)
+    assert free == [flask_app.config["MAX_BUSY"] - 1]
 
 
 def test_the_api_stores_a_correction_and_refuses_bad_ones(flask_app, tmp_path):
