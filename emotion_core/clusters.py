@@ -39,6 +39,15 @@ def output_format(out: Path) -> str:
     return "csv" if out.suffix.lower() == ".csv" else "parquet"
 
 
+def check_id_column(columns, id_column: str | None, name: str) -> None:
+    """Refuse an id column the input lacks, and, when none is named, an input with a column named ROW_ID already
+    (the row numbers would take its place)."""
+    if id_column and id_column not in columns:
+        raise EmotionCoreError(f"{name} has no column '{id_column}' (found: {', '.join(map(str, columns))}).")
+    if not id_column and ROW_ID in columns:
+        raise EmotionCoreError(f"{name} has a column '{ROW_ID}' already: pass --id-column {ROW_ID} (or another id column).")
+
+
 def check_reachable(address: str, cluster: str, timeout_s: float = 5) -> None:
     """Refuse a HOST:PORT nobody answers at within seconds: Ray and Spark themselves keep retrying for minutes."""
     host, _, port = address.rpartition(":")

@@ -119,11 +119,36 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+SCORES_MARK = "_EMOTION_SCORES"  # in each folder of scores `score --on` writes; Ray, Spark and pyarrow pass over "_" files
+
+
+def is_model_folder(path: Path) -> bool:
+    """A folder a model can be loaded from (its config.json is there)."""
+    return (path / CONFIG).is_file()
+
+
+def is_scores_folder(path: Path) -> bool:
+    """A folder of part files that `score --on ray/spark` wrote."""
+    return (path / SCORES_MARK).is_file()
+
+
+def check_replaceable(out: Path, ours: Callable[[Path], bool] = is_model_folder, what: str = "a model folder") -> None:
+    """Refuse an output that names something other than nothing, an empty folder, or what this command writes:
+    replacing a folder deletes all it held (a `-o results/` must not take a person's files with it)."""
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and (ours(out) or not any(out.iterdir()))):
+        raise EmotionCoreError(f"{out} is there already and is not {what}: writing there would delete it. "
+                               "Choose a new name, or move it away first.")
+
+
 @contextmanager
-def new_folder(out: Path, copy_of: Path | None = None, leave_out: Sequence[str] = ()) -> Iterator[Path]:
+def new_folder(out: Path, copy_of: Path | None = None, leave_out: Sequence[str] = (),
+               ours: Callable[[Path], bool] = is_model_folder, what: str = "a model folder") -> Iterator[Path]:
     """Yield a temporary folder beside `out` (a copy of `copy_of` without files named in `leave_out`, or
-    empty) to fill; on success it replaces `out` with two renames, and it is always cleaned up."""
+    empty) to fill; on success it replaces `out` with two renames, and it is always cleaned up. An `out` that
+    holds something else than `ours` is refused first (`check_replaceable`)."""
     out = Path(out).resolve()
+    check_replaceable(out, ours, what)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -27,7 +27,7 @@ from .calibration import ece, fit_calibration
 from .errors import EmotionCoreError
 from .evaluation import EVAL_SPLITS, add_reports, calibrate_folder, eval_data
 from .export import export_folder
-from .model_folder import RUN_CONFIG, STALE_WITH_NEW_WEIGHTS, WEIGHTS, new_folder, write_json
+from .model_folder import RUN_CONFIG, STALE_WITH_NEW_WEIGHTS, WEIGHTS, check_replaceable, new_folder, write_json
 from .predict import Classifier
 from .sweep import check_requirements, read_rule, validation_score
 
@@ -77,6 +77,7 @@ def shift_prior(model: str | Path, label: str, rule_file: str | Path, out: str |
     require = read_rule(rule_file).get("require")
     if not require:
         raise EmotionCoreError(f"{rule_file} names no requirements (\"require\") to choose the offset by.")
+    check_replaceable(Path(out))  # before the offsets are tried, not after
     classifier = Classifier.from_pretrained(model, engine="torch")
     if classifier.folder is None or label not in classifier.labels:
         raise EmotionCoreError(f"shift needs a local model folder with the label {label!r} (labels: {', '.join(classifier.labels)}).")

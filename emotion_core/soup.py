@@ -35,6 +35,7 @@ from .model_folder import (
     STALE_WITH_NEW_WEIGHTS,
     WEIGHTS,
     check_model_folder,
+    check_replaceable,
     new_folder,
     read_json,
     write_json,
@@ -155,6 +156,7 @@ def make_soup(sources: list[str | Path], out: str | Path, rule: str = "macro_f1"
     options = f" --rule calibration --min-score {min_score}" if rule == "calibration" else ""
     command = f"python -m emotion_core soup {' '.join(map(str, sources))}{options} --out {out}"
     out = Path(out).resolve()
+    check_replaceable(out)  # before the soup is cooked, not after
     runs, commands = find_runs([Path(source) for source in sources])
     configs = dict(zip(runs, check_same_start(list(runs.values()))))
     own = {name: own_figures(folder) for name, folder in runs.items()}

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .batch import BatchScorer, ScoreSummary, find_text_column, prediction_columns
-from .clusters import ROW_ID, check_reachable, input_format, output_format, summarize, worker_model
+from .batch import BatchScorer, ScoreSummary, find_text_column, replaced_columns
+from .clusters import ROW_ID, check_id_column, check_reachable, input_format, output_format, summarize, worker_model
 from .errors import EmotionCoreError
-from .model_folder import new_folder
+from .model_folder import SCORES_MARK, check_replaceable, is_scores_folder, new_folder
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ def add_scores(frame, column: str, model: str, labels: list[str], engine: str | 
 
     added = [StructField("emotion", StringType()), StructField("confidence", FloatType()),
              *(StructField(f"prob_{label}", FloatType()) for label in labels)]
-    kept = [f for f in frame.schema.fields if f.name not in prediction_columns(labels)]
+    replaced = replaced_columns(frame.columns, column, labels, sentences=False, explain=False)  # as score_frame drops them
+    kept = [f for f in frame.schema.fields if f.name not in replaced]
     scorer = BatchScorer(model, column, engine)
     with warnings.catch_warnings():  # PySpark 4 warns on pandas 3; the tests check this path gives `score`'s answers on it
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
@@ -197,6 +198,7 @@ def score_on_spark(input_path: str, output_path: str | Path, model: str | None =
     """
     out = Path(output_path)
     input_format(str(input_path))  # refused before Spark starts, as a model folder that cannot be read is
+    check_replaceable(out, is_scores_folder, "a folder of scores")
     model, labels = resolved(model)
     spark, started = session(address)
     try:
@@ -204,8 +206,9 @@ def score_on_spark(input_path: str, output_path: str | Path, model: str | None =
             frame = read(spark, str(input_path))
             column = find_text_column(first_rows(frame, str(input_path)), text_column)
             frame = spread(identified(frame, id_column, str(input_path)), spark.sparkContext.defaultParallelism)
-            with new_folder(out) as partial:
+            with new_folder(out, ours=is_scores_folder, what="a folder of scores") as partial:
                 write(add_scores(frame, column, model, labels, engine), partial, output_format(out))
+                (partial / SCORES_MARK).touch()
         summary = summarize(out, column)
         logger.info("%s", summary)
         return summary
@@ -216,10 +219,7 @@ def score_on_spark(input_path: str, output_path: str | Path, model: str | None =
 
 def identified(frame, id_column: str | None, name: str):
     """`frame` with the column that ties each output row to its input row: `id_column`, else ROW_ID, added."""
-    if id_column and id_column not in frame.columns:
-        raise EmotionCoreError(f"{name} has no column '{id_column}' (found: {', '.join(frame.columns)}).")
-    if not id_column and ROW_ID in frame.columns:
-        raise EmotionCoreError(f"{name} has a column '{ROW_ID}' already: pass --id-column {ROW_ID} (or another id column).")
+    check_id_column(frame.columns, id_column, name)
     return frame if id_column else with_row_numbers(frame)
 
 

@@ -13,6 +13,7 @@ Parse -> seed -> data -> model -> Trainer -> train -> evaluate -> calibrate -> s
 
 import shlex
 import sys
+from pathlib import Path
 
 from transformers import HfArgumentParser, set_seed
 
@@ -20,6 +21,7 @@ from .config import DataConfig, ModelConfig, TrainConfig
 from .data import config_sources, load_sources, tokenize_splits
 from .evaluation import calibrate_outputs, calibration_summary, evaluate_splits, summary_lines
 from .hub import configure_hub, push_model
+from .model_folder import check_replaceable
 from .training import build_trainer, describe_run, load_base_model, run_training, save_model_folder
 
 PROG = "emotion train"
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     data_cfg, model_cfg, train_cfg = parse(argv)
     configure_hub()
+    check_replaceable(Path(train_cfg.output_dir))  # before the training, not after it
     set_seed(train_cfg.seed)
     sources = config_sources(data_cfg)  # resolved once: trained on, then described
     splits, report = load_sources(data_cfg, seed=train_cfg.seed, sources=sources)

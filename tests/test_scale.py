@@ -72,6 +72,9 @@ def test_rows_without_an_id_are_numbered_in_input_order(local_ray, tmp_path, tic
     out = pd.concat(pd.read_csv(part, keep_default_na=False) for part in parts).sort_values(ROW_ID)
     assert out[ROW_ID].tolist() == list(range(300))
     assert out["ticket"].tolist() == tickets["ticket"].tolist() and out["text"].tolist() == tickets["text"].tolist()
+    tickets.iloc[:10].to_parquet(tmp_path / "tickets.parquet")  # scored again into the same folder: replaced
+    assert score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "out.csv", model=str(tiny_neutral_model), actors=1).rows == 10
+    assert sum(len(pd.read_csv(part)) for part in (tmp_path / "out.csv").glob("*.csv")) == 10
 
 
 def test_a_missing_column_or_file_is_a_clear_error_and_writes_nothing(local_ray, tmp_path, tickets, tiny_neutral_model):
@@ -90,7 +93,15 @@ def test_a_missing_column_or_file_is_a_clear_error_and_writes_nothing(local_ray,
     (tmp_path / "broken-model").mkdir()
     with pytest.raises(EmotionCoreError, match="broken-model"):
         score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "out.parquet", model=str(tmp_path / "broken-model"))
+    tickets.rename(columns={"ticket": "row"}).to_parquet(tmp_path / "rows.parquet")
+    with pytest.raises(EmotionCoreError, match="has a column 'row' already: pass --id-column row"):
+        score_on_ray(str(tmp_path / "rows.parquet"), tmp_path / "out.parquet", model=str(tiny_neutral_model))
     assert not (tmp_path / "out.parquet").exists()
+    (tmp_path / "results").mkdir()  # a person's folder: never replaced, however the scores are named
+    (tmp_path / "results" / "notes.csv").write_text("months of work\n")
+    with pytest.raises(EmotionCoreError, match="results is there already and is not a folder of scores"):
+        score_on_ray(str(tmp_path / "tickets.parquet"), tmp_path / "results", model=str(tiny_neutral_model))
+    assert (tmp_path / "results" / "notes.csv").read_text() == "months of work\n"
 
 
 def test_the_command_scores_on_ray_and_an_unreachable_cluster_fails_fast(tmp_path, tickets, tiny_neutral_model):

@@ -112,6 +112,26 @@ def test_a_missing_column_or_file_is_a_clear_error_and_writes_nothing(spark, tmp
     with pytest.raises(EmotionCoreError, match="has a column 'row' already: pass --id-column row"):
         score_on_spark(str(tmp_path / "rows.parquet"), tmp_path / "out.parquet", model=model)
     assert not (tmp_path / "out.parquet").exists()
+    (tmp_path / "results").mkdir()  # a person's folder: never replaced, however the scores are named
+    (tmp_path / "results" / "notes.csv").write_text("months of work\n")
+    with pytest.raises(EmotionCoreError, match="results is there already and is not a folder of scores"):
+        score_on_spark(str(tmp_path / "tickets.parquet"), tmp_path / "results", model=model)
+    assert (tmp_path / "results" / "notes.csv").read_text() == "months of work\n"
+
+
+def test_a_text_column_named_sentence_is_scored_and_a_folder_of_scores_replaced(spark, tmp_path, tiny_neutral_model):
+    """SST-2 names its text column `sentence`, which `score --sentences` writes; without that flag it is kept, as
+    `score` keeps it."""
+    from emotion_core.spark_scoring import score_on_spark
+
+    pd.DataFrame({"sentence": ["i feel so happy today", "so lonely at work", "i am furious"], "label": [1, 0, 0]}
+                 ).to_parquet(tmp_path / "sst.parquet")
+    for _ in range(2):  # the second time into the folder of scores the first wrote
+        summary = score_on_spark(str(tmp_path / "sst.parquet"), tmp_path / "out.parquet", model=str(tiny_neutral_model))
+    out = pd.read_parquet(tmp_path / "out.parquet").sort_values("row")
+    assert summary.text_column == "sentence" and summary.rows == 3
+    assert out["sentence"].tolist() == ["i feel so happy today", "so lonely at work", "i am furious"]
+    assert out["emotion"].notna().all()
 
 
 def test_the_command_scores_on_spark_and_an_unreachable_master_fails_fast(tmp_path, tickets, tiny_neutral_model):

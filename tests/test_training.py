@@ -225,3 +225,16 @@ def test_torchrun_two_cpu_processes_train_one_model(tmp_path, tiny_base_dir, toy
     assert max(steps) == 200
     assert json.loads((out / "metrics.json").read_text())["test"]["accuracy"] > 0.6
     assert Classifier.from_pretrained(out).labels == ["sadness", "joy", "anger"]
+
+
+def test_an_output_folder_holding_other_files_is_refused_before_training(tmp_path, tiny_base_dir, toy_dir, trained):
+    """Writing a model replaces its folder: a folder of a person's files is refused (and kept), a model folder is not."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "notes.txt").write_text("months of work")
+    with pytest.raises(EmotionCoreError, match="models is there already and is not a model folder"):
+        train.main(train_args(tiny_base_dir, toy_dir, tmp_path / "models"))
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["notes.txt"]  # not a checkpoint written
+    from emotion_core.model_folder import check_replaceable
+
+    check_replaceable(trained[0])  # a model folder, and nothing at all, may be replaced
+    check_replaceable(tmp_path / "nothing-here")
