@@ -20,7 +20,7 @@ import numpy as np
 from .calibration import softmax
 from .documents import pieces
 from .errors import EmotionCoreError
-from .normalize import normalize
+from .normalize import normalize_words
 
 MODES = ("delete", "mask")
 WORD = re.compile(r"\S+")  # a word is what str.split() gives
@@ -102,7 +102,7 @@ def variants(classifier, words: list[str], groups: Sequence[Sequence[int]] | Non
     tokenizer = classifier.tokenizer
     if mode == "mask" and tokenizer.mask_token_id is None:
         raise EmotionCoreError(f"The tokenizer of {classifier.name} has no [MASK] token; use mode 'delete'.")
-    normalised = [normalize(word, classifier.normalization) or word for word in words]
+    normalised = normalize_words(words, classifier.normalization)  # as the model reads the whole text
     ids, word_ids = tokenizer.words(normalised)  # cut below: see Classifier.encode
     ids, word_ids = classifier.cut(ids), classifier.cut(word_ids)
     seen = sorted(set(word_ids) - {None})

@@ -81,6 +81,37 @@ def normalize(text: str, steps: tuple[str, ...]) -> str:
     return text
 
 
+def normalize_words(words: list[str], steps: tuple[str, ...]) -> list[str]:
+    """Each word as `normalize` turns it within the whole text (`" ".join(words)`), for explanations, which
+    leave words out one at a time. Only the emoji step looks past a word: an emoji that repeats the one that
+    ended the words before it counts once, so it is dropped here as it is there."""
+    out, previous = [], None
+    for word in words:
+        if "emoji" in steps and EMOJI_HINT.search(word):
+            word, previous = unrepeated(EMOJI_MODIFIERS.sub("", word), previous)
+        else:
+            previous = None
+        out.append(normalize(word, steps) if word else "")
+    return out
+
+
+def unrepeated(word: str, previous: str | None) -> tuple[str, str | None]:
+    """The word without its leading run of `previous` (the emoji that ended the words before it), and the emoji
+    the words end with now (None when this one ends in something else)."""
+    import emoji
+
+    found, start = emoji.emoji_list(word), 0
+    for match in found:
+        if match["match_start"] != start or match["emoji"] != previous:
+            break
+        start = match["match_end"]
+    word = word[start:]
+    if not word:
+        return "", previous
+    ends = found and found[-1]["match_end"] == len(word) + start
+    return word, found[-1]["emoji"] if ends else None
+
+
 def emoji_to_words(text: str) -> str:
     """Each emoji as its English name between spaces ("😡" → " enraged face "); a run of the same emoji counts once.
 

@@ -5,7 +5,7 @@ import pytest
 
 from emotion_core import EmotionCoreError
 from emotion_core.calibration import Calibration, softmax
-from emotion_core.explain import Explanation, explain, occlude
+from emotion_core.explain import Explanation, explain, occlude, variants
 
 TEXT = "i feel so happy and glad at work today"
 
@@ -35,6 +35,18 @@ def test_the_probabilities_come_with_the_explanation(classifier):
     assert why.probabilities == pytest.approx(direct, abs=1e-5)
     assert list(why.probabilities.values()) == sorted(why.probabilities.values(), reverse=True)  # highest first
     assert why.probability == why.probabilities[why.label] == max(why.probabilities.values())
+
+
+@pytest.mark.parametrize("text", ["whatever 😢 😢 😢 😢", "so sad 😢 😢sad"])
+def test_the_explained_text_is_the_text_the_model_reads(tiny_neutral_model, text):
+    """The explanation's first row is what `predict` scores, a repeated emoji counted once as there."""
+    from emotion_core import Classifier
+
+    classifier = Classifier.from_pretrained(tiny_neutral_model, engine="torch")  # fp32: one text reads alike in any batch
+    assert "emoji" in classifier.normalization
+    rows, seen = variants(classifier, text.split())
+    assert rows[0] == classifier.encode([text])[0]
+    assert explain(classifier, text).probabilities == pytest.approx(classifier.predict(text), abs=1e-5)
 
 
 def test_a_score_is_the_fall_in_log_odds_without_the_word(classifier):

@@ -5,7 +5,7 @@ import pytest
 from emotion_core import Classifier, train
 from emotion_core.config import DataConfig
 from emotion_core.data import load_sources
-from emotion_core.normalize import normalize, parse_steps
+from emotion_core.normalize import normalize, normalize_words, parse_steps
 from tests.helpers import toy_rows, write_txt
 
 DEFAULT = parse_steps("default")
@@ -22,6 +22,14 @@ DEFAULT = parse_steps("default")
 ])
 def test_emoji_become_their_names(text, expected):
     assert normalize(text, DEFAULT) == expected
+
+
+@pytest.mark.parametrize("text", ["whatever 😢 😢 😢", "sad😢 😢 ok", "😢 😢sad 😢", "👍🏽 👍 fine", "😂 lol 😂", "🏽 so 😡😡 😡"])
+def test_words_normalised_one_by_one_read_as_the_whole_text(text):
+    """Explanations leave words out one at a time: each word must read as it does in the whole text, where a run
+    of one emoji counts once even across spaces."""
+    words = [word for word in normalize_words(text.split(), DEFAULT) if word]
+    assert " ".join(" ".join(words).split()) == normalize(text, DEFAULT)
 
 
 @pytest.mark.parametrize("text,expected", [
