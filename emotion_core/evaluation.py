@@ -19,7 +19,7 @@ from .data import load_sources
 from .errors import EmotionCoreError
 from .metrics import classification_report, plot_confusion_matrix
 from .model_folder import CARD, CONFUSION, METRICS, read_json, write_json, write_text, write_with
-from .sources import FOLDED, Source
+from .sources import FOLDED, run_source
 
 if TYPE_CHECKING:  # for the annotations only: evaluating a folder on the CPU needs no Trainer
     from transformers import Trainer
@@ -121,7 +121,8 @@ def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "te
             raise EmotionCoreError(f"{classifier.folder} does not say what data it was trained on: pass --data.")
         data_cfg = DataConfig(data=[s.data for s in sources])
     data_cfg.normalize = "none"  # the classifier normalises as the model was trained
-    loaded, _ = load_sources(data_cfg, sources=sources)
+    seed = classifier.run_config.get("training", {}).get("seed", 42)  # a source without validation rows: the run's 10%
+    loaded, _ = load_sources(data_cfg, seed=seed, sources=sources)
     out = {}
     for split in splits:
         if split in loaded:
@@ -131,12 +132,6 @@ def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "te
                 raise EmotionCoreError(f"The {split} split has labels the model lacks: {', '.join(unknown)}.")
             out[split] = (loaded[split]["text"], np.array([classifier.labels.index(n) for n in names]), loaded[split]["source"])
     return out
-
-
-def run_source(entry: dict) -> Source:
-    """A source as run_config.json recorded it (its name, data, label map and weights)."""
-    return Source(data=entry["data"], name=entry.get("name"), label_map=entry.get("label_map"),
-                  weight=entry.get("weight", 1.0), label_weights=entry.get("label_weights"))
 
 
 def summary_lines(metrics: dict) -> list[str]:

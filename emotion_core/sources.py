@@ -112,6 +112,20 @@ def read_label_map(path: Path) -> dict[str, str]:
     return {str(k): v for k, v in mapping.items()}
 
 
+def source_entry(source: Source) -> dict:
+    """A source as run_config.json records it: its name and data, and every other field that differs from the
+    default, so that figures redone later (`evaluate`, `calibrate`, `export`) read the splits the run read."""
+    recorded = {"name": source.name, "data": source.data}
+    return recorded | {f.name: getattr(source, f.name) for f in fields(Source)
+                       if f.name not in recorded and getattr(source, f.name) != f.default}
+
+
+def run_source(entry: dict) -> Source:
+    """A source as run_config.json recorded it (older folders name a run's one train file as its data)."""
+    known = {f.name for f in fields(Source)}
+    return Source(**{key: value for key, value in entry.items() if key in known})
+
+
 def read_mix_file(path: str | Path) -> list[Source]:
     """Sources listed in a JSON file: {"sources": [{"data": ..., "label_map": ...}, ...]}."""
     path = Path(path)

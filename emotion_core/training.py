@@ -27,7 +27,7 @@ from .hub import hub_failure, hub_unreachable
 from .metrics import compute_metrics
 from .model_folder import CARD, METRICS, RUN_CONFIG, TRAINING_ARGS, new_folder, write_json, write_text
 from .normalize import parse_steps, save_steps
-from .sources import Source
+from .sources import Source, source_entry
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +158,7 @@ def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainC
         "command": command,
         "base_model": base_model_id(model_cfg.base_model),
         "dataset": data_cfg.dataset_name or " + ".join(source.name for source in sources),
-        "sources": [{"name": s.name, "data": s.data or s.train_file, "label_map": s.label_map, "weight": s.weight}
-                    | ({"label_weights": s.label_weights} if s.label_weights else {}) for s in sources],
+        "sources": [source_entry(source) for source in sources],
         "normalize": list(parse_steps(data_cfg.normalize)),
         "labels": labels,
         "max_length": model_cfg.max_length,

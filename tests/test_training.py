@@ -111,11 +111,12 @@ def test_resume_without_checkpoint_is_refused(tmp_path, tiny_base_dir, toy_dir):
 def test_failed_save_leaves_the_old_model_in_place(tmp_path, tiny_base_dir, toy_dir, monkeypatch):
     out = tmp_path / "model"
     out.mkdir()
+    (out / "config.json").write_text("{}")  # a model folder (only those, or empty ones, are replaced)
     (out / "marker").write_text("old model")
     monkeypatch.setattr("emotion_core.training.build_model_card", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         train.main(train_args(tiny_base_dir, toy_dir, out, "--max-steps", "1"))
-    assert [p.name for p in out.iterdir()] == ["marker"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "marker"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
@@ -238,3 +239,23 @@ def test_an_output_folder_holding_other_files_is_refused_before_training(tmp_pat
 
     check_replaceable(trained[0])  # a model folder, and nothing at all, may be replaced
     check_replaceable(tmp_path / "nothing-here")
+
+
+def test_figures_redone_later_read_the_splits_the_run_read(tmp_path, tiny_base_dir, toy_dir):
+    """`evaluate`, `calibrate` and `export` read the data back from run_config.json: explicit files stay those
+    files, and a validation split held out of one file is held out with the run's seed, not another."""
+    from emotion_core.config import DataConfig
+    from emotion_core.data import load_sources
+    from emotion_core.evaluation import eval_data
+
+    files = tmp_path / "files"
+    train.main(train_args(tiny_base_dir, toy_dir, files, "--epochs", "1", "--train-file", str(toy_dir / "train.txt"),
+                          "--validation-file", str(toy_dir / "val.txt"), "--test-file", str(toy_dir / "test.txt")))
+    redone = eval_data(Classifier.from_pretrained(files, engine="torch"), None)
+    assert list(redone["validation"][0]) == [line.rsplit(";", 1)[0] for line in (toy_dir / "val.txt").read_text().splitlines()]
+    assert len(redone["test"][0]) == 60
+    held_out = tmp_path / "held-out"
+    train.main(train_args(tiny_base_dir, toy_dir / "train.txt", held_out, "--epochs", "1", "--seed", "7"))
+    trained_on = set(load_sources(DataConfig(data=[str(toy_dir / "train.txt")], normalize="none"), seed=7)[0]["train"]["text"])
+    validation = eval_data(Classifier.from_pretrained(held_out, engine="torch"), None)["validation"][0]
+    assert validation and not trained_on & set(validation)
