@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+import urllib.request
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -85,7 +86,8 @@ def describe_hub_error(exc: BaseException) -> str:
 
 
 def hub_unreachable() -> str | None:
-    """Why the Hub can't be reached right now, or None: HF_HUB_OFFLINE, else a DNS lookup and TCP connect.
+    """Why the Hub can't be reached right now, or None: HF_HUB_OFFLINE, else a DNS lookup and TCP connect (to the
+    proxy, when HTTPS_PROXY or HTTP_PROXY names one for the Hub).
 
     Without this probe an offline machine spends about 45 s in the Hub client's retries before
     any error; with it, every Hub path fails within seconds.
@@ -97,10 +99,15 @@ def hub_unreachable() -> str | None:
 
     url = urlsplit(constants.ENDPOINT)
     host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(url.scheme)
+    what = f"the Hub ({host})"
+    if proxy:  # the Hub client goes through it (HTTPS_PROXY): it is what must answer
+        proxied = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port, what = proxied.hostname or "", proxied.port or 80, f"the proxy to the Hub ({proxied.hostname})"
     try:
         socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
     except OSError as exc:
-        return f"the Hub ({host}) could not be reached ({exc.strerror or type(exc).__name__})"
+        return f"{what} could not be reached ({exc.strerror or type(exc).__name__})"
     return None
 
 

@@ -69,3 +69,20 @@ def test_configure_hub_gives_the_client_timeouts_and_turns_telemetry_off():
         "from huggingface_hub import constants, get_session\n"
         "print(json.dumps([get_session().timeout.connect, constants.HF_HUB_DISABLE_TELEMETRY]))", env)
     assert connect == 10 and telemetry_off is True
+
+
+def test_behind_a_proxy_the_probe_asks_the_proxy_not_the_hub(monkeypatch):
+    """Where the Hub is reached through HTTPS_PROXY, a direct connection says nothing: the proxy must answer."""
+    import socket
+
+    from emotion_core.hub import hub_unreachable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with socket.create_server(("127.0.0.1", 0)) as proxy:  # listening: it accepts the probe's connection
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        assert hub_unreachable() is None
+        closed = proxy.getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed}")
+    assert hub_unreachable().startswith("the proxy to the Hub (127.0.0.1) could not be reached")
