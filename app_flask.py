@@ -121,14 +121,16 @@ def take_model_slot() -> None:
     the others wait briefly, then get a 503 with Retry-After."""
     if request.endpoint not in MODEL_ROUTES or request.method != "POST":
         return
-    take_slot("batch_slots" if request.endpoint == "api_predict" and batched(request.get_json(silent=True)) else "model_slots")
-
-
-def take_slot(kind: str = "model_slots") -> None:
-    """Wait briefly for a slot of this kind, else a 503; it is freed when the request ends."""
-    if not current_app.extensions[kind].acquire(timeout=current_app.config["BUSY_WAIT_S"]):
+    if not take_slot("batch_slots" if request.endpoint == "api_predict" and batched(request.get_json(silent=True)) else "model_slots"):
         abort(503)
+
+
+def take_slot(kind: str = "model_slots") -> bool:
+    """Wait briefly for a slot of this kind; True when taken (it is freed when the request ends)."""
+    if not current_app.extensions[kind].acquire(timeout=current_app.config["BUSY_WAIT_S"]):
+        return False
     g.model_slot = kind
+    return True
 
 
 def give_model_slot(_exc=None) -> None:
@@ -309,8 +311,9 @@ def feedback_form():
                   "This correction was saved already.")
     except InputError as exc:
         problem = exc
-    if "model_slot" not in g:
-        take_slot()  # saving gave it back while the store was written; the page runs the model again
+    if "model_slot" not in g and not take_slot():  # saving gave it back while the store was written
+        busy = render_template("index.html", text=text, result=None, error=ERROR_MESSAGES[503], notice=notice)
+        return busy, 503, {"Retry-After": "1"}  # what was saved is still said
     return page(text, notice=notice, problem=problem)
 
 

@@ -50,12 +50,23 @@ def prediction_columns(labels: list[str], sentences: bool = True, explain: bool 
 
 
 def replaced_columns(columns: list[str], text_column: str, labels: list[str], sentences: bool, explain: bool) -> list[str]:
-    """The input's columns that this run's output takes the place of: those it writes, and in a file `score` wrote
-    before (it has `emotion` and `confidence`) the rest of what it wrote, now stale. A column of the person's own
-    that shares a name with one `score` may write (`sentence`, say) is kept when this run does not write it."""
-    scored_before = {"emotion", "confidence"} <= set(columns)
-    replaced = prediction_columns(labels) if scored_before else prediction_columns(labels, sentences, explain)
-    return [c for c in replaced if c in columns and c != text_column]
+    """The input's columns that this run's output takes the place of: those it writes, and those a file `score`
+    wrote before holds of its own (`written_by_score`), now stale. A column of the person's own that shares a name
+    with one `score` may write (`sentence`, say) is kept when this run does not write it."""
+    replaced = {*prediction_columns(labels, sentences, explain), *written_by_score(columns, labels)}
+    return [c for c in columns if c in replaced and c != text_column]
+
+
+def written_by_score(columns: list[str], labels: list[str]) -> list[str]:
+    """The columns `score` added to a file, found where it puts them, after the person's own: `emotion`,
+    `confidence` and a `prob_` per label in a row, `sentence` and `sentence_text` just before, `top_words` just after."""
+    block = ["emotion", "confidence", *(f"prob_{label}" for label in labels)]
+    starts = [i for i in range(len(columns)) if columns[i:i + len(block)] == block]
+    if not starts:
+        return []
+    start, end = starts[-1], starts[-1] + len(block)
+    before = ["sentence", "sentence_text"] if columns[max(start - 2, 0):start] == ["sentence", "sentence_text"] else []
+    return before + block + (["top_words"] if columns[end:end + 1] == ["top_words"] else [])
 
 
 def top_words(classifier: Classifier, text: str) -> str:

@@ -99,11 +99,16 @@ def hub_unreachable() -> str | None:
 
     url = urlsplit(constants.ENDPOINT)
     host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
-    proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(url.scheme)
+    proxies = urllib.request.getproxies()
+    proxy = None if urllib.request.proxy_bypass(host) else proxies.get(url.scheme) or proxies.get("all")
     what = f"the Hub ({host})"
-    if proxy:  # the Hub client goes through it (HTTPS_PROXY): it is what must answer
+    if proxy:  # the Hub client goes through it (HTTPS_PROXY, ALL_PROXY): it is what must answer
         proxied = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-        host, port, what = proxied.hostname or "", proxied.port or 80, f"the proxy to the Hub ({proxied.hostname})"
+        try:
+            host, port = proxied.hostname or "", proxied.port or (443 if proxied.scheme == "https" else 80)
+        except ValueError:  # a port that is not a number
+            return f"the proxy to the Hub ({proxy}) is not a URL with a port number"
+        what = f"the proxy to the Hub ({host})"
     try:
         socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
     except OSError as exc:

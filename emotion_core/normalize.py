@@ -87,8 +87,10 @@ def normalize_words(words: list[str], steps: tuple[str, ...]) -> list[str]:
     ended the words before it counts once, so it is dropped here as it is there."""
     out, previous = [], None
     for word in words:
-        if "emoji" in steps and EMOJI_HINT.search(word):
-            word, previous = unrepeated(EMOJI_MODIFIERS.sub("", word), previous)
+        if "emoji" in steps and (EMOJI_HINT.search(word) or EMOJI_MODIFIERS.search(word)):
+            stripped = EMOJI_MODIFIERS.sub("", word)
+            rest, previous = unrepeated(stripped, previous)
+            word = rest if rest != stripped or not rest else word  # untouched, its modifiers go as they do in the text
         else:
             previous = None
         out.append(normalize(word, steps) if word else "")

@@ -90,6 +90,9 @@ def test_a_column_of_the_persons_own_named_like_an_output_column_is_kept(tmp_pat
     assert summary.text_column == "sentence" and summary.rows == 2
     assert list(out.columns) == ["sentence", "label", "top_words", "emotion", "confidence", *PROB_COLUMNS]
     assert out["top_words"].tolist() == ["mine", "also mine"]
+    score_csv(tmp_path / "out.csv", tmp_path / "again.csv", classifier, progress=False)  # and scored again: still kept
+    assert read(tmp_path / "again.csv").columns.tolist() == out.columns.tolist()
+    assert read(tmp_path / "again.csv")["top_words"].tolist() == ["mine", "also mine"]
     with pytest.raises(EmotionCoreError, match="has the name of an output column"):  # --sentences writes `sentence`
         score_csv(src, tmp_path / "by-sentence.csv", classifier, progress=False, sentences=True)
 

@@ -194,6 +194,27 @@ def test_the_page_after_a_correction_runs_the_model_inside_a_slot(flask_app, mon
     assert free == [flask_app.config["MAX_BUSY"] - 1]
 
 
+def test_a_correction_saved_while_the_model_is_busy_is_still_said_to_be_saved(tiny_neutral_model, tmp_path, monkeypatch):
+    from app_flask import create_app
+
+    app = create_app({"TESTING": True, "MODEL": str(tiny_neutral_model), "FEEDBACK_DB": str(tmp_path / "f.db"),
+                      "MAX_BUSY": 1, "BUSY_WAIT_S": 0.01})
+    store, slots = app.extensions["feedback"], app.extensions["model_slots"]
+    real_save = store.save
+
+    def save_while_another_request_takes_the_slot(found):
+        assert slots.acquire(blocking=False)  # the slot this request gave back, taken by another one
+        return real_save(found)
+
+    monkeypatch.setattr(store, "save", save_while_another_request_takes_the_slot)
+    page = app.test_client().post("/feedback", data={"text": "i feel so happy today", "label": "anger"})
+    body = page.get_data(as_text=True)
+    assert page.status_code == 503 and page.headers["Retry-After"] == "1"
+    assert "Saved: thank you, this text reads as anger." in body and "The server is busy" in body
+    assert len(FeedbackStore.open(tmp_path / "f.db").rows()) == 1
+    slots.release()
+
+
 def test_the_api_stores_a_correction_and_refuses_bad_ones(flask_app, tmp_path):
     client = flask_app.test_client()
     answer = client.post("/api/feedback", json={"text": "i am furious", "label": "sadness", "key": "abc"})

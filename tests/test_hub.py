@@ -86,3 +86,6 @@ def test_behind_a_proxy_the_probe_asks_the_proxy_not_the_hub(monkeypatch):
         closed = proxy.getsockname()[1]
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed}")
     assert hub_unreachable().startswith("the proxy to the Hub (127.0.0.1) could not be reached")
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:abc")  # a typo is a message, not a traceback
+    assert hub_unreachable() == "the proxy to the Hub (http://proxy.invalid:abc) is not a URL with a port number"

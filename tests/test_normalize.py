@@ -24,7 +24,8 @@ def test_emoji_become_their_names(text, expected):
     assert normalize(text, DEFAULT) == expected
 
 
-@pytest.mark.parametrize("text", ["whatever 😢 😢 😢", "sad😢 😢 ok", "😢 😢sad 😢", "👍🏽 👍 fine", "😂 lol 😂", "🏽 so 😡😡 😡"])
+@pytest.mark.parametrize("text", ["whatever 😢 😢 😢", "sad😢 😢 ok", "😢 😢sad 😢", "👍🏽 👍 fine", "😂 lol 😂", "🏽 so 😡😡 😡",
+                                  "so 😡 \ufe0f 😡", "#sofrustratedsad🏽@bobx😢 hi"])
 def test_words_normalised_one_by_one_read_as_the_whole_text(text):
     """Explanations leave words out one at a time: each word must read as it does in the whole text, where a run
     of one emoji counts once even across spaces."""
