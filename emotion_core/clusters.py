@@ -1,17 +1,20 @@
 """What scoring on a cluster, Ray or Spark, shares: the input's format, the id column, reaching the cluster,
-and the closing summary."""
+the output folder and the closing summary."""
 
 import socket
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .batch import ScoreSummary
 from .config import resolve_model
 from .errors import EmotionCoreError
-from .model_folder import check_model_folder
+from .model_folder import check_model_folder, check_replaceable, new_folder
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "json", ".json": "json"}
 ROW_ID = "row"  # the id column added when the input has none: the row's number in the input, from 0
+SCORES_MARK = "_EMOTION_SCORES"  # in each output folder of scores; Ray, Spark and pyarrow pass over "_" files
 
 
 def input_format(path: str) -> str:
@@ -32,6 +35,24 @@ def worker_model(model: str | None) -> str:
     if Path(model).is_dir():
         check_model_folder(Path(model))
     return str(Path(model).resolve()) if Path(model).exists() else model
+
+
+def is_scores_folder(path: Path) -> bool:
+    """A folder of part files that `score --on ray/spark` wrote."""
+    return (path / SCORES_MARK).is_file()
+
+
+def check_output(out: Path) -> None:
+    """Refuse, before a job starts, an output folder that holds something else than scores written here."""
+    check_replaceable(out, is_scores_folder, "a folder of scores")
+
+
+@contextmanager
+def scores_folder(out: Path) -> Iterator[Path]:
+    """A temporary folder for the job's part files, marked and renamed into place at the end (`new_folder`)."""
+    with new_folder(out, ours=is_scores_folder, what="a folder of scores") as partial:
+        yield partial
+        (partial / SCORES_MARK).touch()
 
 
 def output_format(out: Path) -> str:

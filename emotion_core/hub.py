@@ -98,14 +98,13 @@ def hub_unreachable() -> str | None:
     from huggingface_hub import constants
 
     url = urlsplit(constants.ENDPOINT)
-    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    host, port = address(url)
     proxies = urllib.request.getproxies()
     proxy = None if urllib.request.proxy_bypass(host) else proxies.get(url.scheme) or proxies.get("all")
     what = f"the Hub ({host})"
     if proxy:  # the Hub client goes through it (HTTPS_PROXY, ALL_PROXY): it is what must answer
-        proxied = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
         try:
-            host, port = proxied.hostname or "", proxied.port or (443 if proxied.scheme == "https" else 80)
+            host, port = address(urlsplit(proxy if "://" in proxy else f"http://{proxy}"))
         except ValueError:  # a port that is not a number
             return f"the proxy to the Hub ({proxy}) is not a URL with a port number"
         what = f"the proxy to the Hub ({host})"
@@ -114,6 +113,11 @@ def hub_unreachable() -> str | None:
     except OSError as exc:
         return f"{what} could not be reached ({exc.strerror or type(exc).__name__})"
     return None
+
+
+def address(url) -> tuple[str, int]:
+    """The host and port a split URL connects to (its scheme's port when it names none)."""
+    return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
 
 
 def hub_failure(what: str, exc: BaseException | None, hint: str = OFFLINE_TRAINING_HINT,

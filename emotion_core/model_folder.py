@@ -119,17 +119,9 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-SCORES_MARK = "_EMOTION_SCORES"  # in each folder of scores `score --on` writes; Ray, Spark and pyarrow pass over "_" files
-
-
 def is_model_folder(path: Path) -> bool:
     """A folder a model can be loaded from (its config.json is there)."""
     return (path / CONFIG).is_file()
-
-
-def is_scores_folder(path: Path) -> bool:
-    """A folder of part files that `score --on ray/spark` wrote."""
-    return (path / SCORES_MARK).is_file()
 
 
 def check_replaceable(out: Path, ours: Callable[[Path], bool] = is_model_folder, what: str = "a model folder") -> None:

@@ -90,7 +90,8 @@ def normalize_words(words: list[str], steps: tuple[str, ...]) -> list[str]:
         if "emoji" in steps and (EMOJI_HINT.search(word) or EMOJI_MODIFIERS.search(word)):
             stripped = EMOJI_MODIFIERS.sub("", word)
             rest, previous = unrepeated(stripped, previous)
-            word = rest if rest != stripped or not rest else word  # untouched, its modifiers go as they do in the text
+            if rest != stripped or not rest:  # a word left whole keeps its modifiers: normalize drops them as the text's
+                word = rest
         else:
             previous = None
         out.append(normalize(word, steps) if word else "")
@@ -107,11 +108,10 @@ def unrepeated(word: str, previous: str | None) -> tuple[str, str | None]:
         if match["match_start"] != start or match["emoji"] != previous:
             break
         start = match["match_end"]
-    word = word[start:]
-    if not word:
+    if start == len(word):  # nothing but the repeated emoji: the run goes on
         return "", previous
-    ends = found and found[-1]["match_end"] == len(word) + start
-    return word, found[-1]["emoji"] if ends else None
+    ends_in_emoji = found and found[-1]["match_end"] == len(word)
+    return word[start:], found[-1]["emoji"] if ends_in_emoji else None
 
 
 def emoji_to_words(text: str) -> str:

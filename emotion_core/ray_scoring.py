@@ -18,9 +18,18 @@ import warnings
 from pathlib import Path
 
 from .batch import CHUNK_ROWS, BatchScorer, ScoreSummary, find_text_column
-from .clusters import ROW_ID, check_id_column, check_reachable, input_format, output_format, summarize, worker_model
+from .clusters import (
+    ROW_ID,
+    check_id_column,
+    check_output,
+    check_reachable,
+    input_format,
+    output_format,
+    scores_folder,
+    summarize,
+    worker_model,
+)
 from .errors import EmotionCoreError
-from .model_folder import SCORES_MARK, check_replaceable, is_scores_folder, new_folder
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +114,7 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
     input row, then the columns `score` adds.
     """
     out = Path(output_path)
-    check_replaceable(out, is_scores_folder, "a folder of scores")
+    check_output(out)
     model = worker_model(model)
     connect(address)
     dataset = read(str(input_path))
@@ -122,9 +131,8 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
     scored = dataset.map_batches(BatchScorer, fn_constructor_kwargs={"model": model, "text_column": column, "engine": engine},
                                  batch_format="pandas", batch_size=batch_rows, concurrency=actors, num_cpus=1,
                                  runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}})
-    with new_folder(out, ours=is_scores_folder, what="a folder of scores") as partial:
+    with scores_folder(out) as partial:
         (scored.write_csv if output_format(out) == "csv" else scored.write_parquet)(str(partial))
-        (partial / SCORES_MARK).touch()
     summary = summarize(out, column)
     logger.info("%s", summary)
     return summary

@@ -27,9 +27,18 @@ from pathlib import Path
 import pandas as pd
 
 from .batch import BatchScorer, ScoreSummary, find_text_column, replaced_columns
-from .clusters import ROW_ID, check_id_column, check_reachable, input_format, output_format, summarize, worker_model
+from .clusters import (
+    ROW_ID,
+    check_id_column,
+    check_output,
+    check_reachable,
+    input_format,
+    output_format,
+    scores_folder,
+    summarize,
+    worker_model,
+)
 from .errors import EmotionCoreError
-from .model_folder import SCORES_MARK, check_replaceable, is_scores_folder, new_folder
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +207,7 @@ def score_on_spark(input_path: str, output_path: str | Path, model: str | None =
     """
     out = Path(output_path)
     input_format(str(input_path))  # refused before Spark starts, as a model folder that cannot be read is
-    check_replaceable(out, is_scores_folder, "a folder of scores")
+    check_output(out)
     model, labels = resolved(model)
     spark, started = session(address)
     try:
@@ -206,9 +215,8 @@ def score_on_spark(input_path: str, output_path: str | Path, model: str | None =
             frame = read(spark, str(input_path))
             column = find_text_column(first_rows(frame, str(input_path)), text_column)
             frame = spread(identified(frame, id_column, str(input_path)), spark.sparkContext.defaultParallelism)
-            with new_folder(out, ours=is_scores_folder, what="a folder of scores") as partial:
+            with scores_folder(out) as partial:
                 write(add_scores(frame, column, model, labels, engine), partial, output_format(out))
-                (partial / SCORES_MARK).touch()
         summary = summarize(out, column)
         logger.info("%s", summary)
         return summary
