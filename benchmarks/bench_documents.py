@@ -19,8 +19,10 @@ the neutral comments' sentences the model reads as an emotion (each competes wit
 
 Speed (the first model, its default engine): tokens per second (the text's own tokens, no special
 tokens) scoring the buried documents, against scoring the same documents' sentences as short
-texts, and against the emotion test texts, medians of --rounds rounds, with the share of inputs
-the int8 engine scores again in fp32 for being near a tie; and one single-sentence
+texts, and against the emotion test texts, medians of --rounds rounds (the three take turns), with the share of inputs
+the int8 engine scores again in fp32 for being near a tie (none of a document's pieces when
+its sentences' results are not asked for); how many documents' labels are fp32's, so read and
+with the pieces rescored; and one single-sentence
 text, p50 of 200 calls, through `predict` against the truncating path it replaced; and one text
 of about 10,000 characters, predicted and explained.
 """
@@ -33,7 +35,7 @@ import time
 import numpy as np
 
 from benchmarks.common import goemotions_dev, load_models, machine, test_split
-from emotion_core import documents
+from emotion_core import Classifier, documents
 from emotion_core.engines import GuardedEngine, top_two_gap
 from emotion_core.explain import explain
 from emotion_core.labels import NEUTRAL
@@ -118,19 +120,35 @@ def seconds(call, rounds: int) -> float:
     return statistics.median(times)
 
 
-def tokens_per_second(classifier, texts: list[str], rounds: int) -> float:
-    """Median tokens (the texts' own, without special tokens) per second of predict_proba over the texts."""
-    return sum(classifier.token_counts(texts)) / seconds(lambda: classifier.predict_proba(texts), rounds)
+def tokens_per_second(classifier, sets: dict[str, list[str]], rounds: int) -> dict[str, float]:
+    """Median tokens (the texts' own, without special tokens) per second of predict_proba over each set of texts,
+    the sets taking turns in each round so that a slower spell of the machine falls on all of them."""
+    times = {name: [] for name in sets}
+    for _ in range(rounds):
+        for name, texts in sets.items():
+            times[name].append(seconds(lambda texts=texts: classifier.predict_proba(texts), 1))
+    return {name: sum(classifier.token_counts(texts)) / statistics.median(times[name]) for name, texts in sets.items()}
 
 
-def rescored(classifier, ids: list[list[int]]) -> str:
-    """The share of these inputs the engine scores twice: int8 first, then fp32 where int8's top two are near a
-    tie (engines.GuardedEngine); "—" for an engine that does not."""
-    guarded = getattr(classifier.engine, "shared", classifier.engine)
+def rescored(classifier, ids: list[list[int]], engine=None) -> str:
+    """The share of these inputs the engine (the classifier's by default) scores twice: int8 first, then fp32 where
+    int8's top two are near a tie (engines.GuardedEngine); "none" for an engine that does not."""
+    engine = engine or classifier.engine
+    guarded = getattr(engine, "shared", engine)
     if not isinstance(guarded, GuardedEngine):
-        return "—"
+        return "none"
     scores = classifier.logits_of_ids(ids, engine=guarded.fast)
     return f"{np.mean(top_two_gap(scores) < guarded.margin):.1%}"
+
+
+def fp32_agreement(classifier, docs: list[str]) -> tuple[float, float] | None:
+    """The share of documents whose label is fp32's: read as predict reads them (pieces scored in int8 alone), and
+    with the pieces near a tie rescored in fp32 (as analyze scores them, which shows them); None without int8."""
+    if classifier.document_engine is classifier.engine:
+        return None
+    reference = Classifier.from_pretrained(classifier.source, engine="onnx").predict_proba(docs).argmax(axis=1)
+    guarded = [classifier.labels.index(document.label) for document in classifier.analyze(docs)]
+    return float(np.mean(classifier.predict_proba(docs).argmax(axis=1) == reference)), float(np.mean(guarded == reference))
 
 
 def one_text_ms(classifier, text: str) -> tuple[float, float]:
@@ -197,16 +215,21 @@ def main() -> None:
     docs = [d for d, _ in one]
     sentences = [text[a:b] for text, found in zip(docs, first.split(docs, [False] * len(docs))[0]) for a, b in found]
     short, _ = test_split()
-    speeds = {what: tokens_per_second(first, texts, args.rounds) for what, texts in
-              (("docs", docs), ("sentences", sentences), ("short", short))}
+    speeds = tokens_per_second(first, {"docs": docs, "sentences": sentences, "short": short}, args.rounds)
     now, then = one_text_ms(first, short[0])
     print(f"\nSpeed ({args.models[0]}, {first.engine.name}, medians of {args.rounds} rounds):\n")
-    pieces, whole = rescored(first, first.split(docs, [False] * len(docs))[1]), rescored(first, first.encode(short))
+    piece_ids = first.split(docs, [False] * len(docs))[1]
+    pieces, whole = rescored(first, piece_ids), rescored(first, first.encode(short))
     print("| what | tokens/s | documents × this | rescored in fp32 |\n| --- | ---: | ---: | ---: |")
-    print(f"| buried documents (read sentence by sentence) | {speeds['docs']:,.0f} | 1.00 | {pieces} |")
+    print(f"| buried documents (read sentence by sentence) | {speeds['docs']:,.0f} | 1.00 | "
+          f"{rescored(first, piece_ids, first.document_engine)} |")
     print(f"| the same documents' sentences, each scored as a short text | {speeds['sentences']:,.0f} | "
           f"{speeds['docs'] / speeds['sentences']:.2f} | {pieces} |")
     print(f"| emotion test texts (short, scored whole) | {speeds['short']:,.0f} | {speeds['docs'] / speeds['short']:.2f} | {whole} |")
+    agreement = fp32_agreement(first, docs)
+    if agreement:
+        print(f"\nDocument labels the same as fp32's (--engine onnx): {agreement[0]:.1%} as predict reads them (their "
+              f"pieces in int8 alone), {agreement[1]:.1%} with pieces near a tie rescored in fp32 (as analyze does)")
     print(f"\nOne single-sentence text, p50 of {LATENCY_CALLS}: predict {now:.2f} ms, the truncating path it replaced "
           f"{then:.2f} ms ({now / then:.2f}×)")
     text = long_text(fillers, args.seed)

@@ -194,6 +194,19 @@ def run_batches(engine, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> Ite
     return map(lambda batch: engine.logits(*batch), batches)
 
 
+def without_rescoring(engine):
+    """`engine` without its fp32 rescoring of near-ties (the engine itself when it has none).
+
+    For the pieces of a long document whose own labels no one is shown: rescoring keeps a piece's
+    label that of fp32, but the document's answer is read from its pieces' probabilities, and on
+    validation documents it was fp32's as often without the rescoring, which made reading them
+    much slower (docs/engines.md).
+    """
+    if isinstance(engine, ConcurrentEngine) and isinstance(engine.shared, GuardedEngine):
+        return ConcurrentEngine(engine.alone.fast, engine.shared.fast, engine.workers)
+    return engine.fast if isinstance(engine, GuardedEngine) else engine
+
+
 def top_two_gap(scores: np.ndarray) -> np.ndarray:
     """How far each row's best class score is ahead of its second best."""
     top = np.sort(scores, axis=1)

@@ -15,7 +15,7 @@ import numpy as np
 from .calibration import load_calibration
 from .config import MAX_TEXT_CHARS, resolve_model
 from .documents import Document, Sentence, combine, sentence_spans, word_windows
-from .engines import load_engine, run_batches
+from .engines import load_engine, run_batches, without_rescoring
 from .errors import EmotionCoreError
 from .hub import hub_failure, hub_unreachable
 from .model_folder import CONFIG, METRICS, RUN_CONFIG, SERVED, WEIGHTS_INDEX, check_model_folder, read_json
@@ -61,6 +61,7 @@ class Classifier:
         self.files = files
         self.folder = files if Path(source).exists() else None  # a local folder, which commands may write into
         self.engine = load_engine(engine, lambda: self.model, files)
+        self.document_engine = without_rescoring(self.engine)  # for the pieces of documents whose sentences no one sees
         self.metrics = read_json(files / METRICS, missing_ok=True)
         self.run_config = read_json(files / RUN_CONFIG, missing_ok=True)
         self.normalization = load_steps(files)  # the text normalisation the model was trained with
@@ -141,17 +142,21 @@ class Classifier:
         return documents
 
     def read(self, texts: Sequence[str], sentences: bool, batch_size: int | None = None) -> list[tuple]:
-        """Score the texts, and in pieces those too long for the window (all, with `sentences`), in one batched call.
+        """Score the texts that fit the window whole, and in pieces those too long for it (all, with `sentences`).
 
-        For each text: its probabilities, its pieces' (start, end) spans and their probabilities
-        (the text itself when it is one piece), and whether it fit the window.
+        Pieces whose own results are not returned are scored without the engine's fp32 rescoring
+        of near-ties (`engines.without_rescoring`). For each text: its probabilities, its pieces'
+        (start, end) spans and their probabilities (the text itself when it is one piece), and
+        whether it fit the window.
         """
         texts = list(texts)  # a pandas column or an array too
         check_texts(texts)
         ids = self.encode(texts, truncate=False)
         fits = [len(row) <= self.max_length for row in ids]
         spans, piece_ids = self.split([text if sentences or not fit else None for text, fit in zip(texts, fits)], fits)
-        logits = self.logits_of_ids([row for row, fit in zip(ids, fits) if fit] + piece_ids, batch_size)
+        piece_engine = self.engine if sentences else self.document_engine
+        logits = np.concatenate([self.logits_of_ids([row for row, fit in zip(ids, fits) if fit], batch_size),
+                                 self.logits_of_ids(piece_ids, batch_size, engine=piece_engine)])
         probs = self.calibration.probabilities(logits).astype(np.float32)
         whole, offset, out = iter(probs), sum(fits), []
         for text, fit, found in zip(texts, fits, spans):

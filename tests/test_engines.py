@@ -211,6 +211,38 @@ def test_export_sets_the_rescoring_margin_from_validation_scores(tmp_path, tiny_
     assert all(type(engine) is OnnxEngine for engine in run_on(Classifier.from_pretrained(folder).engine))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pieces_of_a_document_are_rescored_only_when_their_sentences_are_shown(tmp_path, tiny_model_dir, set_threads,
+                                                                               threads):
+    """predict reads a long document's pieces in int8 alone (only its answer is returned); analyze, which returns
+    each sentence's label, rescores them; a text scored whole is rescored either way."""
+    from emotion_core.documents import combine
+    from emotion_core.engines import GuardedEngine
+    from emotion_core.export import export_onnx
+
+    set_threads(threads)
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    export_onnx(Classifier.from_pretrained(folder, engine="torch").model, folder, score=rigged_scores(10, 0.25))
+    classifier = Classifier.from_pretrained(folder)
+    rescored = []
+    for guarded in run_on(classifier.engine):
+        assert isinstance(guarded, GuardedEngine)
+        guarded.margin = np.inf  # every text is near a tie: each one the engine guards is rescored
+        run = guarded.exact.logits
+        guarded.exact.logits = lambda ids, mask, run=run: rescored.append(len(ids)) or run(ids, mask)
+    document = " ".join(f"I am sad about number {i} today." for i in range(20)) + " I am furious."
+    assert len(classifier.encode([document], truncate=False)[0]) > classifier.max_length
+    probs = classifier.predict_proba([document])
+    assert rescored == []
+    read = classifier.analyze([document])[0]
+    assert sum(rescored) == len(read.sentences) == 21 and not read.whole
+    pieces = classifier.logits_of_ids(classifier.split([document], [False])[1], engine=classifier.document_engine)
+    assert np.allclose(probs[0], combine(classifier.calibration.probabilities(pieces), classifier.labels), atol=1e-6)
+    rescored.clear()
+    classifier.predict_proba(["I am sad today.", document])
+    assert rescored == [1]  # the short text, scored whole
+
+
 def test_export_refuses_int8_that_would_rescore_too_much(tmp_path, tiny_model_dir, caplog):
     import logging
 
