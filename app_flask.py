@@ -26,7 +26,7 @@ from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
-from emotion_core.predict import check_length
+from emotion_core.predict import check_length, check_unicode
 
 SECURITY_HEADERS = {
     # only this site's own files: no inline script or style, no framing
@@ -110,6 +110,10 @@ def check_text(text) -> str:
     if not text.strip():
         raise InputError("Text is empty: type something to classify.")
     try:
+        check_unicode(text)
+    except EmotionCoreError as exc:
+        raise InputError(str(exc)) from None
+    try:
         check_length(text, limit)
     except EmotionCoreError as exc:
         raise InputError(str(exc), 413) from None
@@ -176,9 +180,10 @@ def index():
     return render_template("index.html", text="", result=None, error=None)
 
 
-def page(text: str, notice: str | None = None, problem: InputError | None = None):
+def page(text: str, notice: str | None = None, problem: InputError | None = None, key: str | None = None):
     """The page with `text` classified, explained and split into sentences (or the message saying why it cannot
-    be), and a notice or a problem from saving a correction of it."""
+    be), and a notice or a problem from saving a correction of it. `key`: the correction form's, kept from the
+    form just sent so that a second answer on this page replaces the first (a new one for a new prediction)."""
     result, error, status = None, problem and str(problem), problem.status if problem else 200
     try:
         why = explain(classifier(), check_text(text))  # the probabilities come from the same pass
@@ -186,7 +191,7 @@ def page(text: str, notice: str | None = None, problem: InputError | None = None
         words = [{"word": w, "score": s, "css": highlight_class(c)} for w, s, c in zip(why.words, why.scores, why.scaled())]
         sentences = classifier().analyze([text])[0].sentences
         result = {"emotion": next(iter(probs)), "probabilities": probs, "words": words, "faint": why.faint,
-                  "sentences": sentences if len(sentences) > 1 else [], "key": uuid.uuid4().hex}
+                  "sentences": sentences if len(sentences) > 1 else [], "key": key or uuid.uuid4().hex}
     except InputError as exc:
         error, status = str(exc), 400 if exc.status == 422 else exc.status
     return render_template("index.html", text=text, result=result, error=error, notice=notice), status
@@ -297,6 +302,8 @@ def save_correction(text, label, source: str, key=None) -> bool:
     give_model_slot()  # done with the model: a store waiting on another writer must not hold predictions up
     try:
         return current_app.extensions["feedback"].save(found)
+    except feedback.KeyTaken as exc:
+        raise InputError(str(exc), 409) from None
     except EmotionCoreError as exc:  # the detail (a path on the server) is for the log, not for the visitor
         current_app.logger.warning("%s", exc)
         raise InputError(feedback.UNAVAILABLE, 503) from None
@@ -304,9 +311,9 @@ def save_correction(text, label, source: str, key=None) -> bool:
 
 def feedback_form():
     """The page's "save correction" form: the same page again, saying whether the correction was kept."""
-    text, problem, notice = request.form.get("text", ""), None, None
+    text, problem, notice, key = request.form.get("text", ""), None, None, request.form.get("key") or None
     try:
-        saved = save_correction(text, request.form.get("label"), "flask", request.form.get("key") or None)
+        saved = save_correction(text, request.form.get("label"), "flask", key)
         notice = (f"Saved: thank you, this text reads as {display_name(request.form['label'])}." if saved else
                   "This correction was saved already.")
     except InputError as exc:
@@ -314,7 +321,7 @@ def feedback_form():
     if "model_slot" not in g and not take_slot():  # saving gave it back while the store was written
         busy = render_template("index.html", text=text, result=None, error=ERROR_MESSAGES[503], notice=notice)
         return busy, 503, {"Retry-After": "1"}  # what was saved is still said
-    return page(text, notice=notice, problem=problem)
+    return page(text, notice=notice, problem=problem, key=key if problem is None or problem.status == 503 else None)
 
 
 def api_feedback():

@@ -163,16 +163,20 @@ def make_queue(file: str | None, last_scored: str | None) -> tuple[dict, str, st
     summary = feedback.review_queue(source, out, classifier, max_rows=MAX_APP_ROWS)
     rows = pd.read_csv(out, dtype=str, keep_default_na=False)
     rows = rows[rows["emotion"] != ""]  # empty texts: nothing to label
-    queue = {"texts": rows[summary.text_column].tolist(), "guesses": rows["emotion"].tolist(), "at": 0}
+    storable = rows[summary.text_column].str.len() <= MAX_TEXT_CHARS  # longer ones are scored, but never stored
+    queue = {"texts": rows[summary.text_column][storable].tolist(), "guesses": rows["emotion"][storable].tolist(),
+             "at": 0, "left_out": int((~storable).sum())}
     return (queue, *review_item(queue))
 
 
 def review_item(queue: dict) -> tuple[str, str]:
     """The text to label now and where the person is in the queue."""
     at, texts = queue["at"], queue["texts"]
+    left_out = (f" (left out, too long to keep as corrections: {queue['left_out']:,} over {MAX_TEXT_CHARS:,} "
+                "characters)") if queue.get("left_out") else ""
     if at >= len(texts):
-        return "", f"Done: all {len(texts)} rows labelled or skipped. Thank you."
-    return texts[at], f"Row {at + 1} of {len(texts)} · the model says **{display_name(queue['guesses'][at])}**"
+        return "", f"Done: all {len(texts)} rows labelled or skipped{left_out}. Thank you."
+    return texts[at], f"Row {at + 1} of {len(texts)}{left_out} · the model says **{display_name(queue['guesses'][at])}**"
 
 
 def answer(label: str | None):
@@ -301,7 +305,8 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                                    y_lim=[0, 1], x_label_angle=-30, label="Probabilities", elem_id="emotion-chart")
         for trigger in (text.submit, button.click):
             trigger(show, inputs=text, outputs=[label, chart, why, sentences], api_visibility="private")
-        save.click(save_correction, inputs=[text, right], outputs=saved, api_name="feedback")
+        save.click(save_correction, inputs=[text, right], outputs=saved, api_name="feedback",
+                   api_visibility="public" if corrections else "private")  # off: the API has no /feedback
     with gr.Tab("Batch (CSV)"):
         gr.Markdown(f"Upload a CSV with a header row (up to {MAX_UPLOAD.upper()} and {MAX_APP_ROWS:,} rows). Every row gets `emotion`, "
                     "`confidence` and one `prob_<label>` column, as with `python -m emotion_core score`.")

@@ -192,16 +192,16 @@ def cmd_feedback(args: argparse.Namespace) -> None:
         from .predict import Classifier
 
         summary = feedback.review_queue(args.input, args.output, Classifier.from_pretrained(args.model, engine=args.engine),
-                                        text_column=args.text_column, order=args.order)
+                                        text_column=args.text_column, order=args.order, encoding=args.encoding)
         print(f"Wrote {summary.rows} rows to {args.output}, in {args.order} order (column margin: how unsure the model is).")
         return
     if args.feedback_command == "gate":
         print(gate(args))
         return
     path = Path(args.db) if args.db else feedback.default_path()
-    if not path.is_file():
-        raise EmotionCoreError(f"No corrections file at {path}: pass --db, or set {feedback.DB_ENV_VAR}.")
-    rows = feedback.FeedbackStore.open(path).rows()
+    if args.feedback_command == "export":
+        feedback.check_exports(path, Path(args.output), args.held_back and Path(args.held_back))
+    rows = feedback.read_store(path)
     if args.feedback_command == "export":
         train, held = feedback.split_corrections(rows, args.hold_out) if args.held_back else (rows, [])
         print(f"Wrote {len(train)} corrections to {feedback.export(train, args.output)} (columns text, label: a training source).")
@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("input", help="CSV file with a header row")
     queue.add_argument("-o", "--output", required=True, help="where to write the ordered rows (with a margin column)")
     queue.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
+    queue.add_argument("--encoding", default="utf-8-sig", help="the input's encoding (default: UTF-8, with or without BOM)")
     queue.add_argument("--order", default="topics",
                        help="topics (default): the file's topics in proportion to their size, the least sure among the "
                             "most typical texts of each first; spread: a seeded draw that covers the file, then the least sure "

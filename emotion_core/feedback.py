@@ -98,10 +98,11 @@ class Correction:
     def check(self, labels: list[str], limit: int = MAX_TEXT_CHARS) -> None:
         """Refuse what the store should not keep: an empty text or one over `limit` (the app's), a label the model
         does not have."""
-        from .predict import check_length
+        from .predict import check_length, check_unicode
 
         if not isinstance(self.text, str) or not self.text.strip():
             raise EmotionCoreError("A correction needs the text it corrects.")
+        check_unicode(self.text)
         check_length(self.text, limit)
         if self.corrected not in labels:
             raise EmotionCoreError(f"Unknown label {self.corrected!r}: the model's labels are {', '.join(labels)}.")
@@ -116,7 +117,6 @@ class FeedbackStore:
 
     def __init__(self, path: str | Path | None = None, mirror=None):
         self.path = Path(path) if path else default_path()
-        self.migrated = False
         self.mirror = mirror  # a hub.HubMirror, or None
 
     @classmethod
@@ -154,34 +154,45 @@ class FeedbackStore:
                                    f"set {DB_ENV_VAR} to a writable file, or {SWITCH_ENV_VAR}=off.") from None
 
     def migrate(self) -> None:
-        """Run the migrations this file has not had, in one transaction (two processes starting at once take turns)."""
+        """Bring the file's schema up to date now (the first save would)."""
         with self.connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                db.execute("ROLLBACK")
-                raise EmotionCoreError(f"The feedback store {self.path} has schema version {version}, newer than this "
-                                       f"version of the package knows ({SCHEMA_VERSION}): upgrade emotion-core.")
-            for script in MIGRATIONS[version:]:
-                for statement in script.split(";"):
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.bring_up_to_date(db)
             db.execute("COMMIT")
-        self.migrated = True
+
+    def bring_up_to_date(self, db: sqlite3.Connection) -> None:
+        """Run the migrations this file has not had, inside the caller's write transaction, so that two processes
+        starting at once take turns, and a file replaced while an app runs (archived, deleted) is made anew."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise newer_schema(self.path, version)
+        if version == 0 and (tables := table_names(db)):
+            raise EmotionCoreError(f"{self.path} is not a feedback store: it holds other tables ({', '.join(tables)}). "
+                                   f"Name another file (--db, or {DB_ENV_VAR}).")
+        for script in MIGRATIONS[version:]:
+            for statement in script.split(";"):
+                db.execute(statement)
+        if version < SCHEMA_VERSION:
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def save(self, correction: Correction) -> bool:
         """Store one correction. One with the key and text of a stored one takes its place when its answer differs
-        (the person changed their mind: their last answer counts); False when nothing changed (a form sent twice,
-        or a key already used for another text)."""
-        if not self.migrated:
-            self.migrate()
+        (the person changed their mind: their last answer counts); False when nothing changed (a form sent twice).
+        A key already used for another text is refused (KeyTaken)."""
         row = asdict(correction)
         row["probabilities"] = json.dumps(row["probabilities"])
         with self.connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            self.bring_up_to_date(db)
             saved = db.execute(f"INSERT INTO corrections ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
                                f"ON CONFLICT (key) WHERE key IS NOT NULL DO UPDATE SET {CHANGED} "
                                "WHERE text = excluded.text AND corrected != excluded.corrected",
                                [row[c] for c in COLUMNS]).rowcount == 1
+            taken = not saved and db.execute("SELECT 1 FROM corrections WHERE key = ? AND text != ?",
+                                             (correction.key, correction.text)).fetchone()
+            db.execute("COMMIT")
+        if taken:
+            raise KeyTaken("This correction's key belongs to another text: send a new key, or none.")
         if saved and self.mirror is not None:
             try:
                 self.mirror.append(asdict(correction))
@@ -191,12 +202,64 @@ class FeedbackStore:
 
     def rows(self) -> list[Correction]:
         """Every correction, oldest first."""
-        if not self.migrated:
-            self.migrate()
+        self.migrate()
         with self.connect() as db:
-            found = db.execute(f"SELECT {', '.join(COLUMNS)} FROM corrections ORDER BY id").fetchall()
-        return [Correction(**{**dict(zip(COLUMNS, row)), "probabilities": json.loads(row[COLUMNS.index("probabilities")])})
-                for row in found]
+            return read_corrections(db)
+
+
+class KeyTaken(EmotionCoreError):
+    """A correction whose key was stored with another text: the client reused a key."""
+
+
+def table_names(db: sqlite3.Connection) -> list[str]:
+    """The tables in a SQLite file, by name."""
+    return [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+
+def read_corrections(db: sqlite3.Connection) -> list[Correction]:
+    """Every correction in an up-to-date store, oldest first."""
+    found = db.execute(f"SELECT {', '.join(COLUMNS)} FROM corrections ORDER BY id").fetchall()
+    return [Correction(**{**dict(zip(COLUMNS, row)), "probabilities": json.loads(row[COLUMNS.index("probabilities")])})
+            for row in found]
+
+
+def read_store(path: Path) -> list[Correction]:
+    """Every correction in the file, read without writing to it (stats and export need no write access): the store
+    is brought up to date first only when it is of an older schema. EmotionCoreError when it is no feedback store."""
+    if not path.is_file():
+        raise EmotionCoreError(f"No corrections file at {path}: pass --db, or set {DB_ENV_VAR}.")
+    # with no write-ahead log beside it, no app is writing: read it as it is, making no files (a read-only folder
+    # will do); else read beside the writers, through the log
+    query = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+            version, tables = db.execute("PRAGMA user_version").fetchone()[0], table_names(db)
+            if "corrections" not in tables:
+                raise EmotionCoreError(f"{path} is not a feedback store (it holds "
+                                       f"{'the tables ' + ', '.join(tables) if tables else 'no table'}).")
+            if version > SCHEMA_VERSION:
+                raise newer_schema(path, version)
+            if version == SCHEMA_VERSION:
+                return read_corrections(db)
+    except sqlite3.Error as exc:
+        raise EmotionCoreError(f"The feedback store {path} cannot be read: {exc}.") from None
+    return FeedbackStore(path).rows()  # an older schema: migrated, as the apps would
+
+
+def newer_schema(path: Path, version: int) -> EmotionCoreError:
+    """The error for a store written by a newer release, which this one must not change."""
+    return EmotionCoreError(f"The feedback store {path} has schema version {version}, newer than this version of the "
+                            f"package knows ({SCHEMA_VERSION}): upgrade emotion-core.")
+
+
+def check_exports(store: Path, *outputs: Path | None) -> None:
+    """Refuse an export that would overwrite the store (or its write-ahead files) or another output of the same run."""
+    files, written = {Path(f"{store}{end}").resolve() for end in ("", "-wal", "-shm", "-journal")}, set()
+    for output in filter(None, outputs):
+        if output.resolve() in files | written:
+            raise EmotionCoreError(f"{output} would overwrite {'the store' if output.resolve() in files else 'the other export'}: "
+                                   "write it to another file.")
+        written.add(output.resolve())
 
 
 def correction_for(classifier, text: str, corrected: str, source: str, key: str | None = None,
@@ -363,7 +426,7 @@ def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.
 
 
 def review_queue(input_path: str | Path, output_path: str | Path, classifier, text_column: str | None = None,
-                 max_rows: int | None = None, order: str = "topics"):
+                 max_rows: int | None = None, order: str = "topics", encoding: str = "utf-8-sig"):
     """Score a CSV and write its rows in the order people should label them: `topics` (`balanced_places` by
     `topics` on `density_keys`: the file's topics in proportion, the least sure among the most typical texts of
     each first), `spread` (`spread` on the texts' `text_vectors` beside the model's probabilities, then the
@@ -378,7 +441,8 @@ def review_queue(input_path: str | Path, output_path: str | Path, classifier, te
     out = Path(output_path)
     check_paths(Path(input_path), out)  # score_csv below sees the temporary file, not `out`
     with atomic_file(out) as scored:
-        summary = score_csv(input_path, scored, classifier, text_column=text_column, progress=False, max_rows=max_rows)
+        summary = score_csv(input_path, scored, classifier, text_column=text_column, encoding=encoding, progress=False,
+                            max_rows=max_rows)
         frame = pd.read_csv(scored, dtype=str, keep_default_na=False)
         probs = frame[[f"prob_{label}" for label in classifier.labels]].replace("", np.nan).astype(float).to_numpy()
         frame["margin"] = np.round(margin(probs), 4)  # a queue queued again gets new margins

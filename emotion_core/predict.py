@@ -35,11 +35,21 @@ def check_length(text: str, limit: int = MAX_TEXT_CHARS) -> None:
 
 
 def check_texts(texts: Sequence[str]) -> None:
-    """Refuse a batch with an empty text (or one that is not a string), naming which."""
+    """Refuse a batch with an empty text (or one that is not a string, or not Unicode), naming which."""
     for i, text in enumerate(texts):
+        where = "" if len(texts) == 1 else f" (item {i})"
         if not isinstance(text, str) or not text.strip():
-            where = "" if len(texts) == 1 else f" (item {i})"
             raise EmotionCoreError(f"Text is empty{where}: type something to classify.")
+        check_unicode(text, where)
+
+
+def check_unicode(text: str, where: str = "") -> None:
+    """Refuse a text holding a lone surrogate, which a JSON client can send and no tokenizer, file or database takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EmotionCoreError(f"Text is not valid Unicode{where}: character {exc.start + 1} is a lone surrogate "
+                               f"(U+{ord(text[exc.start]):04X}).") from None
 
 
 class Classifier:

@@ -155,6 +155,7 @@ def test_api_predict_explains_on_request(client):
     ({"json": {"message": "hi"}}, 400, 'either "text"'),
     ({"json": {"text": 42}}, 422, "must be a string, not int"),
     ({"json": {"text": " "}}, 422, "Text is empty"),
+    ({"json": {"texts": ["fine", "i am \ud83d happy"]}}, 422, "Text is not valid Unicode: character 6 is a lone surrogate"),
     ({"json": {"texts": "not a list"}}, 422, "non-empty list"),
     ({"json": {"texts": []}}, 422, "non-empty list"),
     ({"json": {"texts": ["word " * 50] * 6, "explain": True}}, 413, "Too many words to explain: 300 (the limit is 250"),

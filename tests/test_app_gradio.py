@@ -430,6 +430,17 @@ def test_the_review_tab_asks_in_the_queues_order_and_stores_each_click(app, tmp_
     assert len(app.make_queue(None, scored)[0]["texts"]) == 4
 
 
+def test_the_review_tab_leaves_out_texts_too_long_to_keep(app, tmp_path):
+    texts = ["i feel so happy", "word " * 2_001, "i am furious"]  # scored, but over the store's 10,000 characters
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "long.csv", index=False)
+    queue, _, where = app.make_queue(str(tmp_path / "long.csv"), None)
+    assert sorted(queue["texts"]) == ["i am furious", "i feel so happy"]
+    assert where.startswith("Row 1 of 2 (left out, too long to keep as corrections: 1 over 10,000 characters)")
+    for label in ("joy", "anger"):
+        queue, *_, where = app.answer(label)(queue, None)
+    assert where.startswith("Done: all 2 rows labelled or skipped (left out")
+
+
 def test_corrections_off_leaves_no_control_and_no_review_tab(tiny_neutral_model, monkeypatch):
     import gradio as gr
 
@@ -447,3 +458,4 @@ def test_corrections_off_leaves_no_control_and_no_review_tab(tiny_neutral_model,
     assert [t["visible"] for t in tabs if t["label"] == "Review"] == [False]
     with pytest.raises(gr.Error, match="Corrections are off on this server"):
         off.save_correction("i am furious", "anger", None)
+    assert "/feedback" not in off.demo.get_api_info()["named_endpoints"]  # the API has no /feedback either

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ import pytest
 
 from emotion_core import EmotionCoreError
 from emotion_core.explain import explain
-from emotion_core.feedback import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore
+from emotion_core.feedback import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore, KeyTaken
 from tests.helpers import ROOT, flask_server, neutral_toy_rows, post_json
 
 LABELS = ["sadness", "joy", "anger", "neutral"]
@@ -48,8 +49,19 @@ def test_the_same_key_twice_is_stored_once(tmp_path):
     assert [(r.key, r.corrected, r.created_at) for r in store.rows()][0] == ("k1", "sadness", "2027-01-01T00:00:00+00:00")
     assert len(store.rows()) == 3 and not store.save(changed)
     other = Correction(**{**changed.__dict__, "text": "another text", "corrected": "joy"})
-    assert not store.save(other)  # a key already used for another text changes nothing
+    with pytest.raises(KeyTaken, match="key belongs to another text"):  # said, not dropped without a word
+        store.save(other)
     assert [(r.text, r.corrected) for r in store.rows()][0] == ("text number 1", "sadness")
+
+
+def test_a_store_moved_away_while_an_app_runs_is_made_anew(tmp_path):
+    store = FeedbackStore.open(tmp_path / "feedback.db")
+    assert store.save(correction(1, key="k1"))
+    for end in ("", "-wal", "-shm"):  # archived by whoever looks after the server
+        if (tmp_path / f"feedback.db{end}").exists():
+            (tmp_path / f"feedback.db{end}").rename(tmp_path / f"archived.db{end}")
+    assert store.save(correction(2, key="k2")) and [r.key for r in store.rows()] == ["k2"]
+    assert [r.key for r in FeedbackStore.open(tmp_path / "archived.db").rows()] == ["k1"]
 
 
 def test_an_older_file_is_migrated_and_keeps_its_rows(tmp_path):
@@ -76,11 +88,12 @@ WRITER = """
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from emotion_core.feedback import Correction, FeedbackStore
 store, process = FeedbackStore.open(sys.argv[1]), int(sys.argv[2])
 def save(i):
     key = f"p{process}-{i % 150}"  # every key twice: a form sent again
-    store.save(Correction(text=f"t{i}", model="m", model_hash="h", predicted="joy", probabilities={}, corrected="anger",
+    store.save(Correction(text=f"t{i % 150}", model="m", model_hash="h", predicted="joy", probabilities={}, corrected="anger",
                           source="test", key=key))
 with ThreadPoolExecutor(8) as pool:
     list(pool.map(save, range(300)))
@@ -169,6 +182,12 @@ def test_the_page_offers_a_correction_that_works_without_javascript(flask_app, t
     assert "This correction was saved already." in again
     [row] = FeedbackStore.open(tmp_path / "feedback.db").rows()
     assert (row.text, row.predicted, row.corrected, row.source) == ("i feel so happy today", "joy", "anger", "flask")
+    assert re.search(r'name="key" value="([0-9a-f]+)"', again).group(1) == key  # the page after saving keeps the key
+    changed = client.post("/feedback", data={**form, "label": "sadness"}).get_data(as_text=True)
+    assert "this text reads as sadness" in changed  # a change of mind on that page replaces the first answer
+    assert [(r.key, r.corrected) for r in FeedbackStore.open(tmp_path / "feedback.db").rows()] == [(key, "sadness")]
+    fresh = client.post("/", data={"text": "i feel so happy today"}).get_data(as_text=True)
+    assert re.search(r'name="key" value="([0-9a-f]+)"', fresh).group(1) != key  # a new prediction, a new key
     assert row.model == "tiny-neutral" and len(row.model_hash) == 16 and set(row.probabilities) == set(LABELS)
 
 
@@ -220,8 +239,11 @@ def test_the_api_stores_a_correction_and_refuses_bad_ones(flask_app, tmp_path):
     answer = client.post("/api/feedback", json={"text": "i am furious", "label": "sadness", "key": "abc"})
     assert answer.status_code == 201 and answer.json == {"saved": True, "label": "sadness"}
     assert client.post("/api/feedback", json={"text": "i am furious", "label": "sadness", "key": "abc"}).json["saved"] is False
+    taken = client.post("/api/feedback", json={"text": "another text", "label": "joy", "key": "abc"})
+    assert taken.status_code == 409 and "key belongs to another text" in taken.json["error"]
     for body, status, message in [({"text": "i am furious", "label": "hunger"}, 422, "Unknown label 'hunger'"),
                                   ({"text": "  ", "label": "joy"}, 422, "Text is empty"),
+                                  ({"text": "i am \ud800 furious", "label": "joy"}, 422, "character 6 is a lone surrogate"),
                                   ({"text": "x" * 20_000, "label": "joy"}, 413, "Text is too long"),
                                   ({"text": "i am furious"}, 400, 'Send "label"'),
                                   (["not", "an", "object"], 400, "Send a JSON object")]:
@@ -284,11 +306,39 @@ def test_stats_and_export_give_what_people_corrected_as_training_data(tmp_path):
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout) == {"rows": 3, "corrected": {"anger": 2, "sadness": 1},
                                         "predicted_as": {"joy -> anger": 2, "neutral -> sadness": 1}}
+    for outputs in (["-o", str(tmp_path / "feedback.db")], ["-o", str(tmp_path / "feedback.db-wal")],
+                    ["-o", str(tmp_path / "c.csv"), "--held-back", str(tmp_path / "c.csv")]):
+        refused = subprocess.run([*base, "export", "--db", str(tmp_path / "feedback.db"), *outputs], cwd=ROOT,
+                                 capture_output=True, text=True)
+        assert refused.returncode == 1 and "would overwrite" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(FeedbackStore.open(tmp_path / "feedback.db").rows()) == 3 and not (tmp_path / "c.csv").exists()
     export = subprocess.run([*base, "export", "--db", str(tmp_path / "feedback.db"), "-o", str(tmp_path / "corrections.csv")],
                             cwd=ROOT, capture_output=True, text=True)
     assert export.returncode == 0 and "Wrote 3 corrections" in export.stdout, export.stderr
     texts, labels = read_file(tmp_path / "corrections.csv")  # as `emotion train --train-file` reads it
     assert texts == ["text 0", "text 1", "text 2"] and labels == ["anger", "anger", "sadness"]
+
+
+def test_stats_read_a_store_without_writing_to_it_and_refuse_other_files(tmp_path):
+    from emotion_core.feedback import read_store
+
+    path = tmp_path / "feedback.db"
+    FeedbackStore.open(path).save(correction(1))
+    before = path.read_bytes()
+    assert [r.text for r in read_store(path)] == ["text number 1"] and path.read_bytes() == before
+    assert not (tmp_path / "feedback.db-wal").exists()
+    other = tmp_path / "bookmarks.db"
+    with closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE bookmarks (url TEXT)")
+        db.commit()
+    before = other.read_bytes()
+    with pytest.raises(EmotionCoreError, match="bookmarks.db is not a feedback store .it holds the tables bookmarks"):
+        read_store(other)
+    assert other.read_bytes() == before
+    with pytest.raises(EmotionCoreError, match="is not a feedback store: it holds other tables .bookmarks"):
+        FeedbackStore.open(other)  # the apps, too, add nothing to it
+    with closing(sqlite3.connect(other)) as db:
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("bookmarks",)]
 
 
 def test_the_review_queue_in_margin_order_puts_the_most_uncertain_rows_first(tmp_path, tiny_neutral_model):
@@ -461,6 +511,17 @@ def test_the_review_queue_in_balanced_order_and_an_unknown_order(tmp_path, tiny_
     with pytest.raises(EmotionCoreError, match="The output file must differ from the input file"):
         review_queue(tmp_path / "in.csv", tmp_path / "in.csv", classifier)
     assert (tmp_path / "in.csv").read_bytes() == before
+
+
+def test_the_queue_command_reads_a_file_in_another_encoding(tmp_path, tiny_neutral_model, capsys):
+    from emotion_core.cli import main as cli
+
+    (tmp_path / "latin.csv").write_bytes("text\nje suis ravi du café\ni am furious\n".encode("latin-1"))
+    command = ["feedback", "queue", str(tmp_path / "latin.csv"), "-o", str(tmp_path / "queue.csv"), "--model",
+               str(tiny_neutral_model)]
+    assert cli(command) == 1 and "--encoding latin-1" in capsys.readouterr().err  # as the message says, so it does
+    assert cli([*command, "--encoding", "latin-1"]) == 0
+    assert sorted(pd.read_csv(tmp_path / "queue.csv")["text"]) == ["i am furious", "je suis ravi du café"]
 
 
 # ----------------------------------------------------------------------------- a Space's corrections on the Hub

@@ -51,6 +51,13 @@ def test_empty_item_in_a_batch_is_named(classifier):
         classifier.predict_batch(["fine", " "])
 
 
+def test_a_lone_surrogate_is_a_clear_error_not_a_tokenizer_crash(classifier):
+    """JSON's "\\ud800" decodes to a str no tokenizer, file or database takes."""
+    with pytest.raises(EmotionCoreError, match=r"not valid Unicode \(item 1\): character 4 is a lone surrogate \(U\+DC00\)"):
+        classifier.predict_batch(["fine", "so \udc00 sad"])
+    assert classifier.analyze(["so \U0001f622 sad"])[0].label in classifier.labels  # a whole emoji is fine
+
+
 def test_model_resolution_order(monkeypatch, tmp_path):
     monkeypatch.delenv("EMOTION_MODEL", raising=False)
     assert resolve_model() == str(BUNDLED_MODEL)
