@@ -113,14 +113,16 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, fig
 
 
 def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "test")) -> dict[str, tuple[list[str], np.ndarray, list[str]]]:
-    """Raw texts, label indices and source names of the evaluation splits of the model's data (or `data_cfg`'s)."""
+    """Texts, label indices and source names of the evaluation splits of the model's data (or `data_cfg`'s)."""
     sources = None
     if data_cfg is None:
         sources = [run_source(entry) for entry in classifier.run_config.get("sources") or []]
         if not sources:
             raise EmotionCoreError(f"{classifier.folder} does not say what data it was trained on: pass --data.")
         data_cfg = DataConfig(data=[s.data for s in sources])
-    data_cfg.normalize = "none"  # the classifier normalises as the model was trained
+    # the splits as the run made them: its steps, so the same duplicates are dropped and the same rows held out
+    # (the classifier normalising the texts again changes nothing: the steps are idempotent)
+    data_cfg.normalize = ",".join(classifier.normalization) or "none"
     seed = classifier.run_config.get("training", {}).get("seed", 42)  # a source without validation rows: the run's 10%
     loaded, _ = load_sources(data_cfg, seed=seed, sources=sources)
     out = {}

@@ -33,7 +33,7 @@ from .model_folder import NORMALIZATION, write_json
 # step -> (pattern, replacement); the other steps are functions below
 PATTERNS = {
     "urls": (re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE), "http"),
-    "mentions": (re.compile(r"(?<![\w/])(?:/?u/|@)[A-Za-z0-9_-]{2,}"), "@user"),
+    "mentions": (re.compile(r"(?<![\w/])(?:/?[uU]/|@)[A-Za-z0-9_-]{2,}"), "@user"),
     "names": (re.compile(r"\[NAME\]"), "someone"),  # GoEmotions' mask for a person's name
 }
 STEPS = ("urls", "mentions", "names", "emoji", "hashtags", "elongations", "lowercase", "spaces")
@@ -41,7 +41,7 @@ DEFAULT_STEPS = STEPS
 
 HASHTAG = re.compile(r"(?<![\w&#])#([A-Za-z][A-Za-z0-9_]*)")  # not "&#39;", not "##"
 CAMEL_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-ELONGATED_WORD = re.compile(r"\b\w*([A-Za-z])\1{2,}\w*\b")
+ELONGATED_WORD = re.compile(r"\b\w*([A-Za-z])\1{2,}\w*\b", re.IGNORECASE)  # "Oooh" as "oooh": lower case comes later
 LETTER_RUN = re.compile(r"([A-Za-z])\1{2,}", re.IGNORECASE)
 EMOJI_HINT = re.compile("[\u00a9\u00ae\u203c-\u3299\U0001F000-\U0001FAFF]")  # every emoji has a character in here
 EMOJI_MODIFIERS = re.compile("[\U0001F3FB-\U0001F3FF\uFE0F]")  # skin tones and the emoji presentation selector

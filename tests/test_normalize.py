@@ -59,6 +59,17 @@ def test_elongations_are_shortened(text, expected):
     assert normalize(text, DEFAULT) == expected
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("Oooh yes", "oh yes"),                       # a capital starts the run: shortened as "oooh" is
+    ("U/scottgal - thank you!", "@user - thank you!"),
+    ("SOOOO ANGRY 😡 😡 #SoFrustrated @Bob www.x.io [NAME]", "so angry enraged face so frustrated @user http someone"),
+])
+def test_normalising_twice_changes_nothing(text, expected):
+    """Figures redone later score texts the run normalised (evaluation.eval_data): a second pass must not move them."""
+    once = normalize(text, DEFAULT)
+    assert once == expected and normalize(once, DEFAULT) == once
+
+
 def test_steps_can_be_chosen_and_older_lists_keep_their_meaning():
     text = "SO angry 😡 #sofrustrated sooooo"
     assert normalize(text, parse_steps("lowercase,spaces")) == "so angry 😡 #sofrustrated sooooo"

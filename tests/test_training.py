@@ -259,3 +259,21 @@ def test_figures_redone_later_read_the_splits_the_run_read(tmp_path, tiny_base_d
     trained_on = set(load_sources(DataConfig(data=[str(toy_dir / "train.txt")], normalize="none"), seed=7)[0]["train"]["text"])
     validation = eval_data(Classifier.from_pretrained(held_out, engine="torch"), None)["validation"][0]
     assert validation and not trained_on & set(validation)
+
+
+def test_a_held_out_split_redone_later_is_the_one_the_run_held_out(tmp_path, tiny_base_dir, toy_dir):
+    """Texts the run's normalisation makes alike ("I feel HAPPY", "i feel happy") are dropped as duplicates before
+    10% is held out; read back without those steps, other rows were held out, some of them trained on."""
+    from emotion_core.config import DataConfig
+    from emotion_core.data import load_sources
+    from emotion_core.evaluation import eval_data
+
+    lines = (toy_dir / "train.txt").read_text().splitlines()
+    shouted = [f"{text.upper()};{label}" for text, label in (line.rsplit(";", 1) for line in lines[::3])]
+    (tmp_path / "train.txt").write_text("\n".join(lines + shouted) + "\n")
+    out = tmp_path / "model"
+    train.main(train_args(tiny_base_dir, tmp_path / "train.txt", out, "--epochs", "1", "--normalize", "default"))
+    run = load_sources(DataConfig(data=[str(tmp_path / "train.txt")], normalize="default"), seed=42)[0]
+    redone = eval_data(Classifier.from_pretrained(out, engine="torch"), None)["validation"][0]
+    assert list(redone) == run["validation"]["text"] and not set(redone) & set(run["train"]["text"])
+    assert len(redone) == json.loads((out / "metrics.json").read_text())["validation"]["n"]
