@@ -51,14 +51,19 @@ def read_txt(path: Path) -> Rows:
 
 def read_table(path: Path, text_column: str, label_column: str) -> Rows:
     """Read a CSV or TSV with a header row, keeping every cell as a string."""
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    tsv = path.suffix.lower() == ".tsv"
     try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = pd.read_csv(path, sep="\t" if tsv else ",", dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise EmotionCoreError(f"{path} is empty: expected a header row with '{text_column}' and '{label_column}'") from None
     except pd.errors.ParserError as exc:
         raise EmotionCoreError(f"{path} is not a valid {path.suffix[1:].upper()} file: {exc}") from None
     check_columns(path, list(frame.columns), text_column, label_column)
+    merged = [i for i, text in enumerate(frame[text_column]) if "\t" in text or "\n" in text] if tsv else []
+    if merged:  # a '"' opens a quoted field, which runs on to the next '"': the rows between become one text
+        raise EmotionCoreError(f"{path}: the text of row {merged[0] + 1} holds a tab or a line end, so a '\"' in it "
+                               "began a quoted field that took in the rows after it. Quote that whole text, doubling "
+                               "its '\"', or remove the stray quote.")
     return frame[text_column].tolist(), frame[label_column].tolist()
 
 
@@ -236,6 +241,9 @@ def load_sources(cfg: DataConfig, seed: int = 42, sources: list[Source] | None =
     report = DataReport()
     rows = {source.name: source_rows(source, steps, report) for source in sources}
     labels = order_labels(label for by_split in rows.values() for label in by_split["train"][1])
+    if len(labels) < 2:
+        raise EmotionCoreError(f"The train split has {'only the label ' + repr(labels[0]) if labels else 'no label'}: "
+                               "a classifier needs two or more (check the label column and the label map).")
     strict = len(sources) == 1 and sources[0].label_map is None
     parts: dict[str, list[Dataset]] = {}
     for name, by_split in rows.items():
@@ -256,7 +264,7 @@ def source_rows(source: Source, steps: tuple[str, ...], report: DataReport) -> d
     """One source's splits, mapped and normalised; plus `folded` when its grouping folds validation labels."""
     raw = read_source(source)
     out = {split: map_rows(source, split, split_rows, steps, report) for split, split_rows in raw.items()}
-    if "validation" in raw and source.mapping(FOLDED):
+    if "validation" in raw and source.folds() and source.mapping(FOLDED):
         out[FOLDED] = map_rows(source, FOLDED, raw["validation"], steps, report)
     return out
 

@@ -84,10 +84,15 @@ class Source:
         if self.label_map not in LABEL_MAPS:
             return read_label_map(Path(self.label_map))
         grouping = LABEL_MAPS[self.label_map]
-        if split == "train" or self.format != "goemotions":
+        if split == "train" or not self.folds():
             return grouping
         folded = split == FOLDED
         return {label: model for label, model in grouping.items() if (label != model) == folded}
+
+    def folds(self) -> bool:
+        """True when the source has a `folded` split: a built-in grouping of GoEmotions, which folds some of its
+        labels into others (a label map of one's own, or another data set, maps every split alike)."""
+        return self.format == "goemotions" and self.label_map in LABEL_MAPS
 
     def label_weight(self, label: str) -> float:
         """Times a train row with this model label is seen per epoch."""

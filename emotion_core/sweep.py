@@ -28,6 +28,7 @@ from pathlib import Path
 from .errors import EmotionCoreError
 from .evaluation import summary_lines
 from .model_folder import METRICS, read_json, write_json
+from .sources import FOLDED
 
 
 def load_grid(path: str | Path) -> dict:
@@ -65,10 +66,16 @@ def read_rule(path: str | Path) -> dict:
 
 
 def valid_requirements(require) -> bool:
-    """A list of [dotted path, ">=" or "<=", number] triples."""
-    return isinstance(require, list) and all(
+    """A list of [dotted path, ">=" or "<=", number] triples; EmotionCoreError for a path outside the validation
+    figures (validation, folded): the test split plays no part in a choice."""
+    valid = isinstance(require, list) and all(
         isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) and r[1] in (">=", "<=") and is_number(r[2])
         for r in require)
+    for path, *_ in require if valid else []:
+        if not {"validation", FOLDED} & set(path.split(".")) or "test" in path.split("."):
+            raise EmotionCoreError(f"A requirement reads {path!r}: choices are made on validation figures alone "
+                                   "(validation or folded), never on test.")
+    return valid
 
 
 def is_number(value) -> bool:

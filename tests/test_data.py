@@ -18,6 +18,19 @@ def write_csv(path, rows, text="text", label="label"):
     return path
 
 
+def test_a_tsv_whose_stray_quote_swallows_rows_is_refused(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text('text\tlabel\ngreat day\tjoy\n"so happy today\tjoy\ni am sad\tsadness\nhe said "no" to me\tanger\n')
+    with pytest.raises(EmotionCoreError, match=r"train.tsv: the text of row 2 holds a tab or a line end, so a '\"' in it began"):
+        read_file(path)
+
+
+def test_a_train_split_of_one_label_is_refused(tmp_path):
+    write_txt(tmp_path / "train.txt", [(f"i feel happy {i}", "joy") for i in range(30)])
+    with pytest.raises(EmotionCoreError, match="The train split has only the label 'joy': a classifier needs two or more"):
+        load_splits(DataConfig(data=[str(tmp_path)]))
+
+
 def write_jsonl(path, rows, text="text", label="label"):
     path.write_text("".join(json.dumps({text: t, label: y}) + "\n" for t, y in rows))
     return path

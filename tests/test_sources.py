@@ -201,6 +201,11 @@ def test_neutral_maps_keep_neutral_and_measure_folded_rows_apart(tmp_path, two_s
         {"data": str(toy)}, {"data": str(reddit), "label_map": "six+neutral"}]}))
     splits, _ = load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
     assert "folded" not in splits and "neutral" in splits["train"].features["label"].names
+    (tmp_path / "map.json").write_text(json.dumps({"sadness": "sadness", "joy": "joy", "anger": "anger"}))
+    for label_map in ("six", str(tmp_path / "map.json")):  # another data set, or a map of one's own: nothing folded
+        (tmp_path / "mix.json").write_text(json.dumps({"sources": [{"data": str(toy), "label_map": label_map}]}))
+        splits, _ = load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+        assert set(splits) == {"train", "validation"}, label_map
 
 
 def test_label_weights_repeat_or_subsample_one_label(tmp_path, two_sources):

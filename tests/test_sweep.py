@@ -93,6 +93,19 @@ def test_an_unknown_rule_is_refused(tmp_path, rule):
         read_rule(grid)
 
 
+@pytest.mark.parametrize("path", ["test.accuracy", "sources.emotion.test.macro_f1", "accuracy"])
+def test_a_requirement_on_anything_but_validation_figures_is_refused(tmp_path, path):
+    from emotion_core.sweep import read_rule
+
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"runs": {"a": []}, "rule": {"choose": "macro_f1", "require": [[path, ">=", 0.3]]}}))
+    with pytest.raises(EmotionCoreError, match="choices are made on validation figures alone"):
+        read_rule(grid)
+    grid.write_text(json.dumps({"runs": {"a": []}, "rule": {"choose": "macro_f1", "require": [
+        ["sources.emotion.validation.accuracy", ">=", 0.3], ["folded.accuracy", ">=", 0.5]]}}))
+    assert len(read_rule(grid)["require"]) == 2
+
+
 def test_a_rule_is_read_only_from_a_grid_that_is_one(tmp_path):
     from emotion_core.sweep import read_rule
 
