@@ -22,7 +22,7 @@ from .data import config_sources, load_sources, tokenize_splits
 from .evaluation import calibrate_outputs, calibration_summary, evaluate_splits, summary_lines
 from .hub import configure_hub, push_model
 from .model_folder import check_replaceable
-from .training import build_trainer, describe_run, load_base_model, run_training, save_model_folder
+from .training import build_trainer, describe_run, load_base_model, run_fingerprint, run_training, save_model_folder
 
 PROG = "emotion train"
 
@@ -52,13 +52,13 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer, model = load_base_model(model_cfg, labels)
     tokenized = tokenize_splits(splits, tokenizer, model_cfg.max_length)
     trainer = build_trainer(model, tokenizer, tokenized, train_cfg)
-    stats = run_training(trainer, train_cfg)
+    run = describe_run(data_cfg, model_cfg, train_cfg, sources, labels, command=shlex.join([*PROG.split(), *argv]))
+    stats = run_training(trainer, train_cfg, run_fingerprint(run, splits["train"]))
     metrics, outputs = evaluate_splits(trainer, tokenized, labels)
     calibration = calibrate_outputs(outputs, labels)
     metrics |= {"train_runtime_s": stats["train_runtime"], "train_samples_per_second": stats["train_samples_per_second"],
                 "train_rows": len(splits["train"]), "data": report, "calibration": calibration_summary(calibration)}
     if trainer.is_world_process_zero():
-        run = describe_run(data_cfg, model_cfg, train_cfg, sources, labels, command=shlex.join([*PROG.split(), *argv]))
         out = save_model_folder(trainer, train_cfg.output_dir, metrics, run, fp16=train_cfg.save_fp16, calibration=calibration,
                                 export=train_cfg.export)
         print(f"Saved {out}", *report.lines(), *summary_lines(metrics), sep="\n  ")

@@ -1,13 +1,16 @@
 """The training recipe: the base model, `Trainer` and its loss, the run's description, and one complete model folder
 written atomically (its figures from evaluation.py, its exports from export.py)."""
 
+import hashlib
+import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
 import transformers
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from torch.utils.data import SequentialSampler
 from transformers import (
     AutoModelForSequenceClassification,
@@ -31,6 +34,7 @@ from .sources import Source, source_entry
 
 logger = logging.getLogger(__name__)
 
+RUN_MARK = "run.sha256"  # beside the checkpoints: which run (data and settings) they belong to
 
 
 def load_base_model(model_cfg: ModelConfig, labels: list[str]):
@@ -137,17 +141,48 @@ def build_trainer(model, tokenizer, tokenized: DatasetDict, cfg: TrainConfig) ->
     )
 
 
-def run_training(trainer: Trainer, cfg: TrainConfig) -> dict:
-    """Train (from the last checkpoint with --resume) and return the Trainer's run statistics."""
-    checkpoint = None
-    if cfg.resume:
-        # the last complete checkpoint: a run killed while saving leaves one without its trainer_state.json
-        complete = [p for p in cfg.checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-        if not complete:
-            raise EmotionCoreError(f"--resume: no checkpoint in {cfg.checkpoint_dir} is complete; start without --resume.")
-        checkpoint = str(max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1])))
+def run_training(trainer: Trainer, cfg: TrainConfig, run: str) -> dict:
+    """Train (from the last checkpoint with --resume) and return the Trainer's run statistics.
+
+    `run` (`run_fingerprint`) is written beside the checkpoints, so --resume continues only the
+    run they belong to; a run started afresh removes the checkpoints of the one before it, which
+    a later --resume would otherwise take for its own.
+    """
+    checkpoint = last_checkpoint(cfg, run) if cfg.resume else None
+    if not cfg.resume and trainer.is_world_process_zero():
+        for old in cfg.checkpoint_dir.glob("checkpoint-*"):
+            shutil.rmtree(old)
+        write_text(cfg.checkpoint_dir / RUN_MARK, run)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     return result.metrics
+
+
+def run_fingerprint(run_config: dict, train: Dataset) -> str:
+    """A digest of the run's data and settings but how long it trains (--resume may ask for more epochs)."""
+    settings = {k: v for k, v in run_config.items() if k not in ("command", "versions")}
+    settings["training"] = {k: v for k, v in settings["training"].items() if k not in ("epochs", "max_steps")}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for text, label in zip(train["text"], train["label"]):
+        digest.update(f"{label}\t{text}\n".encode())
+    return digest.hexdigest()
+
+
+def last_checkpoint(cfg: TrainConfig, run: str) -> str:
+    """The last complete checkpoint of this run (a run killed while saving leaves one without its trainer_state.json);
+    EmotionCoreError when there is none, when they are another run's, or when it has trained as long as asked."""
+    complete = [p for p in cfg.checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    if not complete:
+        raise EmotionCoreError(f"--resume: no checkpoint in {cfg.checkpoint_dir} is complete; start without --resume.")
+    mark = cfg.checkpoint_dir / RUN_MARK
+    if not mark.is_file() or mark.read_text() != run:
+        raise EmotionCoreError(f"--resume: the checkpoints in {cfg.checkpoint_dir} are another run's (other data or "
+                               "settings); start without --resume.")
+    last = max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    state = json.loads((last / "trainer_state.json").read_text())
+    if (state["global_step"] >= cfg.max_steps) if cfg.max_steps > 0 else (state.get("epoch", 0) >= cfg.epochs):
+        raise EmotionCoreError(f"--resume: {last.name} has trained as long as this run asks (epoch {state.get('epoch', 0):g}, "
+                               f"step {state['global_step']}); ask for more epochs, or start without --resume.")
+    return str(last)
 
 
 def describe_run(data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, sources: list[Source],

@@ -108,6 +108,21 @@ def test_resume_without_checkpoint_is_refused(tmp_path, tiny_base_dir, toy_dir):
         train.main(train_args(tiny_base_dir, toy_dir, tmp_path / "fresh", "--resume"))
 
 
+def test_resume_continues_only_its_own_run(tmp_path, tiny_base_dir, toy_dir):
+    """Checkpoints of a run with other data or settings, or one that has trained as long as asked, are not resumed
+    (the Trainer would train nothing and save the old model as this run's); a fresh run removes the old ones."""
+    out = tmp_path / "model"
+    checkpoints = out.with_name("model.checkpoints")
+    train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "2"))
+    assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-19", "checkpoint-38"]
+    with pytest.raises(EmotionCoreError, match="has trained as long as this run asks .epoch 2, step 38"):
+        train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "1", "--resume"))
+    with pytest.raises(EmotionCoreError, match="are another run's .other data or settings"):
+        train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "3", "--learning-rate", "1e-3", "--resume"))
+    train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "1"))  # afresh: the two-epoch checkpoints go
+    assert [p.name for p in checkpoints.glob("checkpoint-*")] == ["checkpoint-19"]
+
+
 def test_failed_save_leaves_the_old_model_in_place(tmp_path, tiny_base_dir, toy_dir, monkeypatch):
     out = tmp_path / "model"
     out.mkdir()
