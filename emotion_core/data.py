@@ -279,6 +279,9 @@ def source_datasets(name: str, by_split: dict[str, Rows], labels: list[str], str
         data = {"text": texts, "label": [labels.index(x) for x in split_labels], "source": [name] * len(texts)}
         out[split] = Dataset.from_dict(data, features=features)
     if "validation" not in out:
+        if len(out["train"]) < 2:
+            raise EmotionCoreError(f"{name} has {len(out['train'])} train row and no validation split, too few to hold "
+                                   "one out: give it a validation file, or more rows.")
         held = hold_out(out["train"], seed)
         out["train"], out["validation"] = held["train"], held["test"]
         report.count(name, "validation", kept=len(held["test"]))

@@ -148,6 +148,8 @@ def read_mix_file(path: str | Path) -> list[Source]:
             raise EmotionCoreError(f"Mix file {path}, source {number}: unknown key {sorted(unknown)[0]!r} "
                                    f"(known: {', '.join(sorted(allowed))}).")
         sources.append(Source(**entry))
+    if not sources:
+        raise EmotionCoreError(f'Mix file {path} lists no source: give at least one, e.g. {{"sources": [{{"data": "folder"}}]}}.')
     return sources
 
 

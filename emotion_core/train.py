@@ -11,14 +11,17 @@
 Parse -> seed -> data -> model -> Trainer -> train -> evaluate -> calibrate -> save -> optional push.
 """
 
+import json
 import shlex
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from transformers import HfArgumentParser, set_seed
 
 from .config import DataConfig, ModelConfig, TrainConfig
 from .data import config_sources, load_sources, tokenize_splits
+from .errors import EmotionCoreError
 from .evaluation import calibrate_outputs, calibration_summary, evaluate_splits, summary_lines
 from .hub import configure_hub, push_model
 from .model_folder import check_replaceable
@@ -32,11 +35,31 @@ def parse(argv: list[str]) -> tuple[DataConfig, ModelConfig, TrainConfig]:
     parser = HfArgumentParser((DataConfig, ModelConfig, TrainConfig), prog=PROG,
                               description="Fine-tune a transformer on emotion data and save one complete model folder.")
     if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
+        return parse_file(parser, Path(argv[0]))
     *configs, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
     if unknown:  # as argparse says it (usage, then the flags), not HfArgumentParser's traceback
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return tuple(configs)
+
+
+def parse_file(parser: HfArgumentParser, path: Path) -> tuple[DataConfig, ModelConfig, TrainConfig]:
+    """The settings of a JSON run file, keyed by the flags' names (output_dir, base_model, ...); EmotionCoreError
+    saying what is wrong with it."""
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EmotionCoreError(f"Run file {path} not found.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EmotionCoreError(f"Run file {path} is not valid JSON: {exc}.") from None
+    known = {f.name for config in (DataConfig, ModelConfig, TrainConfig) for f in fields(config)}
+    unknown = sorted(set(settings) - known) if isinstance(settings, dict) else ["(not an object)"]
+    if unknown:
+        raise EmotionCoreError(f"Run file {path}: unknown setting {unknown[0]!r} (`emotion train --help` lists them; "
+                               "the file spells --output-dir as output_dir).")
+    try:
+        return parser.parse_dict(settings)
+    except (ValueError, TypeError) as exc:  # a value of the wrong kind
+        raise EmotionCoreError(f"Run file {path}: a value of the wrong kind ({exc}); numbers go without quotes.") from None
 
 
 def main(argv: list[str] | None = None) -> dict:

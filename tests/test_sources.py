@@ -149,6 +149,13 @@ def test_weights_repeat_or_subsample_a_source(tmp_path, two_sources):
     (tmp_path / "mix.json").write_text(json.dumps({"sources": [{"data": str(toy), "weight": 0}]}))
     with pytest.raises(EmotionCoreError, match="weight must be a positive number"):
         load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+    (tmp_path / "mix.json").write_text(json.dumps({"sources": []}))
+    with pytest.raises(EmotionCoreError, match="mix.json lists no source"):
+        load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+    (tmp_path / "one.txt").write_text("i am so happy;joy\n")
+    (tmp_path / "mix.json").write_text(json.dumps({"sources": [{"data": str(toy)}, {"train_file": str(tmp_path / "one.txt")}]}))
+    with pytest.raises(EmotionCoreError, match="one has 1 train row and no validation split, too few to hold one out"):
+        load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
 
 
 def test_per_source_metrics_belong_to_that_source(tmp_path, tiny_base_dir):

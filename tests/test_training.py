@@ -165,6 +165,17 @@ def test_json_config_file_replaces_flags(tmp_path, tiny_base_dir, toy_dir):
     assert json.loads((tmp_path / "from-json" / "run_config.json").read_text())["max_length"] == 32
 
 
+@pytest.mark.parametrize("content, message", [
+    ('{"data": "x", "epoch": 1}', "unknown setting 'epoch' .`emotion train --help` lists them; the file spells --output-dir as output_dir"),
+    ('{"data": "x",', "is not valid JSON"),
+    ('["data"]', r"unknown setting '\(not an object\)'"),
+])
+def test_a_bad_run_file_is_a_message_not_a_traceback(tmp_path, content, message):
+    (tmp_path / "run.json").write_text(content)
+    with pytest.raises(EmotionCoreError, match=message):
+        train.main([str(tmp_path / "run.json")])
+
+
 def test_label_smoothing_reaches_the_trainer_and_the_run_record(tmp_path, tiny_base_dir, toy_dir):
     out = tmp_path / "smoothed"
     train.main(train_args(tiny_base_dir, toy_dir, out, "--max-steps", "1", "--label-smoothing", "0.2", "--no-export"))
