@@ -139,12 +139,18 @@ HUB_DATASETS = {"emotion": ("dair-ai/emotion", "Emotion", "split"),
                 "goemotions": ("google-research-datasets/go_emotions", "GoEmotions", "simplified")}
 
 
-def eval_results(metrics: dict, dataset: str) -> list[EvalResult]:
+def eval_results(metrics: dict, dataset: str, label_maps: dict[str, str | None] | None = None) -> list[EvalResult]:
     """One result per data set and split, each under its Hub id where the source is a known one (else the data's
-    own name), with the standard metric types: accuracy, and f1 with its averaging (macro)."""
+    own name), with the standard metric types: accuracy, and f1 with its averaging (macro). A known source's name
+    says which rows were scored, and how its labels were mapped (`label_maps`, by source), since those figures are
+    not the data set's own task (GoEmotions' 28 labels)."""
     known = {name: by_split for name, by_split in metrics.get("sources", {}).items() if name in HUB_DATASETS}
     if known:
-        figures = [(*HUB_DATASETS[name], split, m) for name, by_split in known.items() for split, m in by_split.items()]
+        maps = label_maps or {}
+        figures = [(hub_id, f"{title} ({m['n']:,} rows" + (f", labels mapped by {maps[name]})" if maps.get(name) else ")"),
+                    config, split, m)
+                   for name, by_split in known.items() for hub_id, title, config in [HUB_DATASETS[name]]
+                   for split, m in by_split.items()]
     else:
         figures = [(dataset, dataset, None, split, metrics[split]) for split in ("validation", "test") if split in metrics]
     return [EvalResult(task_type="text-classification", task_name="Text Classification", dataset_type=hub_id,
@@ -161,7 +167,7 @@ def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelC
     report_split = "test" if "test" in splits else "validation"
     report = splits[report_split]
     dataset = run_config["dataset"]
-    results = eval_results(metrics, dataset)
+    results = eval_results(metrics, dataset, {s["name"]: s.get("label_map") for s in run_config.get("sources", [])})
     hub_ids = sorted({r.dataset_type for r in results if "/" in r.dataset_type and not Path(r.dataset_type).exists()})
     card_data = ModelCardData(
         model_name=model_name, base_model=run_config["base_model"], language="en", license="apache-2.0",

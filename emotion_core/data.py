@@ -59,9 +59,9 @@ def read_table(path: Path, text_column: str, label_column: str) -> Rows:
     except pd.errors.ParserError as exc:
         raise EmotionCoreError(f"{path} is not a valid {path.suffix[1:].upper()} file: {exc}") from None
     check_columns(path, list(frame.columns), text_column, label_column)
-    merged = [i for i, text in enumerate(frame[text_column]) if "\t" in text or "\n" in text] if tsv else []
-    if merged:  # a '"' opens a quoted field, which runs on to the next '"': the rows between become one text
-        raise EmotionCoreError(f"{path}: the text of row {merged[0] + 1} holds a tab or a line end, so a '\"' in it "
+    merged = [i for i, text in enumerate(frame[text_column]) if "\t" in text] if tsv else []
+    if merged:  # a '"' opens a quoted field, which runs on to the next '"': the rows between (tabs and all) become one
+        raise EmotionCoreError(f"{path}: the text of row {merged[0] + 1} holds a tab, so a '\"' in it "
                                "began a quoted field that took in the rows after it. Quote that whole text, doubling "
                                "its '\"', or remove the stray quote.")
     return frame[text_column].tolist(), frame[label_column].tolist()

@@ -112,8 +112,13 @@ def calibrate_folder(folder: str | Path, data_cfg: DataConfig | None = None, fig
     return report | {"figures": reports}
 
 
-def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "test")) -> dict[str, tuple[list[str], np.ndarray, list[str]]]:
-    """Texts, label indices and source names of the evaluation splits of the model's data (or `data_cfg`'s)."""
+def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "test"),
+              raw: bool = False) -> dict[str, tuple[list[str], np.ndarray, list[str]]]:
+    """Texts, label indices and source names of the evaluation splits of the model's data (or `data_cfg`'s).
+
+    The texts are normalised as the model's run normalised them, unless `raw` (for scoring them with another model):
+    then they are as the files have them, which changes the rows of no split but a validation split held out of
+    train (only train rows are deduplicated before it is held out)."""
     sources = None
     if data_cfg is None:
         sources = [run_source(entry) for entry in classifier.run_config.get("sources") or []]
@@ -122,7 +127,7 @@ def eval_data(classifier, data_cfg: DataConfig | None, splits=("validation", "te
         data_cfg = DataConfig(data=[s.data for s in sources])
     # the splits as the run made them: its steps, so the same duplicates are dropped and the same rows held out
     # (the classifier normalising the texts again changes nothing: the steps are idempotent)
-    data_cfg.normalize = ",".join(classifier.normalization) or "none"
+    data_cfg.normalize = "none" if raw else ",".join(classifier.normalization) or "none"
     seed = classifier.run_config.get("training", {}).get("seed", 42)  # a source without validation rows: the run's 10%
     loaded, _ = load_sources(data_cfg, seed=seed, sources=sources)
     out = {}

@@ -21,6 +21,7 @@ from .calibration import softmax
 from .documents import pieces
 from .errors import EmotionCoreError
 from .normalize import normalize_words
+from .predict import check_texts
 
 MODES = ("delete", "mask")
 WORD = re.compile(r"\S+")  # a word is what str.split() gives
@@ -127,6 +128,7 @@ def explain(classifier, text: str, mode: str = "delete") -> Explanation:
 
     A text longer than the model's window is explained piece by piece (`explain_document`).
     """
+    check_texts([text])
     if len(classifier.encode([text], truncate=False)[0]) > classifier.max_length:
         return explain_document(classifier, text, mode)
     words, logits, seen = occlude(classifier, text, mode=mode)

@@ -228,11 +228,8 @@ def read_store(path: Path) -> list[Correction]:
     is brought up to date first only when it is of an older schema. EmotionCoreError when it is no feedback store."""
     if not path.is_file():
         raise EmotionCoreError(f"No corrections file at {path}: pass --db, or set {DB_ENV_VAR}.")
-    # with no write-ahead log beside it, no app is writing: read it as it is, making no files (a read-only folder
-    # will do); else read beside the writers, through the log
-    query = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
     try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+        with closing(read_only(path)) as db:
             version, tables = db.execute("PRAGMA user_version").fetchone()[0], table_names(db)
             if "corrections" not in tables:
                 raise EmotionCoreError(f"{path} is not a feedback store (it holds "
@@ -244,6 +241,21 @@ def read_store(path: Path) -> list[Correction]:
     except sqlite3.Error as exc:
         raise EmotionCoreError(f"The feedback store {path} cannot be read: {exc}.") from None
     return FeedbackStore(path).rows()  # an older schema: migrated, as the apps would
+
+
+def read_only(path: Path) -> sqlite3.Connection:
+    """A connection that reads the store beside its writers and never writes to it. In a folder this process may not
+    write (a copy on a read-only disk), SQLite cannot make the reader's index beside it: then the file is read as it
+    is, which is safe only because no app can be writing there either."""
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        db.execute("PRAGMA user_version")
+        return db
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK) or Path(f"{path}-wal").exists():
+            raise
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True)
 
 
 def newer_schema(path: Path, version: int) -> EmotionCoreError:
@@ -471,7 +483,7 @@ def gate(current, candidate, held_back: Path) -> dict:
     from .evaluation import eval_data
 
     texts, labels = read_file(held_back)
-    test = eval_data(current, None, splits=("test",)).get("test")
+    test = eval_data(current, None, splits=("test",), raw=True).get("test")  # each model normalises them its own way
     if not texts or test is None:
         raise EmotionCoreError(f"The gate needs held-back corrections ({held_back} has {len(texts)}) and a test split in "
                                "the current model's data.")

@@ -33,7 +33,7 @@ from .model_folder import NORMALIZATION, write_json
 # step -> (pattern, replacement); the other steps are functions below
 PATTERNS = {
     "urls": (re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE), "http"),
-    "mentions": (re.compile(r"(?<![\w/])(?:/?[uU]/|@)[A-Za-z0-9_-]{2,}"), "@user"),
+    "mentions": (re.compile(r"(?<![\w/])(?:/?[uU]/|@)(?!someone\b)[A-Za-z0-9_-]{2,}"), "@user"),  # not names' own
     "names": (re.compile(r"\[NAME\]"), "someone"),  # GoEmotions' mask for a person's name
 }
 STEPS = ("urls", "mentions", "names", "emoji", "hashtags", "elongations", "lowercase", "spaces")

@@ -58,6 +58,8 @@ def parse_file(parser: HfArgumentParser, path: Path) -> tuple[DataConfig, ModelC
                                "the file spells --output-dir as output_dir).")
     try:
         return parser.parse_dict(settings)
+    except EmotionCoreError:  # a value out of range, said as the flag says it
+        raise
     except (ValueError, TypeError) as exc:  # a value of the wrong kind
         raise EmotionCoreError(f"Run file {path}: a value of the wrong kind ({exc}); numbers go without quotes.") from None
 

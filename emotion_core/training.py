@@ -169,7 +169,8 @@ def run_fingerprint(run_config: dict, train: Dataset) -> str:
 
 def last_checkpoint(cfg: TrainConfig, run: str) -> str:
     """The last complete checkpoint of this run (a run killed while saving leaves one without its trainer_state.json);
-    EmotionCoreError when there is none, when they are another run's, or when it has trained as long as asked."""
+    EmotionCoreError when there is none, when they are another run's, or when it has trained longer than asked (a run
+    killed after its last checkpoint, while it evaluated or saved, resumes to finish)."""
     complete = [p for p in cfg.checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
     if not complete:
         raise EmotionCoreError(f"--resume: no checkpoint in {cfg.checkpoint_dir} is complete; start without --resume.")
@@ -179,9 +180,9 @@ def last_checkpoint(cfg: TrainConfig, run: str) -> str:
                                "settings); start without --resume.")
     last = max(complete, key=lambda p: int(p.name.rsplit("-", 1)[1]))
     state = json.loads((last / "trainer_state.json").read_text())
-    if (state["global_step"] >= cfg.max_steps) if cfg.max_steps > 0 else (state.get("epoch", 0) >= cfg.epochs):
-        raise EmotionCoreError(f"--resume: {last.name} has trained as long as this run asks (epoch {state.get('epoch', 0):g}, "
-                               f"step {state['global_step']}); ask for more epochs, or start without --resume.")
+    if (state["global_step"] > cfg.max_steps) if cfg.max_steps > 0 else (state.get("epoch", 0) > cfg.epochs):
+        raise EmotionCoreError(f"--resume: {last.name} has trained longer than this run asks (epoch {state.get('epoch', 0):g}, "
+                               f"step {state['global_step']}); ask for as many epochs, or start without --resume.")
     return str(last)
 
 

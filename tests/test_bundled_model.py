@@ -96,4 +96,7 @@ def test_the_bundled_card_gives_each_figure_under_its_hub_dataset_and_split():
                 assert results[(hub_id, config, split, "accuracy", None)] == round(m["accuracy"], 4)
                 assert results[(hub_id, config, split, "f1", "macro")] == round(m["macro_f1"], 4)
     assert len(results) == 2 * 3  # emotion validation and test, GoEmotions validation; folded is not a Hub split
+    names = {r.dataset_type: r.dataset_name for r in card.data.eval_results}  # not the data set's own 28-label task
+    assert names["google-research-datasets/go_emotions"] == (f"GoEmotions ({metrics['sources']['goemotions']['validation']['n']:,} "
+                                                             "rows, labels mapped by ekman-love+neutral)")
     assert sorted(card.data.datasets) == ["dair-ai/emotion", "google-research-datasets/go_emotions"]

@@ -21,7 +21,7 @@ def write_csv(path, rows, text="text", label="label"):
 def test_a_tsv_whose_stray_quote_swallows_rows_is_refused(tmp_path):
     path = tmp_path / "train.tsv"
     path.write_text('text\tlabel\ngreat day\tjoy\n"so happy today\tjoy\ni am sad\tsadness\nhe said "no" to me\tanger\n')
-    with pytest.raises(EmotionCoreError, match=r"train.tsv: the text of row 2 holds a tab or a line end, so a '\"' in it began"):
+    with pytest.raises(EmotionCoreError, match=r"train.tsv: the text of row 2 holds a tab, so a '\"' in it began"):
         read_file(path)
 
 

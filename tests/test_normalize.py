@@ -62,6 +62,7 @@ def test_elongations_are_shortened(text, expected):
 @pytest.mark.parametrize("text,expected", [
     ("Oooh yes", "oh yes"),                       # a capital starts the run: shortened as "oooh" is
     ("U/scottgal - thank you!", "@user - thank you!"),
+    ("thanks u/[NAME]!", "thanks u/someone!"),    # a name masked after the mentions step stays one
     ("SOOOO ANGRY 😡 😡 #SoFrustrated @Bob www.x.io [NAME]", "so angry enraged face so frustrated @user http someone"),
 ])
 def test_normalising_twice_changes_nothing(text, expected):

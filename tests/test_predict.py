@@ -13,6 +13,7 @@ import pytest
 import emotion_core
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.config import BUNDLED_MODEL, env_count, resolve_model
+from emotion_core.explain import explain
 from tests.helpers import ROOT
 
 
@@ -56,6 +57,8 @@ def test_a_lone_surrogate_is_a_clear_error_not_a_tokenizer_crash(classifier):
     with pytest.raises(EmotionCoreError, match=r"not valid Unicode \(item 1\): character 4 is a lone surrogate \(U\+DC00\)"):
         classifier.predict_batch(["fine", "so \udc00 sad"])
     assert classifier.analyze(["so \U0001f622 sad"])[0].label in classifier.labels  # a whole emoji is fine
+    with pytest.raises(EmotionCoreError, match="not valid Unicode: character 4"):
+        explain(classifier, "so \udc00 sad")
 
 
 def test_model_resolution_order(monkeypatch, tmp_path):

@@ -109,14 +109,17 @@ def test_resume_without_checkpoint_is_refused(tmp_path, tiny_base_dir, toy_dir):
 
 
 def test_resume_continues_only_its_own_run(tmp_path, tiny_base_dir, toy_dir):
-    """Checkpoints of a run with other data or settings, or one that has trained as long as asked, are not resumed
+    """Checkpoints of a run with other data or settings, or one that has trained longer than asked, are not resumed
     (the Trainer would train nothing and save the old model as this run's); a fresh run removes the old ones."""
     out = tmp_path / "model"
     checkpoints = out.with_name("model.checkpoints")
     train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "2"))
     assert sorted(p.name for p in checkpoints.glob("checkpoint-*")) == ["checkpoint-19", "checkpoint-38"]
-    with pytest.raises(EmotionCoreError, match="has trained as long as this run asks .epoch 2, step 38"):
+    with pytest.raises(EmotionCoreError, match="has trained longer than this run asks .epoch 2, step 38"):
         train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "1", "--resume"))
+    (out / "model.safetensors").unlink()  # as if killed after the last checkpoint, while it saved the model
+    train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "2", "--resume"))  # resumed to finish
+    assert (out / "model.safetensors").is_file()
     with pytest.raises(EmotionCoreError, match="are another run's .other data or settings"):
         train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "3", "--learning-rate", "1e-3", "--resume"))
     train.main(train_args(tiny_base_dir, toy_dir, out, "--epochs", "1"))  # afresh: the two-epoch checkpoints go
@@ -303,3 +306,12 @@ def test_a_held_out_split_redone_later_is_the_one_the_run_held_out(tmp_path, tin
     redone = eval_data(Classifier.from_pretrained(out, engine="torch"), None)["validation"][0]
     assert list(redone) == run["validation"]["text"] and not set(redone) & set(run["train"]["text"])
     assert len(redone) == json.loads((out / "metrics.json").read_text())["validation"]["n"]
+    test = tmp_path / "test.txt"  # texts another model (the gate's candidate) must read as the files have them
+    test.write_text("I AM SOOO HAPPY 😂;joy\nso sad today;sadness\n")
+    files = tmp_path / "files"
+    train.main(train_args(tiny_base_dir, toy_dir, files, "--max-steps", "1", "--normalize", "default", "--no-export",
+                          "--train-file", str(toy_dir / "train.txt"), "--validation-file", str(toy_dir / "val.txt"),
+                          "--test-file", str(test)))
+    classifier = Classifier.from_pretrained(files, engine="torch")
+    assert eval_data(classifier, None, ("test",), raw=True)["test"][0] == ["I AM SOOO HAPPY 😂", "so sad today"]
+    assert eval_data(classifier, None, ("test",))["test"][0] == ["i am so happy face with tears of joy", "so sad today"]
