@@ -10,6 +10,7 @@ Web glue only: the model, scoring and error wording live in emotion_core.
 
 import argparse
 import shutil
+import sys
 import tempfile
 import threading
 import uuid
@@ -42,6 +43,21 @@ ERROR_MESSAGES = {413: "The request is too large (the limit is {limit}).",
 MODEL_ROUTES = {"index", "api_predict", "api_score", "feedback_form", "api_feedback"}  # the views that run the model and need a slot
 
 
+MAX_NAME = 100  # characters of an upload's name kept: with "-scored.csv" and a temporary prefix, under 255 bytes
+COUNTS = ("MAX_TEXT_CHARS", "MAX_BATCH", "MAX_CONTENT_LENGTH", "MAX_ROWS", "MAX_BUSY", "MAX_BATCHED")
+SECONDS = {"BATCH_WAIT_MS": "milliseconds", "BUSY_WAIT_S": "seconds"}
+
+
+def check_limits(config) -> None:
+    """Refuse at start a limit that is not a number ("EMOTION_MAX_TEXT_CHARS=5k"), which would fail every request."""
+    for key in COUNTS:
+        if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
+            raise EmotionCoreError(f"{key} (EMOTION_{key}) must be a whole number of at least 1, not {config[key]!r}.")
+    for key, unit in SECONDS.items():
+        if not isinstance(config[key], int | float) or isinstance(config[key], bool) or config[key] < 0:
+            raise EmotionCoreError(f"{key} (EMOTION_{key}) must be a number of {unit}, not {config[key]!r}.")
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Build the app; the model is loaded here, once per process."""
     app = Flask(__name__)
@@ -61,6 +77,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.config.from_prefixed_env("EMOTION")  # e.g. EMOTION_MAX_TEXT_CHARS=5000
     app.config.update(config or {})
+    check_limits(app.config)
     app.json.sort_keys = False  # probabilities stay highest first
     configure_hub()
     model = Classifier.from_pretrained(app.config["MODEL"])
@@ -125,8 +142,16 @@ def take_model_slot() -> None:
     the others wait briefly, then get a 503 with Retry-After."""
     if request.endpoint not in MODEL_ROUTES or request.method != "POST":
         return
-    if not take_slot("batch_slots" if request.endpoint == "api_predict" and batched(request.get_json(silent=True)) else "model_slots"):
+    if not take_slot("batch_slots" if request.endpoint == "api_predict" and batched(json_body()) else "model_slots"):
         abort(503)
+
+
+def json_body():
+    """The request's JSON, None when it is none (or nested too deep to read: Python's parser recurses)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
 
 
 def take_slot(kind: str = "model_slots") -> bool:
@@ -207,7 +232,7 @@ def api_predict():
     """{"text": "..."} or {"texts": [...]}, optionally "explain": true -> every label's probability, highest first."""
     if not request.is_json:
         return jsonify(error=ERROR_MESSAGES[415]), 415
-    body = request.get_json(silent=True)
+    body = json_body()
     if body is None:
         return jsonify(error="The body is not valid JSON."), 400
     try:
@@ -269,22 +294,20 @@ def api_score():
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return jsonify(error='Upload a CSV file in the form field "file".'), 400
-    workdir = Path(tempfile.mkdtemp(prefix="emotion-flask-"))  # one folder per request, removed after sending
+    name = Path(secure_filename(upload.filename) or "upload.csv")
+    name = name.with_name(name.stem[:MAX_NAME] + name.suffix[:MAX_NAME])  # a name the file system takes
+    workdir = Path(tempfile.mkdtemp(prefix="emotion-flask-"))  # one folder per request, gone before the answer
     try:
-        src = workdir / (secure_filename(upload.filename) or "upload.csv")
-        out = workdir / f"{src.stem}-scored.csv"
+        src, out = workdir / name.name, workdir / f"{name.stem}-scored.csv"
         upload.save(src)
         score_csv(src, out, classifier(), text_column=request.form.get("text_column") or None, progress=False,
                   max_rows=current_app.config["MAX_ROWS"], sentences=request.form.get("sentences", "").lower() in ("1", "true"))
-        response = send_file(out, mimetype="text/csv", as_attachment=True, download_name=out.name)
+        scored = open(out, "rb")  # sent after the folder is removed: an open file outlives its name
     except EmotionCoreError as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
         return jsonify(error=str(exc)), 422
-    except BaseException:
+    finally:  # not on the response's close: a server that sends files itself (waitress) never calls it
         shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    response.call_on_close(lambda: shutil.rmtree(workdir, ignore_errors=True))
-    return response
+    return send_file(scored, mimetype="text/csv", as_attachment=True, download_name=out.name)
 
 
 def save_correction(text, label, source: str, key=None) -> bool:
@@ -328,7 +351,7 @@ def api_feedback():
     """{"text": "...", "label": "joy", "key": optional id} -> {"saved": true, "label": "joy"} (false: that key was saved)."""
     if not request.is_json:
         return jsonify(error=ERROR_MESSAGES[415]), 415
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         return jsonify(error='Send a JSON object with "text" and "label".'), 400
     try:
@@ -357,7 +380,10 @@ def main(argv: list[str] | None = None) -> None:
                              "the rest wait or answer 503)")
     parser.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
     args = parser.parse_args(argv)
-    app = create_app({"MODEL": args.model} if args.model else None)
+    try:
+        app = create_app({"MODEL": args.model} if args.model else None)
+    except EmotionCoreError as exc:  # a model that cannot be loaded, a bad setting: one line, as the commands say it
+        sys.exit(f"error: {exc}")
     print(f"Serving {app.extensions['classifier'].name} on http://{args.host}:{args.port}/")
     waitress.serve(app, host=args.host, port=args.port, threads=args.threads)
 

@@ -97,8 +97,9 @@ def probability_frame(probs: dict[str, float]) -> pd.DataFrame:
 @friendly
 def explain_words(text: str) -> dict:
     """Which words pushed the predicted emotion up or down: {"label", "probability", "words": [{word, score, scaled}]}."""
-    check_length(text or "")
-    return explain(classifier, text or "").as_dict()
+    check_texts([text or ""])
+    check_length(text)
+    return explain(classifier, text).as_dict()
 
 
 def highlights(explanation: dict) -> list[tuple[str, float]]:
@@ -130,7 +131,8 @@ def save_correction(text: str, label: str | None, request: gr.Request) -> str:
     click on the same answer stores nothing more, another answer takes the first one's place."""
     if not label:
         raise EmotionCoreError("Pick the right emotion first.")
-    saved = store(text or "", label, "gradio", request)
+    check_texts([text or ""])
+    saved = store(text, label, "gradio", request)
     return f"Saved: thank you, this text reads as **{display_name(label)}**." if saved else "This correction was saved already."
 
 

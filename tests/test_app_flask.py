@@ -327,6 +327,33 @@ def test_bundled_browser_fills_the_form_and_reads_the_bars(bundled_live_url, jav
         browser.close()
 
 
+def test_the_served_app_keeps_no_upload_and_refuses_odd_bodies(tiny_neutral_model, tmp_path):
+    """Under waitress (which sends files itself), an upload and its scores are gone once answered; a name too long
+    for the file system, JSON nested deeper than Python parses and a bad limit are messages, not a 500."""
+    import httpx
+
+    (tmp_path / "tmp").mkdir()
+    with flask_server(threads=2, model=tiny_neutral_model, env={"TMPDIR": str(tmp_path / "tmp")}) as url:
+        for _ in range(2):
+            answer = httpx.post(f"{url}/api/score", files={"file": ("r" * 240 + ".csv", b"text\ni feel wonderful\n")},
+                                timeout=60)
+            assert answer.status_code == 200 and answer.text.startswith("text,emotion,confidence")
+        assert f'filename={"r" * 100}-scored.csv' in answer.headers["content-disposition"]
+        nested = httpx.post(f"{url}/api/predict", content=b"[" * 100_000 + b"]" * 100_000,
+                            headers={"Content-Type": "application/json"}, timeout=60)
+        assert nested.status_code == 400 and nested.json()["error"] == "The body is not valid JSON."
+    assert not list((tmp_path / "tmp").glob("emotion-flask-*"))
+
+
+@pytest.mark.parametrize("setting", ["5k", "0", "true"])
+def test_a_limit_that_is_not_a_count_is_refused_at_start(tiny_neutral_model, monkeypatch, setting):
+    from emotion_core import EmotionCoreError
+
+    monkeypatch.setenv("EMOTION_MAX_TEXT_CHARS", setting)
+    with pytest.raises(EmotionCoreError, match="MAX_TEXT_CHARS .EMOTION_MAX_TEXT_CHARS. must be a whole number of at least 1"):
+        create_app({"MODEL": str(tiny_neutral_model)})
+
+
 def test_python_app_flask_serves_the_bundled_model_with_waitress():
     with flask_server(threads=2) as url, urllib.request.urlopen(f"{url}/healthz", timeout=10) as response:
         assert json.load(response)["model"] == "emotion-minilm" and response.headers["Server"] == "waitress"

@@ -430,6 +430,14 @@ def test_the_review_tab_asks_in_the_queues_order_and_stores_each_click(app, tmp_
     assert len(app.make_queue(None, scored)[0]["texts"]) == 4
 
 
+def test_a_lone_surrogate_is_a_message_on_every_text_handler(app):
+    import gradio as gr
+
+    for handler, args in ((app.explain_words, ()), (app.show, ()), (app.save_correction, ("joy", None))):
+        with pytest.raises(gr.Error, match="not valid Unicode: character 4 is a lone surrogate"):
+            handler("hi \ud800 there", *args)
+
+
 def test_the_review_tab_leaves_out_texts_too_long_to_keep(app, tmp_path):
     texts = ["i feel so happy", "word " * 2_001, "i am furious"]  # scored, but over the store's 10,000 characters
     pd.DataFrame({"text": texts}).to_csv(tmp_path / "long.csv", index=False)
