@@ -50,23 +50,31 @@ def prediction_columns(labels: list[str], sentences: bool = True, explain: bool 
 
 
 def replaced_columns(columns: list[str], text_column: str, labels: list[str], sentences: bool, explain: bool) -> list[str]:
-    """The input's columns that this run's output takes the place of: those it writes, and those a file `score`
-    wrote before holds of its own (`written_by_score`), now stale. A column of the person's own that shares a name
-    with one `score` may write (`sentence`, say) is kept when this run does not write it."""
-    replaced = {*prediction_columns(labels, sentences, explain), *written_by_score(columns, labels)}
-    return [c for c in columns if c in replaced and c != text_column]
+    """The input's columns that this run's output takes the place of: those a file `score` wrote before holds of
+    its own (`written_by_score`), now stale. A column of the person's own that shares a name with one this run
+    writes (`emotion`, a gold label, say) is refused, not overwritten; one it does not write (`sentence`) is kept."""
+    ours = written_by_score(columns)
+    clash = [c for c in prediction_columns(labels, sentences, explain) if c in columns and c not in ours and c != text_column]
+    if clash:
+        raise EmotionCoreError(f"The file has a column '{clash[0]}' of its own, and score writes one of that name: "
+                               "rename it first (its values would be lost).")
+    return [c for c in columns if c in ours and c != text_column]
 
 
-def written_by_score(columns: list[str], labels: list[str]) -> list[str]:
+def written_by_score(columns: list[str]) -> list[str]:
     """The columns `score` added to a file, found where it puts them, after the person's own: `emotion`,
-    `confidence` and a `prob_` per label in a row, `sentence` and `sentence_text` just before, `top_words` just after."""
-    block = ["emotion", "confidence", *(f"prob_{label}" for label in labels)]
-    starts = [i for i in range(len(columns)) if columns[i:i + len(block)] == block]
+    `confidence` and the `prob_` columns after them (of whichever model scored it), `sentence` and
+    `sentence_text` just before, `top_words` just after."""
+    starts = [i for i in range(len(columns) - 2)
+              if columns[i:i + 2] == ["emotion", "confidence"] and columns[i + 2].startswith("prob_")]
     if not starts:
         return []
-    start, end = starts[-1], starts[-1] + len(block)
+    start = end = starts[-1]
+    end += 2
+    while end < len(columns) and columns[end].startswith("prob_"):
+        end += 1
     before = ["sentence", "sentence_text"] if columns[max(start - 2, 0):start] == ["sentence", "sentence_text"] else []
-    return before + block + (["top_words"] if columns[end:end + 1] == ["top_words"] else [])
+    return before + columns[start:end] + (["top_words"] if columns[end:end + 1] == ["top_words"] else [])
 
 
 def top_words(classifier: Classifier, text: str) -> str:
@@ -126,7 +134,7 @@ def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier, explai
             probs[valid] = classifier.predict_proba(texts[valid].tolist())
     emotion = np.full(len(out), None, dtype=object)
     emotion[valid] = np.asarray(classifier.labels, dtype=object)[probs[valid].argmax(axis=1)]
-    out["emotion"] = emotion
+    out["emotion"] = pd.array(emotion, dtype="string")  # a string column even when every text was empty (Arrow: not null)
     out["confidence"] = probs.max(axis=1)  # NaN (an empty cell) where the text was empty
     for i, label in enumerate(classifier.labels):
         out[f"prob_{label}"] = probs[:, i]
@@ -183,9 +191,12 @@ def clear_csv_errors(path: Path, encoding: str):
     """Turn what pandas and the codecs raise on a bad file into one message that says what to do."""
     try:
         yield
-    except UnicodeDecodeError as exc:
-        raise EmotionCoreError(f"{path.name} is not {encoding.removesuffix('-sig').upper()} text (byte 0x{exc.object[exc.start]:02x} "
-                               f"at position {exc.start}). Save it as UTF-8, or name its encoding "
+    except UnicodeDecodeError as exc:  # its position is in a buffer of pandas', not in the file: the byte says enough
+        raise EmotionCoreError(f"{path.name} is not {encoding.removesuffix('-sig').upper()} text (it holds the byte "
+                               f"0x{exc.object[exc.start]:02x}). Save it as UTF-8, or name its encoding "
+                               "(on the command line: --encoding latin-1).") from None
+    except UnicodeError as exc:  # a codec that refuses the file's start (UTF-16 without its byte-order mark)
+        raise EmotionCoreError(f"{path.name} cannot be read as {encoding}: {exc}. Name its encoding "
                                "(on the command line: --encoding latin-1).") from None
     except pd.errors.EmptyDataError:
         raise EmotionCoreError(f"{path.name} is empty: expected a header row and one text per row.") from None
@@ -193,11 +204,25 @@ def clear_csv_errors(path: Path, encoding: str):
         raise EmotionCoreError(f"{path.name} is not a valid CSV file: {str(exc).strip()}") from None
 
 
+def check_rows(src: Path, encoding: str, max_rows: int, chunk_rows: int = 100_000) -> None:
+    """Refuse a file of more than `max_rows` rows before scoring any (reading it costs a small part of scoring it:
+    a server's slot is not held for the minutes it would take to find out at the last row)."""
+    rows = 0
+    with pd.read_csv(src, dtype=str, keep_default_na=False, usecols=[0], chunksize=chunk_rows, encoding=encoding) as chunks:
+        for chunk in chunks:
+            rows += len(chunk)
+            if rows > max_rows:
+                raise EmotionCoreError(f"{src.name} has more than {max_rows:,} rows, the limit here. "
+                                       "Score it with: python -m emotion_core score FILE -o OUT.csv")
+
+
 def check_encoding(encoding: str) -> None:
     """Refuse an unknown codec name before reading anything."""
     try:
-        codecs.lookup(encoding)
+        text = codecs.lookup(encoding)._is_text_encoding  # base64, zlib and the like are codecs too, of bytes
     except LookupError:
+        text = False
+    if not text:
         raise EmotionCoreError(f"Unknown encoding {encoding!r}: use a Python codec name such as utf-8 or latin-1.") from None
 
 
@@ -246,6 +271,8 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
                   encoding: str, chunk_rows: int, progress: bool, max_rows: int | None = None,
                   explain: bool = False, sentences: bool = False) -> ScoreSummary:
     """Read, score and append chunk by chunk, with a progress bar measured in bytes read."""
+    if max_rows is not None:
+        check_rows(src, encoding, max_rows)
     with open(src, "rb") as raw, tqdm.wrapattr(raw, "read", total=src.stat().st_size, desc=f"Scoring {src.name}",
                                                unit="B", unit_scale=True, disable=not progress) as wrapped:
         summary = None
@@ -256,9 +283,6 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
                     if summary.text_column in prediction_columns(classifier.labels, sentences, explain):
                         raise EmotionCoreError(f"The text column '{summary.text_column}' has the name of an output column; "
                                                "rename it first.")
-                if max_rows is not None and summary.rows + len(chunk) > max_rows:  # refuse before scoring past the cap
-                    raise EmotionCoreError(f"{src.name} has more than {max_rows:,} rows, the limit here. "
-                                           "Score it with: python -m emotion_core score FILE -o OUT.csv")
                 scored = score_frame(chunk, summary.text_column, classifier, explain, sentences)
                 scored.to_csv(tmp, mode="a" if summary.rows else "w", header=not summary.rows, index=False, float_format="%.4f")
                 summary.rows += len(chunk)

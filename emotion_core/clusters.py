@@ -37,6 +37,18 @@ def worker_model(model: str | None) -> str:
     return str(Path(model).resolve()) if Path(model).exists() else model
 
 
+def model_labels(model: str) -> list[str]:
+    """The model's labels in its output order, from its config alone (the model itself loads on the workers)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except OSError as exc:  # a Hub id not found, or the Hub not reachable
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise EmotionCoreError(f"Could not read the configuration of the model {model}: {reason}") from None
+    return [config.id2label[i] for i in range(config.num_labels)]
+
+
 def is_scores_folder(path: Path) -> bool:
     """A folder of part files that `score --on ray/spark` wrote."""
     return (path / SCORES_MARK).is_file()

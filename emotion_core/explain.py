@@ -11,6 +11,7 @@ thousands of passes. Occlusion needs one batch, and
 `benchmarks/bench_explain.py` measures that it is faithful.
 """
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -153,8 +154,9 @@ def explain_document(classifier, text: str, mode: str = "delete") -> Explanation
     label = int(probs.argmax())
     spans = [(m.start(), m.end()) for m in WORD.finditer(text)]
     words, scores, seen, parts, rows = [text[a:b] for a, b in spans], [0.0] * len(spans), set(), [], []
+    starts = [a for a, _ in spans]
     for start, end in pieces(text, classifier.token_counts, EXPLAIN_TOKENS, overlap=0.0):
-        inside = [i for i, (a, _) in enumerate(spans) if start <= a < end]
+        inside = range(bisect.bisect_left(starts, start), bisect.bisect_left(starts, end))  # the words that start in it
         if not inside:
             continue
         piece_rows, piece_seen = variants(classifier, [words[i] for i in inside], mode=mode)

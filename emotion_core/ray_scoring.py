@@ -17,13 +17,14 @@ import os
 import warnings
 from pathlib import Path
 
-from .batch import CHUNK_ROWS, BatchScorer, ScoreSummary, find_text_column
+from .batch import CHUNK_ROWS, BatchScorer, ScoreSummary, find_text_column, replaced_columns
 from .clusters import (
     ROW_ID,
     check_id_column,
     check_output,
     check_reachable,
     input_format,
+    model_labels,
     output_format,
     scores_folder,
     summarize,
@@ -124,6 +125,7 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
         raise EmotionCoreError(f"Could not read {input_path}: {str(exc).strip().splitlines()[0]}") from None
     column = find_text_column(head, text_column)
     check_id_column(head.columns, id_column, input_path)
+    replaced_columns(list(head.columns), column, model_labels(model), sentences=False, explain=False)  # refused here, not in a worker
     if not id_column:
         dataset = with_row_numbers(dataset)
     actors, threads = plan_actors(actors)

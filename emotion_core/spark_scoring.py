@@ -33,6 +33,7 @@ from .clusters import (
     check_output,
     check_reachable,
     input_format,
+    model_labels,
     output_format,
     scores_folder,
     summarize,
@@ -44,17 +45,6 @@ logger = logging.getLogger(__name__)
 
 MASTER_ENV_VAR = "SPARK_MASTER"
 POSITION_BITS = 33  # monotonically_increasing_id(): the partition's number above these bits, the row's place in it below
-
-
-def model_labels(model: str) -> list[str]:
-    """The model's labels in its output order, from its config alone (the model itself loads on the executors)."""
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(model)
-    except OSError as exc:  # a Hub id not found, or the Hub not reachable
-        raise EmotionCoreError(f"Could not read the configuration of the model {model}: {first_line(exc)}") from None
-    return [config.id2label[i] for i in range(config.num_labels)]
 
 
 def score_batches(scorer: BatchScorer, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

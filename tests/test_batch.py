@@ -73,7 +73,7 @@ def test_explain_adds_the_top_words(tmp_path, classifier, monkeypatch):
     ("text,id", ["hello,1"], "text"),
     ("Text,id", ["hello,1"], "Text"),
     ("id,comment,score", ["1,hello there,0.5", "2,more words,3"], "comment"),
-    ("id,comment,emotion,confidence", ["1,hello there,joy,0.9"], "comment"),  # a scored file: its text, not its emotion
+    ("id,comment,emotion,confidence,prob_joy", ["1,hello there,joy,0.9,0.9"], "comment"),  # a scored file: its text
 ])
 def test_text_column_is_found(tmp_path, classifier, header, rows, column):
     src = tmp_path / "in.csv"
@@ -107,12 +107,14 @@ def write(path, data: bytes):
      "CSV has no column 'text' and no single text column (found: id, title, body). Say which one holds the text "
      "(on the command line: --text-column NAME)."),
     (b"id,text\n1,a\n", {"text_column": "body"}, "CSV has no column 'body' (found: id, text)"),
-    ("text\ncaf\xe9 au lait\n".encode("latin-1"), {}, "is not UTF-8 text (byte 0xe9 at position 8). Save it as UTF-8"),
+    ("text\ncaf\xe9 au lait\n".encode("latin-1"), {}, "is not UTF-8 text (it holds the byte 0xe9). Save it as UTF-8"),
     (b"", {}, "is empty: expected a header row"),
     (b"text,id\n", {}, "has a header but no rows to score"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\xff\xfe", {}, "not"),
     (b'text\n"unclosed quote\n', {}, "is not a valid CSV file"),
     (b"text\nhello\n", {"encoding": "klingon"}, "Unknown encoding 'klingon'"),
+    (b"text\nhello\n", {"encoding": "base64"}, "Unknown encoding 'base64'"),  # a codec of bytes, not of text
+    (b"text\nhello\n", {"encoding": "utf-16"}, "cannot be read as utf-16: UTF-16 stream does not start with BOM"),
 ])
 def test_bad_csv_gets_a_clear_error_and_no_output(tmp_path, classifier, content, kwargs, message):
     src = write(tmp_path / "in.csv", content)
@@ -198,12 +200,22 @@ def test_python_dash_m_runs(tmp_path, tiny_model_dir):
 
 
 def test_scoring_a_scored_file_replaces_its_predictions(tmp_path, classifier):
-    src = tmp_path / "in.csv"
-    src.write_text("text,emotion,confidence,note\ni feel fine,joy,0.9,kept\n")
+    src = tmp_path / "in.csv"  # scored by a model with other labels: its whole block is stale
+    src.write_text("text,note,emotion,confidence,prob_joy,prob_neutral\ni feel fine,kept,joy,0.9,0.9,0.1\n")
     score_csv(src, tmp_path / "out.csv", classifier, progress=False)
     out = read(tmp_path / "out.csv")
     assert list(out.columns) == ["text", "note", "emotion", "confidence", *PROB_COLUMNS]
     assert out["note"][0] == "kept"
+
+
+def test_a_column_of_the_persons_own_that_score_would_write_over_is_refused(tmp_path, classifier):
+    """A gold `emotion` column (not score's block of emotion, confidence, prob_...) would be lost: refused."""
+    src = tmp_path / "gold.csv"
+    src.write_text("text,emotion,confidence\ni am so happy,joy,high\n")
+    with pytest.raises(EmotionCoreError, match="The file has a column 'emotion' of its own, and score writes one of that "
+                                               "name: rename it first"):
+        score_csv(src, tmp_path / "out.csv", classifier, progress=False)
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_text_column_named_like_an_output_is_refused(tmp_path, classifier):
@@ -212,12 +224,23 @@ def test_text_column_named_like_an_output_is_refused(tmp_path, classifier):
         score_csv(src, tmp_path / "out.csv", classifier, progress=False)
 
 
-def test_row_cap(tmp_path, classifier):
+def test_row_cap(tmp_path, classifier, monkeypatch):
+    """A file over the cap is refused before any row is scored: a server does not hold a slot to find out."""
     src = tmp_path / "in.csv"
     pd.DataFrame({"text": ["hello"] * 30}).to_csv(src, index=False)
+    scored = []
+    monkeypatch.setattr(classifier, "predict_proba", lambda texts, *a, **k: scored.append(len(texts)))
     with pytest.raises(EmotionCoreError, match="has more than 20 rows, the limit here"):
         score_csv(src, tmp_path / "out.csv", classifier, progress=False, chunk_rows=10, max_rows=20)
-    assert not (tmp_path / "out.csv").exists()
+    assert not (tmp_path / "out.csv").exists() and scored == []
+
+
+def test_a_chunk_of_empty_texts_still_has_a_string_emotion_column(classifier):
+    """Ray writes each batch as a Parquet part: an all-empty batch typed `null` made the folder unreadable."""
+    from emotion_core.batch import score_frame
+
+    out = score_frame(pd.DataFrame({"text": ["", "  "]}), "text", classifier)
+    assert out["emotion"].dtype == "string" and out["emotion"].isna().all()
 
 
 def test_missing_output_folder_is_one_line(tmp_path, tiny_model_dir, capsys):
