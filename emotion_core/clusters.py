@@ -1,13 +1,14 @@
 """What scoring on a cluster, Ray or Spark, shares: the input's format, the id column, reaching the cluster,
 the output folder and the closing summary."""
 
+import glob
 import socket
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .batch import ScoreSummary
+from .batch import ScoreSummary, clear_csv_errors
 from .config import resolve_model
 from .errors import EmotionCoreError
 from .model_folder import check_model_folder, check_replaceable, new_folder
@@ -35,6 +36,27 @@ def worker_model(model: str | None) -> str:
     if Path(model).is_dir():
         check_model_folder(Path(model))
     return str(Path(model).resolve()) if Path(model).exists() else model
+
+
+def local_csv_files(path: str) -> list[Path]:
+    """The CSV files on this machine that `path` (a file, a folder or a glob) names; none for a URL."""
+    if Path(path).is_file():
+        return [Path(path)]
+    if Path(path).is_dir():
+        return sorted(Path(path).glob("*.csv"))
+    return sorted(Path(p) for p in glob.glob(path)) if "://" not in path else []
+
+
+def check_csv(path: str) -> None:
+    """Read the CSV files through as `score` reads them (UTF-8, each quote closed), so that Ray and Spark refuse
+    what `score` refuses: both took a file cut off inside a quote, and Spark another encoding, without a word."""
+    import pandas as pd
+
+    for file in local_csv_files(path):
+        with clear_csv_errors(file, "utf-8-sig"), pd.read_csv(file, dtype=str, keep_default_na=False, chunksize=100_000,
+                                                              encoding="utf-8-sig") as chunks:
+            for _ in chunks:
+                pass
 
 
 def model_labels(model: str) -> list[str]:

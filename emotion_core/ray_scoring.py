@@ -14,16 +14,19 @@ shared disk).
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
 from .batch import CHUNK_ROWS, BatchScorer, ScoreSummary, find_text_column, replaced_columns
 from .clusters import (
     ROW_ID,
+    check_csv,
     check_id_column,
     check_output,
     check_reachable,
     input_format,
+    local_csv_files,
     model_labels,
     output_format,
     scores_folder,
@@ -35,6 +38,7 @@ from .errors import EmotionCoreError
 logger = logging.getLogger(__name__)
 
 READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json"}
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of Ray's task names in its messages
 BATCH_ROWS = CHUNK_ROWS  # as `score` reads: smaller batches leave the engine's threads waiting more often
 
 
@@ -63,11 +67,25 @@ def read(path: str):
     """The input as a Ray Dataset; a clear message when it cannot be read."""
     import ray
 
-    reader = getattr(ray.data, READERS[input_format(path)])
+    kind = input_format(path)
+    options = csv_options(path) if kind == "csv" else {}
     try:
-        return reader(path)
+        return getattr(ray.data, READERS[kind])(path, **options)
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise EmotionCoreError(f"Could not read {path}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def csv_options(path: str) -> dict:
+    """pyarrow's CSV options that read cells as `score` does: every column a string (pyarrow would make "007"
+    the number 7, and fail on a column of numbers with a word far down), quoted line breaks inside a text."""
+    import pandas as pd
+    import pyarrow as pa
+    from pyarrow import csv
+
+    files = local_csv_files(path)
+    columns = pd.read_csv(files[0], nrows=0, encoding="utf-8-sig").columns if files else []
+    return {"parse_options": csv.ParseOptions(newlines_in_values=True),
+            "convert_options": csv.ConvertOptions(column_types={str(c): pa.string() for c in columns})}
 
 
 def with_row_numbers(dataset):
@@ -116,9 +134,29 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
     """
     out = Path(output_path)
     check_output(out)
+    if input_format(str(input_path)) == "csv":
+        check_csv(str(input_path))
     model = worker_model(model)
     connect(address)
-    dataset = read(str(input_path))
+    try:
+        return run_job(str(input_path), out, model, text_column, engine, id_column, actors, batch_rows)
+    except ray_task_error() as exc:  # what went wrong inside a task, in one line, not Ray's coloured task name
+        cause = getattr(exc, "cause", None) or exc
+        reason = ANSI.sub("", (str(cause).strip().splitlines() or [type(cause).__name__])[-1])
+        raise EmotionCoreError(f"Could not score {input_path}: {reason}") from None
+
+
+def ray_task_error() -> type:
+    """Ray's exception for a task that failed (imported only when Ray runs)."""
+    from ray.exceptions import RayTaskError
+
+    return RayTaskError
+
+
+def run_job(input_path: str, out: Path, model: str, text_column: str | None, engine: str | None,
+            id_column: str | None, actors: int | None, batch_rows: int) -> ScoreSummary:
+    """`score_on_ray`'s job, once the cluster is reached."""
+    dataset = read(input_path)
     try:
         head = dataset.take_batch(200, batch_format="pandas")
     except ValueError as exc:  # Ray reads lazily: an empty or unreadable input shows here

@@ -29,6 +29,7 @@ import pandas as pd
 from .batch import BatchScorer, ScoreSummary, find_text_column, replaced_columns
 from .clusters import (
     ROW_ID,
+    check_csv,
     check_id_column,
     check_output,
     check_reachable,
@@ -196,7 +197,8 @@ def score_on_spark(input_path: str, output_path: str | Path, model: str | None =
     URL) that stops when the job has.
     """
     out = Path(output_path)
-    input_format(str(input_path))  # refused before Spark starts, as a model folder that cannot be read is
+    if input_format(str(input_path)) == "csv":  # refused before Spark starts, as a model folder that cannot be read is
+        check_csv(str(input_path))
     check_output(out)
     model, labels = resolved(model)
     spark, started = session(address)

@@ -104,6 +104,27 @@ def test_a_missing_column_or_file_is_a_clear_error_and_writes_nothing(local_ray,
     assert (tmp_path / "results" / "notes.csv").read_text() == "months of work\n"
 
 
+def test_ray_reads_csv_cells_as_score_does(local_ray, tmp_path, tiny_neutral_model):
+    """Every cell a string ("007" stays "007", a column of numbers with a word far down is fine), quoted line breaks
+    inside a text; a file score refuses (cut off in a quote, not UTF-8, a gold emotion column) is refused here too."""
+    from emotion_core.ray_scoring import score_on_ray
+
+    codes = [str(i) for i in range(300)] + ["A1"]
+    pd.DataFrame({"zip": ["007"] * 301, "code": codes, "text": ["i am so happy\ntoday"] * 301}).to_csv(
+        tmp_path / "in.csv", index=False)
+    score_on_ray(str(tmp_path / "in.csv"), tmp_path / "out.parquet", model=str(tiny_neutral_model), id_column="code")
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert len(out) == 301 and set(out["zip"]) == {"007"} and sorted(out["code"]) == sorted(codes)
+    assert set(out["text"]) == {"i am so happy\ntoday"}
+    for name, content, message in [("cut.csv", b'id,text\n1,fine\n2,"cut off', "is not a valid CSV file"),
+                                   ("latin.csv", "id,text\n1,caf\xe9\n".encode("latin-1"), "is not UTF-8 text"),
+                                   ("gold.csv", b"text,emotion\ni am happy,joy\n", "has a column 'emotion' of its own")]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(EmotionCoreError, match=message):
+            score_on_ray(str(tmp_path / name), tmp_path / "refused.parquet", model=str(tiny_neutral_model))
+    assert not (tmp_path / "refused.parquet").exists()
+
+
 def test_the_command_scores_on_ray_and_an_unreachable_cluster_fails_fast(tmp_path, tickets, tiny_neutral_model):
     """`emotion score --on ray` as users run it, in its own process: a local Ray, then a cluster address nobody answers."""
     tickets.to_csv(tmp_path / "tickets.csv", index=False)

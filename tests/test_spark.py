@@ -119,6 +119,17 @@ def test_a_missing_column_or_file_is_a_clear_error_and_writes_nothing(spark, tmp
     assert (tmp_path / "results" / "notes.csv").read_text() == "months of work\n"
 
 
+def test_a_csv_that_score_refuses_is_refused_before_spark_reads_it(spark, tmp_path, tiny_neutral_model):
+    from emotion_core.spark_scoring import score_on_spark
+
+    for name, content, message in [("cut.csv", b'id,text\n1,fine\n2,"cut off', "is not a valid CSV file"),
+                                   ("latin.csv", "id,text\n1,caf\xe9\n".encode("latin-1"), "is not UTF-8 text")]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(EmotionCoreError, match=message):
+            score_on_spark(str(tmp_path / name), tmp_path / "out.parquet", model=str(tiny_neutral_model))
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_a_text_column_named_sentence_is_scored_and_a_folder_of_scores_replaced(spark, tmp_path, tiny_neutral_model):
     """SST-2 names its text column `sentence`, which `score --sentences` writes; without that flag it is kept, as
     `score` keeps it."""
