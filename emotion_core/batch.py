@@ -69,8 +69,8 @@ def written_by_score(columns: list[str]) -> list[str]:
               if columns[i:i + 2] == ["emotion", "confidence"] and columns[i + 2].startswith("prob_")]
     if not starts:
         return []
-    start = end = starts[-1]
-    end += 2
+    start = starts[-1]
+    end = start + 2
     while end < len(columns) and columns[end].startswith("prob_"):
         end += 1
     before = ["sentence", "sentence_text"] if columns[max(start - 2, 0):start] == ["sentence", "sentence_text"] else []
@@ -204,14 +204,16 @@ def clear_csv_errors(path: Path, encoding: str):
         raise EmotionCoreError(f"{path.name} is not a valid CSV file: {str(exc).strip()}") from None
 
 
-def check_rows(src: Path, encoding: str, max_rows: int, chunk_rows: int = 100_000) -> None:
-    """Refuse a file of more than `max_rows` rows before scoring any (reading it costs a small part of scoring it:
-    a server's slot is not held for the minutes it would take to find out at the last row)."""
+def read_through(src: Path, encoding: str, max_rows: int | None = None, chunk_rows: int = 100_000) -> None:
+    """Read a CSV through as `score` reads it, scoring nothing: what is wrong with it is raised as scoring would raise
+    it (`clear_csv_errors` turns that into a message), and a file of more than `max_rows` rows is refused (reading
+    it costs a small part of scoring it: a server's slot is not held for the minutes it would take to find out at
+    the last row)."""
     rows = 0
-    with pd.read_csv(src, dtype=str, keep_default_na=False, usecols=[0], chunksize=chunk_rows, encoding=encoding) as chunks:
+    with pd.read_csv(src, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=encoding) as chunks:
         for chunk in chunks:
             rows += len(chunk)
-            if rows > max_rows:
+            if max_rows is not None and rows > max_rows:
                 raise EmotionCoreError(f"{src.name} has more than {max_rows:,} rows, the limit here. "
                                        "Score it with: python -m emotion_core score FILE -o OUT.csv")
 
@@ -272,7 +274,7 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
                   explain: bool = False, sentences: bool = False) -> ScoreSummary:
     """Read, score and append chunk by chunk, with a progress bar measured in bytes read."""
     if max_rows is not None:
-        check_rows(src, encoding, max_rows)
+        read_through(src, encoding, max_rows)
     with open(src, "rb") as raw, tqdm.wrapattr(raw, "read", total=src.stat().st_size, desc=f"Scoring {src.name}",
                                                unit="B", unit_scale=True, disable=not progress) as wrapped:
         summary = None

@@ -199,10 +199,9 @@ def cmd_feedback(args: argparse.Namespace) -> None:
         print(gate(args))
         return
     path = Path(args.db) if args.db else feedback.default_path()
-    if args.feedback_command == "export":
-        feedback.check_exports(path, Path(args.output), args.held_back and Path(args.held_back))
     rows = feedback.read_store(path)
     if args.feedback_command == "export":
+        feedback.check_exports(path, Path(args.output), args.held_back and Path(args.held_back))
         train, held = feedback.split_corrections(rows, args.hold_out) if args.held_back else (rows, [])
         print(f"Wrote {len(train)} corrections to {feedback.export(train, args.output)} (columns text, label: a training source).")
         if args.held_back:
@@ -227,23 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     """Subcommands with help for every option."""
     parser = argparse.ArgumentParser(prog="emotion", description="Emotion classification tools (also python -m emotion_core).")
     commands = parser.add_subparsers(dest="command", required=True)
-    model, engine, data = (argparse.ArgumentParser(add_help=False) for _ in range(3))  # options several commands share
+    model, engine, data, table = (argparse.ArgumentParser(add_help=False) for _ in range(4))  # options several commands share
     model.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
     engine.add_argument("--engine", choices=ENGINES, help="inference engine (default: $EMOTION_ENGINE, else auto: the fastest available)")
     data.add_argument("--data", nargs="+", help="data the model was trained on, whose validation split is used "
                                                 "(default: the sources in the folder's run_config.json)")
     data.add_argument("--label-map", help="label map for the data, as in `emotion train`")
+    table.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
+    table.add_argument("--encoding", default="utf-8-sig", help="the input's encoding (default: UTF-8, with or without BOM)")
 
     train = commands.add_parser("train", help="fine-tune a model on emotion data (emotion train --help lists its flags)",
                                 add_help=False)  # its flags, --help included, go to the train command's own parser
     train.set_defaults(func=cmd_train)
 
-    score = commands.add_parser("score", help="score every row of a CSV file", parents=[model, engine],
+    score = commands.add_parser("score", help="score every row of a CSV file", parents=[model, engine, table],
                                 description="Score a CSV. Example: python -m emotion_core score examples/reviews.csv -o scored.csv")
     score.add_argument("input", help="CSV file with a header row (with --on ray or spark, see --on)")
     score.add_argument("-o", "--output", required=True, help="where to write the scored CSV (written atomically)")
-    score.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
-    score.add_argument("--encoding", default="utf-8-sig", help="the input's encoding (default: UTF-8, with or without BOM)")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.add_argument("--on", choices=["local", "ray", "spark"], default="local",
                        help="where to score: here, streamed (default), or on Ray Data or Apache Spark; then INPUT may be CSV, "
@@ -338,12 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     gate_parser.add_argument("--candidate", required=True, help="the retrained model")
     gate_parser.add_argument("--held-back", required=True, help="the held-back corrections (from export --held-back)")
     gate_parser.add_argument("-o", "--output", required=True, help="the report to write (Markdown)")
-    queue = corrections_commands.add_parser("queue", parents=[model, engine], help="a CSV's rows, the least sure first",
+    queue = corrections_commands.add_parser("queue", parents=[model, engine, table], help="a CSV's rows, the least sure first",
                                             description="Example: python -m emotion_core feedback queue tickets.csv -o queue.csv")
     queue.add_argument("input", help="CSV file with a header row")
     queue.add_argument("-o", "--output", required=True, help="where to write the ordered rows (with a margin column)")
-    queue.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
-    queue.add_argument("--encoding", default="utf-8-sig", help="the input's encoding (default: UTF-8, with or without BOM)")
     queue.add_argument("--order", default="topics",
                        help="topics (default): the file's topics in proportion to their size, the least sure among the "
                             "most typical texts of each first; spread: a seeded draw that covers the file, then the least sure "

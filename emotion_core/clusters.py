@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .batch import ScoreSummary, clear_csv_errors
+from .batch import ScoreSummary, clear_csv_errors, read_through
 from .config import resolve_model
 from .errors import EmotionCoreError
 from .model_folder import check_model_folder, check_replaceable, new_folder
@@ -50,13 +50,9 @@ def local_csv_files(path: str) -> list[Path]:
 def check_csv(path: str) -> None:
     """Read the CSV files through as `score` reads them (UTF-8, each quote closed), so that Ray and Spark refuse
     what `score` refuses: both took a file cut off inside a quote, and Spark another encoding, without a word."""
-    import pandas as pd
-
     for file in local_csv_files(path):
-        with clear_csv_errors(file, "utf-8-sig"), pd.read_csv(file, dtype=str, keep_default_na=False, chunksize=100_000,
-                                                              encoding="utf-8-sig") as chunks:
-            for _ in chunks:
-                pass
+        with clear_csv_errors(file, "utf-8-sig"):
+            read_through(file, "utf-8-sig")
 
 
 def model_labels(model: str) -> list[str]:

@@ -50,6 +50,14 @@ def bundled_model() -> Path:
     return BUNDLED_MODEL
 
 
+def unknown_key(entry, known: set[str]) -> str | None:
+    """The first key (by name) of a JSON object read as settings that none of `known` is, "(not an object)" for
+    anything but an object, None when every key is known: a run file and a mix file refuse it by name."""
+    if not isinstance(entry, dict):
+        return "(not an object)"
+    return min(set(entry) - known, default=None)
+
+
 def env_count(name: str, default: int) -> int:
     """A setting that counts something (at least 1) from the environment, else `default`; anything else is refused
     by name, so that a typo stops the app with a message instead of a traceback deep inside it."""

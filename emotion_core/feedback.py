@@ -201,10 +201,13 @@ class FeedbackStore:
         return saved
 
     def rows(self) -> list[Correction]:
-        """Every correction, oldest first."""
-        self.migrate()
+        """Every correction, oldest first (the schema brought up to date first, in the same transaction)."""
         with self.connect() as db:
-            return read_corrections(db)
+            db.execute("BEGIN IMMEDIATE")
+            self.bring_up_to_date(db)
+            found = read_corrections(db)
+            db.execute("COMMIT")
+        return found
 
 
 class KeyTaken(EmotionCoreError):

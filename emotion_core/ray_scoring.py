@@ -138,19 +138,14 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
         check_csv(str(input_path))
     model = worker_model(model)
     connect(address)
+    from ray.exceptions import RayTaskError  # Ray is imported now: connect started it
+
     try:
         return run_job(str(input_path), out, model, text_column, engine, id_column, actors, batch_rows)
-    except ray_task_error() as exc:  # what went wrong inside a task, in one line, not Ray's coloured task name
+    except RayTaskError as exc:  # what went wrong inside a task, in one line, not Ray's coloured task name
         cause = getattr(exc, "cause", None) or exc
         reason = ANSI.sub("", (str(cause).strip().splitlines() or [type(cause).__name__])[-1])
         raise EmotionCoreError(f"Could not score {input_path}: {reason}") from None
-
-
-def ray_task_error() -> type:
-    """Ray's exception for a task that failed (imported only when Ray runs)."""
-    from ray.exceptions import RayTaskError
-
-    return RayTaskError
 
 
 def run_job(input_path: str, out: Path, model: str, text_column: str | None, engine: str | None,

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .config import unknown_key
 from .errors import EmotionCoreError
 from .labels import EMOTION_LABELS, NEUTRAL
 
@@ -143,9 +144,9 @@ def read_mix_file(path: str | Path) -> list[Source]:
     allowed = {f.name for f in fields(Source)}
     sources = []
     for number, entry in enumerate(entries, start=1):
-        unknown = set(entry) - allowed if isinstance(entry, dict) else {"(not an object)"}
-        if unknown:
-            raise EmotionCoreError(f"Mix file {path}, source {number}: unknown key {sorted(unknown)[0]!r} "
+        unknown = unknown_key(entry, allowed)
+        if unknown is not None:
+            raise EmotionCoreError(f"Mix file {path}, source {number}: unknown key {unknown!r} "
                                    f"(known: {', '.join(sorted(allowed))}).")
         sources.append(Source(**entry))
     if not sources:

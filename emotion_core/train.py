@@ -19,7 +19,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser, set_seed
 
-from .config import DataConfig, ModelConfig, TrainConfig
+from .config import DataConfig, ModelConfig, TrainConfig, unknown_key
 from .data import config_sources, load_sources, tokenize_splits
 from .errors import EmotionCoreError
 from .evaluation import calibrate_outputs, calibration_summary, evaluate_splits, summary_lines
@@ -51,10 +51,9 @@ def parse_file(parser: HfArgumentParser, path: Path) -> tuple[DataConfig, ModelC
         raise EmotionCoreError(f"Run file {path} not found.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EmotionCoreError(f"Run file {path} is not valid JSON: {exc}.") from None
-    known = {f.name for config in (DataConfig, ModelConfig, TrainConfig) for f in fields(config)}
-    unknown = sorted(set(settings) - known) if isinstance(settings, dict) else ["(not an object)"]
-    if unknown:
-        raise EmotionCoreError(f"Run file {path}: unknown setting {unknown[0]!r} (`emotion train --help` lists them; "
+    unknown = unknown_key(settings, {f.name for config in (DataConfig, ModelConfig, TrainConfig) for f in fields(config)})
+    if unknown is not None:
+        raise EmotionCoreError(f"Run file {path}: unknown setting {unknown!r} (`emotion train --help` lists them; "
                                "the file spells --output-dir as output_dir).")
     try:
         return parser.parse_dict(settings)
