@@ -30,6 +30,7 @@ from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
 from emotion_core.model_folder import CONFUSION, RELIABILITY
 from emotion_core.predict import check_length, check_texts
+from emotion_core.queue import review_queue
 
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD = "20mb"  # gradio refuses bigger files before they reach the handlers
@@ -162,7 +163,7 @@ def make_queue(file: str | None, last_scored: str | None) -> tuple[dict, str, st
     remove_old_outputs()
     OUTPUTS.mkdir(exist_ok=True)
     out = Path(tempfile.mkdtemp(dir=OUTPUTS)) / "queue.csv"
-    summary = feedback.review_queue(source, out, classifier, max_rows=MAX_APP_ROWS)
+    summary = review_queue(source, out, classifier, max_rows=MAX_APP_ROWS)
     rows = pd.read_csv(out, dtype=str, keep_default_na=False)
     rows = rows[rows["emotion"] != ""]  # empty texts: nothing to label
     storable = rows[summary.text_column].str.len() <= MAX_TEXT_CHARS  # longer ones are scored, but never stored

@@ -13,8 +13,8 @@ other half is never shown to any model and measures the result.
 1. The start model: the bundled recipe (the training command in models/emotion-minilm/run_config.json)
    with the SLICE rows left out of GoEmotions (train.py calibrates each model it trains; the recipe's
    neutral shift is left out, for every model here).
-2. The pool in each of the review queue's orders (`feedback.review_queue`: topics, the default, spread,
-   density, balanced and margin) and in a seeded random order; the first CORRECTIONS rows of each saved as corrections in a
+2. The pool in each of the review queue's orders (`queue.review_queue`: topics, the default, clusters,
+   spread, density, balanced and margin) and in a seeded random order; the first CORRECTIONS rows of each saved as corrections in a
    SQLite store (`feedback.correction_for`, as the apps do) and exported (`feedback.export`).
 3. Each export retrained on as docs/feedback.md's quick recipe says: the start model trained one
    more epoch on the corrections beside a replay of the recipe's own data (REPLAY); and, to show what
@@ -29,7 +29,8 @@ The density order was added after balanced order too fell short of random; it wa
 candidate orders on the pool alone (a quick stand-in model, the pool halved: docs/feedback.md) and
 made the default before it was measured here; so was the topics order, after density order fell short
 (its rule: docs/feedback.md). The spread order came after topics order fell short, as a candidate measured
-here directly (no stand-in), with its rule for becoming the default written down before the run.
+here directly (no stand-in), with its rule for becoming the default written down before the run; so was the
+clusters order, after spread order fell short.
 """
 
 import argparse
@@ -51,7 +52,7 @@ REPLAY = {"emotion": 0.2, "goemotions": 0.1, "corrections": 2}  # source weights
 RETRAIN_FLAGS = ["--batch-size", "32", "--learning-rate", "3e-5", "--focal-gamma", "2", "--epochs", "1", "--save-fp16",
                  "--no-export"]
 TRAIN_SEED = 42  # the retraining's seed is TRAIN_SEED + --seed
-ORDERS = ("topics", "spread", "density", "balanced", "margin", "random")
+ORDERS = ("topics", "clusters", "spread", "density", "balanced", "margin", "random")
 
 
 def slice_halves(seed: int = SPLIT_SEED) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -109,7 +110,8 @@ def corrections(classifier, pool: list[tuple[str, str]], order: str, work: Path,
     as the apps do."""
     import pandas as pd
 
-    from emotion_core.feedback import FeedbackStore, correction_for, export, review_queue
+    from emotion_core.feedback import FeedbackStore, correction_for, export
+    from emotion_core.queue import review_queue
 
     if order == "random":
         chosen = random.Random(seed).sample(pool, len(pool))

@@ -43,7 +43,7 @@ def start_data() -> list[tuple[str, str]]:
 def orders(model, vectors, pool: list[tuple[str, str]]) -> dict[str, np.ndarray]:
     """Each order of the pool's rows, as positions: the queue's own (`feedback.queue_order`), on the stand-in
     model's probabilities, and random draws."""
-    from emotion_core.feedback import QUEUE_ORDERS, margin, queue_order
+    from emotion_core.queue import QUEUE_ORDERS, margin, queue_order
 
     probs = model.predict_proba(vectors.transform([text for text, _ in pool]))
     margins = pd.Series(margin(probs))

@@ -190,9 +190,10 @@ def cmd_feedback(args: argparse.Namespace) -> None:
 
     if args.feedback_command == "queue":
         from .predict import Classifier
+        from .queue import review_queue
 
-        summary = feedback.review_queue(args.input, args.output, Classifier.from_pretrained(args.model, engine=args.engine),
-                                        text_column=args.text_column, order=args.order, encoding=args.encoding)
+        summary = review_queue(args.input, args.output, Classifier.from_pretrained(args.model, engine=args.engine),
+                               text_column=args.text_column, order=args.order, encoding=args.encoding)
         print(f"Wrote {summary.rows} rows to {args.output}, in {args.order} order (column margin: how unsure the model is).")
         return
     if args.feedback_command == "gate":
@@ -343,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("-o", "--output", required=True, help="where to write the ordered rows (with a margin column)")
     queue.add_argument("--order", default="topics",
                        help="topics (default): the file's topics in proportion to their size, the least sure among the "
-                            "most typical texts of each first; spread: a seeded draw that covers the file, then the least sure "
+                            "most typical texts of each first; clusters: one row of each of many small clusters, the largest first; "
+                            "spread: a seeded draw that covers the file, then the least sure "
                             "first; density: as topics, by the model's answers instead of "
                             "topics; balanced: by answer, the least sure of each first; margin: the least sure of all "
                             "first (docs/feedback.md)")

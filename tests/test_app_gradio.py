@@ -409,7 +409,7 @@ def test_space_build_refuses_a_full_folder(tmp_path):
 
 
 def test_the_review_tab_asks_in_the_queues_order_and_stores_each_click(app, tmp_path):
-    from emotion_core.feedback import review_queue
+    from emotion_core.queue import review_queue
 
     texts = ["i feel so happy", "happy and furious and sad", "", "the quick brown fox", "i am furious"]
     pd.DataFrame({"id": range(len(texts)), "comment": texts}).to_csv(tmp_path / "review.csv", index=False)

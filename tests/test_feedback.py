@@ -342,7 +342,7 @@ def test_stats_read_a_store_without_writing_to_it_and_refuse_other_files(tmp_pat
 
 def test_the_review_queue_in_margin_order_puts_the_most_uncertain_rows_first(tmp_path, tiny_neutral_model):
     from emotion_core import Classifier
-    from emotion_core.feedback import margin, review_queue
+    from emotion_core.queue import margin, review_queue
 
     texts = ["i feel so happy", "i am furious", "happy and furious and sad", "the quick brown fox", "", "so sad and happy"]
     pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(tmp_path / "in.csv", index=False)
@@ -357,7 +357,7 @@ def test_the_review_queue_in_margin_order_puts_the_most_uncertain_rows_first(tmp
 
 
 def test_balanced_places_take_each_answer_in_proportion_the_least_sure_first():
-    from emotion_core.feedback import balanced_places
+    from emotion_core.queue import balanced_places
 
     predicted = pd.Series(["joy"] * 4 + ["anger"] * 2 + [""])
     margins = pd.Series([0.4, 0.1, 0.3, 0.2, 0.5, 0.05, np.nan])
@@ -368,7 +368,7 @@ def test_balanced_places_take_each_answer_in_proportion_the_least_sure_first():
 
 
 def test_typicality_ranks_a_text_like_many_others_above_an_odd_one():
-    from emotion_core.feedback import typicality
+    from emotion_core.queue import typicality
 
     texts = ["the parcel arrived late again", "my parcel arrived late", "the parcel arrived late today",
              "parcel late again", "purple giraffes dance quietly"]
@@ -384,7 +384,7 @@ def test_typicality_ranks_a_text_like_many_others_above_an_odd_one():
 
 
 def test_density_keys_put_the_least_sure_among_the_most_typical_first():
-    from emotion_core.feedback import density_keys
+    from emotion_core.queue import density_keys
 
     texts = pd.Series(["the parcel arrived late", "my parcel arrived late", "the parcel came late",
                        "purple giraffes dance quietly", "the parcel arrived late again", ""])
@@ -397,7 +397,7 @@ def test_density_keys_put_the_least_sure_among_the_most_typical_first():
 
 
 def test_topics_put_alike_texts_together():
-    from emotion_core.feedback import topics
+    from emotion_core.queue import topics
 
     texts = ["the parcel arrived late", "my parcel arrived late again", "late parcel arrived",
              "rain all day in the city", "the city rain again today", "rain in the city",
@@ -412,7 +412,7 @@ def test_topics_put_alike_texts_together():
 
 
 def test_spread_draws_each_kind_of_row_before_a_second_alike_and_never_a_duplicate():
-    from emotion_core.feedback import spread
+    from emotion_core.queue import spread
 
     kinds = np.eye(4)[[0] * 40 + [1] * 10 + [2] * 10 + [3] * 10]  # four kinds of row, exact duplicates within each
     drawn = spread(kinds)
@@ -427,9 +427,45 @@ def test_spread_draws_each_kind_of_row_before_a_second_alike_and_never_a_duplica
     assert len(spread(np.ones((3, 2)))) == 1  # rows all alike: one is drawn, the rest are its duplicates
 
 
+def test_clusters_take_one_row_of_each_kind_the_commonest_first_then_a_second():
+    from emotion_core.queue import clusters
+
+    rng = np.random.default_rng(0)
+    kinds = np.repeat(np.arange(4), [24, 12, 12, 12])  # four kinds of row, far apart; one twice as common
+    vectors = np.eye(4)[kinds] * 10 + rng.normal(0, 0.05, (60, 4))
+    keys = rng.permutation(60).astype(float)
+    order = clusters(vectors, keys, size=15)  # four clusters: one per kind
+    assert sorted(order) == list(range(60))
+    assert kinds[order[0]] == 0 and sorted(kinds[order[:4]]) == [0, 1, 2, 3]  # each kind once, the commonest first
+    assert sorted(kinds[order[4:8]]) == [0, 1, 2, 3] and set(kinds[order[48:]]) == {0}  # then again, as long as each lasts
+    for kind in range(4):  # within a kind, the smallest key first
+        assert np.all(np.diff(keys[order][kinds[order] == kind]) > 0)
+    np.testing.assert_array_equal(clusters(vectors, keys, size=15), order)  # seeded
+    assert clusters(np.zeros((0, 2)), np.zeros(0)).tolist() == [] and clusters(np.ones((1, 2)), np.zeros(1)).tolist() == [0]
+    assert sorted(clusters(np.ones((5, 2)), np.arange(5.0))) == [0, 1, 2, 3, 4]  # rows all alike: no error, each once
+
+
+def test_the_review_queue_in_clusters_order(tmp_path, tiny_neutral_model):
+    from emotion_core import Classifier
+    from emotion_core.queue import review_queue
+
+    texts = [f"{text} {topic}" for text, _ in neutral_toy_rows(20, seed=5)
+             for topic in ("parcel courier", "rain weather", "match goal")] + ["", "the parcel courier came"] * 2
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    classifier = Classifier.from_pretrained(tiny_neutral_model)
+    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier, order="clusters")
+    queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
+    assert sorted(queue["text"]) == sorted(texts) and queue["text"].iloc[-2:].tolist() == ["", ""]
+    scored = queue[queue["emotion"] != ""].reset_index(drop=True)
+    first = scored["text"].iloc[:21]  # one row of each of the 21 clusters of 62 rows
+    assert first.is_unique  # the two copies of a text are one cluster's: the second comes in a later round
+    for topic in ("parcel courier", "rain weather", "match goal"):  # the first round covers every topic
+        assert first.str.endswith(topic).sum() >= 2
+
+
 def test_the_review_queue_in_spread_order(tmp_path, tiny_neutral_model):
     from emotion_core import Classifier
-    from emotion_core.feedback import review_queue
+    from emotion_core.queue import review_queue
 
     texts = [f"{text} {topic}" for text, _ in neutral_toy_rows(20, seed=5)
              for topic in ("parcel courier", "rain weather", "match goal")] + ["", "the parcel courier came"] * 2
@@ -447,7 +483,7 @@ def test_the_review_queue_in_spread_order(tmp_path, tiny_neutral_model):
 
 def test_the_review_queue_takes_each_topic_in_proportion_by_default(tmp_path, tiny_neutral_model):
     from emotion_core import Classifier
-    from emotion_core.feedback import balanced_places, density_keys, review_queue, topics
+    from emotion_core.queue import balanced_places, density_keys, review_queue, topics
 
     texts = [f"{text} {topic}" for text, _ in neutral_toy_rows(20, seed=5)
              for topic in ("parcel courier", "rain weather", "match goal")] + [""]
@@ -469,7 +505,7 @@ def test_the_review_queue_takes_each_topic_in_proportion_by_default(tmp_path, ti
 
 def test_the_review_queue_in_density_order_takes_each_answer_in_proportion(tmp_path, tiny_neutral_model):
     from emotion_core import Classifier
-    from emotion_core.feedback import balanced_places, density_keys, review_queue
+    from emotion_core.queue import balanced_places, density_keys, review_queue
 
     texts = [text for text, _ in neutral_toy_rows(60, seed=5)] + [""]
     pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
@@ -488,7 +524,7 @@ def test_the_review_queue_in_density_order_takes_each_answer_in_proportion(tmp_p
 
 def test_the_review_queue_in_balanced_order_and_an_unknown_order(tmp_path, tiny_neutral_model):
     from emotion_core import Classifier
-    from emotion_core.feedback import review_queue
+    from emotion_core.queue import review_queue
 
     texts = [text for text, _ in neutral_toy_rows(60, seed=5)] + [""]
     pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
@@ -503,7 +539,7 @@ def test_the_review_queue_in_balanced_order_and_an_unknown_order(tmp_path, tiny_
     first = scored.iloc[:20]["emotion"].value_counts()
     for label, count in counts.items():
         assert abs(first.get(label, 0) - 20 * count / 60) <= 1
-    with pytest.raises(EmotionCoreError, match="Unknown queue order 'newest': use one of topics, spread, density, balanced, margin"):
+    with pytest.raises(EmotionCoreError, match="Unknown queue order .newest.: use one of topics, clusters, spread, density, "):
         review_queue(tmp_path / "in.csv", tmp_path / "other.csv", classifier, order="newest")
     assert not (tmp_path / "other.csv").exists()
     before = (tmp_path / "in.csv").read_bytes()
