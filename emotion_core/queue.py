@@ -151,6 +151,13 @@ def placed(texts: pd.Series, probabilities: np.ndarray) -> np.ndarray:
     return probabilities if words is None else np.hstack([words, probabilities])
 
 
+def first(margins: pd.Series, positions: np.ndarray) -> pd.Series:
+    """Keys that put the rows at `positions` first, in that order, and the others after by margin."""
+    keys = margins.copy()
+    keys.iloc[positions] = np.arange(len(positions)) - len(positions)
+    return keys
+
+
 QUEUE_ORDERS = ("topics", "clusters", "spread", "density", "balanced", "margin")
 
 
@@ -165,17 +172,13 @@ def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.
         keys = balanced_places(predicted, margins)
     elif order == "density":
         keys = balanced_places(predicted, density_keys(texts, margins))
-    elif order == "spread":
-        keys = margins.copy()  # the rows `spread` leaves come after it, the least sure first
-        drawn = spread(placed(texts[scored], probabilities[scored.to_numpy()]))
-        keys.loc[keys.index[scored.to_numpy()][drawn]] = np.arange(len(drawn)) - len(drawn)
-    elif order == "clusters":
-        keys = margins.copy()  # the rows of a larger file left out of the sample come after, the least sure first
+    elif order == "spread":  # the rows `spread` leaves come after it, the least sure first
         rows = np.flatnonzero(scored.to_numpy())
-        rows = np.sort(np.random.default_rng(0).permutation(rows)[:COVER_ROWS])
-        cover = rows[clusters(placed(texts.iloc[rows], probabilities[rows]),
-                              density_keys(texts.iloc[rows], margins.iloc[rows]).to_numpy())]
-        keys.iloc[cover] = np.arange(len(cover)) - len(cover)
+        keys = first(margins, rows[spread(placed(texts.iloc[rows], probabilities[rows]))])
+    elif order == "clusters":  # the rows of a larger file left out of the sample come after, the least sure first
+        rows = np.sort(np.random.default_rng(0).permutation(np.flatnonzero(scored.to_numpy()))[:COVER_ROWS])
+        keys = first(margins, rows[clusters(placed(texts.iloc[rows], probabilities[rows]),
+                                            density_keys(texts.iloc[rows], margins.iloc[rows]).to_numpy())])
     else:
         found = pd.Series(-1, index=margins.index)
         found[scored] = topics(texts[scored].tolist())

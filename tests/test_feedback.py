@@ -9,6 +9,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -89,6 +90,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from pathlib import Path
 from emotion_core.feedback import Correction, FeedbackStore
 store, process = FeedbackStore.open(sys.argv[1]), int(sys.argv[2])
 def save(i):
@@ -445,18 +447,23 @@ def test_clusters_take_one_row_of_each_kind_the_commonest_first_then_a_second():
     assert sorted(clusters(np.ones((5, 2)), np.arange(5.0))) == [0, 1, 2, 3, 4]  # rows all alike: no error, each once
 
 
-def test_the_review_queue_in_clusters_order(tmp_path, tiny_neutral_model):
+def queued_topics(folder: Path, model: Path, order: str) -> pd.DataFrame:
+    """The scored rows of a file of three topics (two copies of one text, two empty texts) in `order`, after checking
+    that the queue holds every row once and the empty ones last."""
     from emotion_core import Classifier
     from emotion_core.queue import review_queue
 
     texts = [f"{text} {topic}" for text, _ in neutral_toy_rows(20, seed=5)
              for topic in ("parcel courier", "rain weather", "match goal")] + ["", "the parcel courier came"] * 2
-    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
-    classifier = Classifier.from_pretrained(tiny_neutral_model)
-    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier, order="clusters")
-    queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
+    pd.DataFrame({"text": texts}).to_csv(folder / "in.csv", index=False)
+    review_queue(folder / "in.csv", folder / "queue.csv", Classifier.from_pretrained(model), order=order)
+    queue = pd.read_csv(folder / "queue.csv", keep_default_na=False)
     assert sorted(queue["text"]) == sorted(texts) and queue["text"].iloc[-2:].tolist() == ["", ""]
-    scored = queue[queue["emotion"] != ""].reset_index(drop=True)
+    return queue[queue["emotion"] != ""].reset_index(drop=True)
+
+
+def test_the_review_queue_in_clusters_order(tmp_path, tiny_neutral_model):
+    scored = queued_topics(tmp_path, tiny_neutral_model, "clusters")
     first = scored["text"].iloc[:21]  # one row of each of the 21 clusters of 62 rows
     assert first.is_unique  # the two copies of a text are one cluster's: the second comes in a later round
     for topic in ("parcel courier", "rain weather", "match goal"):  # the first round covers every topic
@@ -464,17 +471,7 @@ def test_the_review_queue_in_clusters_order(tmp_path, tiny_neutral_model):
 
 
 def test_the_review_queue_in_spread_order(tmp_path, tiny_neutral_model):
-    from emotion_core import Classifier
-    from emotion_core.queue import review_queue
-
-    texts = [f"{text} {topic}" for text, _ in neutral_toy_rows(20, seed=5)
-             for topic in ("parcel courier", "rain weather", "match goal")] + ["", "the parcel courier came"] * 2
-    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
-    classifier = Classifier.from_pretrained(tiny_neutral_model)
-    review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier, order="spread")
-    queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
-    assert sorted(queue["text"]) == sorted(texts) and queue["text"].iloc[-2:].tolist() == ["", ""]
-    scored = queue[queue["emotion"] != ""].reset_index(drop=True)
+    scored = queued_topics(tmp_path, tiny_neutral_model, "spread")
     duplicate = scored.index[scored["text"] == "the parcel courier came"].tolist()
     assert duplicate[1] == len(scored) - 1  # a text already drawn comes last, by margin among the rows left
     for topic in ("parcel courier", "rain weather", "match goal"):  # the first rows cover every topic
