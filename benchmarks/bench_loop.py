@@ -30,7 +30,8 @@ candidate orders on the pool alone (a quick stand-in model, the pool halved: doc
 made the default before it was measured here; so was the topics order, after density order fell short
 (its rule: docs/feedback.md). The spread order came after topics order fell short, as a candidate measured
 here directly (no stand-in), with its rule for becoming the default written down before the run; so was the
-clusters order, after spread order fell short.
+clusters order, after spread order fell short, and so were rounds (`--rounds`: the queue's corrections taken
+in rounds, the model retrained between them), after clusters order fell short.
 """
 
 import argparse
@@ -105,25 +106,48 @@ def start_model(work: Path) -> Path:
     return train(command, work / "start")
 
 
-def corrections(classifier, pool: list[tuple[str, str]], order: str, work: Path, seed: int) -> Path:
-    """The first CORRECTIONS rows of the pool in `order` (a review queue order, or "random"), stored and exported
-    as the apps do."""
+def in_order(classifier, rows: list[tuple[str, str]], order: str, work: Path, seed: int) -> list[tuple[str, str]]:
+    """The rows in `order`: a review queue order (`queue.review_queue` on them as a CSV file), or "random"."""
     import pandas as pd
 
-    from emotion_core.feedback import FeedbackStore, correction_for, export
     from emotion_core.queue import review_queue
 
     if order == "random":
-        chosen = random.Random(seed).sample(pool, len(pool))
-    else:
-        pd.DataFrame(pool, columns=["text", "label"]).to_csv(work / "pool.csv", index=False)
-        review_queue(work / "pool.csv", work / f"queue-{order}.csv", classifier, text_column="text", order=order)
-        chosen = pd.read_csv(work / f"queue-{order}.csv", dtype=str, keep_default_na=False)[["text", "label"]].values.tolist()
-    store = FeedbackStore(work / f"feedback-{order}{suffix(seed)}.db")
+        return random.Random(seed).sample(rows, len(rows))
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(work / "pool.csv", index=False)
+    review_queue(work / "pool.csv", work / f"queue-{order}.csv", classifier, text_column="text", order=order)
+    queued = pd.read_csv(work / f"queue-{order}.csv", dtype=str, keep_default_na=False)
+    return list(zip(queued["text"], queued["label"]))
+
+
+def corrections(start: Path, classifier, pool: list[tuple[str, str]], order: str, work: Path, seed: int,
+                rounds: int = 1) -> Path:
+    """The first CORRECTIONS rows of the pool in `order`, stored and exported as the apps do. In rounds, as a person
+    who retrains between them would work: each round's share comes from the rows not yet corrected, queued by the
+    start model retrained (as `retrain` does) on every correction before it."""
+    from emotion_core import Classifier
+    from emotion_core.feedback import FeedbackStore, correction_for, export
+
+    name = f"{order}{rounds_suffix(rounds)}{suffix(seed)}"
+    store = FeedbackStore(work / f"feedback-{name}.db")
     store.path.unlink(missing_ok=True)
-    for text, label in chosen[:CORRECTIONS]:
-        store.save(correction_for(classifier, text, label, source="review"))
-    return export(store.rows(), work / f"corrections-{order}{suffix(seed)}.csv")
+    rest = list(pool)
+    for done in range(rounds):
+        if done:
+            so_far = export(store.rows(), work / f"corrections-{name}-round{done}.csv")
+            folder = retrain(start, work, f"retrained-{order}{rounds_suffix(rounds)}-round{done}", so_far, seed)
+            classifier = Classifier.from_pretrained(folder, engine="torch")
+        chosen = in_order(classifier, rest, order, work, seed)[:CORRECTIONS // rounds]
+        for text, label in chosen:
+            store.save(correction_for(classifier, text, label, source="review"))
+        taken = set(chosen)
+        rest = [row for row in rest if row not in taken]
+    return export(store.rows(), work / f"corrections-{name}.csv")
+
+
+def rounds_suffix(rounds: int) -> str:
+    """What taking the corrections in rounds adds to the name of the files and folders it makes."""
+    return f"-rounds{rounds}" if rounds > 1 else ""
 
 
 def suffix(seed: int) -> str:
@@ -180,6 +204,8 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=SPLIT_SEED,
                         help="how the slice is halved: another pool and never-shown half, the same start model (which "
                              "saw neither); its files go to a folder of their own in the work dir")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="take each queue order's corrections in this many rounds, retraining between them")
     args = parser.parse_args()
     base = ensure_folder(args.work_dir.resolve())  # the start model and the replay, which no split changes
     work = base if args.split_seed == SPLIT_SEED else ensure_folder(base / f"split-{args.split_seed}")
@@ -193,8 +219,10 @@ def main() -> None:
     classifier = Classifier.from_pretrained(start, engine="torch")
     models = {"start": start}
     for order in args.orders:
-        models[f"+{CORRECTIONS} {order}"] = retrain(start, work, f"retrained-{order}",
-                                                   corrections(classifier, pool, order, work, args.seed), args.seed)
+        rounds = 1 if order == "random" else args.rounds  # a random draw asks no model
+        name = f"+{CORRECTIONS} {order}" + (f", {rounds} rounds" if rounds > 1 else "")
+        models[name] = retrain(start, work, f"retrained-{order}{rounds_suffix(rounds)}",
+                               corrections(start, classifier, pool, order, work, args.seed, rounds), args.seed)
     models["replay alone"] = retrain(start, base, "retrained-replay", None, args.seed)
     result = table(measure(models, never_shown, work))
     (work / f"table{suffix(args.seed)}.md").write_text(result + "\n", encoding="utf-8")
