@@ -15,7 +15,9 @@ other half is never shown to any model and measures the result.
    neutral shift is left out, for every model here).
 2. The pool in each of the review queue's orders (`queue.review_queue`: topics, the default, clusters,
    spread, density, balanced and margin) and in a seeded random order; the first CORRECTIONS rows of each saved as corrections in a
-   SQLite store (`feedback.correction_for`, as the apps do) and exported (`feedback.export`).
+   SQLite store (`feedback.correction_for`, as the apps do) and exported (`feedback.export`). With `--rounds`, a
+   queue order's corrections come in equal rounds, the rest of the pool queued again by a model retrained (as in
+   3) on every correction before.
 3. Each export retrained on as docs/feedback.md's quick recipe says: the start model trained one
    more epoch on the corrections beside a replay of the recipe's own data (REPLAY); and, to show what
    the corrections themselves bring, the same epoch on the replay alone.
@@ -204,8 +206,8 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=SPLIT_SEED,
                         help="how the slice is halved: another pool and never-shown half, the same start model (which "
                              "saw neither); its files go to a folder of their own in the work dir")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="take each queue order's corrections in this many rounds, retraining between them")
+    parser.add_argument("--rounds", type=int, default=1, choices=[n for n in range(1, CORRECTIONS + 1) if CORRECTIONS % n == 0],
+                        help="take each queue order's corrections in this many equal rounds, retraining between them")
     args = parser.parse_args()
     base = ensure_folder(args.work_dir.resolve())  # the start model and the replay, which no split changes
     work = base if args.split_seed == SPLIT_SEED else ensure_folder(base / f"split-{args.split_seed}")
