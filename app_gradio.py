@@ -41,8 +41,19 @@ OUTPUTS = Path(tempfile.gettempdir()) / "emotion-gradio"  # one folder per scori
 OUTPUT_MAX_AGE_S = 3600  # Gradio copies results into its own cache (cleaned by delete_cache); ours go after an hour
 EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().splitlines() if line.strip()]
 
-configure_hub()
-classifier = Classifier.from_pretrained()  # once per process: argument-free, so $EMOTION_MODEL or the bundled model
+
+
+def load_classifier() -> Classifier:
+    """The model, once per process ($EMOTION_MODEL or the bundled one); one that cannot be loaded (an offline Hub
+    id, a broken folder) stops the start with its message in one line, as the command line does, not a traceback."""
+    configure_hub()
+    try:
+        return Classifier.from_pretrained()
+    except EmotionCoreError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+classifier = load_classifier()
 corrections = feedback.FeedbackStore.for_app() if feedback.enabled() else None  # opened at the first save
 COLORS = {display_name(label): color for label, color in label_colors(classifier.labels).items()}
 

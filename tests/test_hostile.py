@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from emotion_core import EmotionCoreError
 from emotion_core.batch import score_csv
-from tests.helpers import ROOT, flask_server, gradio_refusal, gradio_server
+from tests.helpers import ROOT, flask_server, free_port, gradio_refusal, gradio_server
 
 OK = None  # expected outcome: a valid answer
 
@@ -267,6 +267,33 @@ def test_wrong_types_in_gradio(gradio):
     assert "Text is empty" in gradio_refusal(err.value)
     record("null instead of a text", "Gradio /classify", f"400: {gradio_refusal(err.value)}")
     gradio_still_serves(gradio)
+
+
+# ----------------------------------------------------------------------------- models
+
+def broken_folder(tmp_path: Path) -> str:
+    folder = tmp_path / "broken-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{")
+    return str(folder)
+
+
+MODELS = {"EMOTION_MODEL a Hub id, offline": lambda tmp_path: "someone/missing-model",
+          "EMOTION_MODEL a broken model folder": broken_folder}
+
+
+@pytest.mark.parametrize("app", ["app_gradio.py", "app_flask.py"])
+@pytest.mark.parametrize("case", MODELS)
+def test_a_model_that_cannot_be_loaded_stops_the_start_in_one_line(tmp_path, app, case):
+    port = str(free_port())
+    env = {**os.environ, "EMOTION_MODEL": MODELS[case](tmp_path), "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": port,
+           "GRADIO_SERVER_NAME": "127.0.0.1"}
+    command = [sys.executable, app] + (["--port", port] if app == "app_flask.py" else [])
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    stderr = done.stderr.strip()
+    assert done.returncode == 1 and "Traceback" not in stderr and len(stderr.splitlines()) == 1, stderr
+    assert stderr.startswith("error: ")
+    record(case, f"python {app}", stderr)
 
 
 # ----------------------------------------------------------------------------- properties
