@@ -174,20 +174,34 @@ def make_queue(file: str | None, last_scored: str | None) -> tuple[dict, str, st
     remove_old_outputs()
     OUTPUTS.mkdir(exist_ok=True)
     out = Path(tempfile.mkdtemp(dir=OUTPUTS)) / "queue.csv"
-    summary = review_queue(source, out, classifier, max_rows=MAX_APP_ROWS)
+    summary = review_queue(source, out, classifier, max_rows=MAX_APP_ROWS, corrected=corrected_texts())
     rows = pd.read_csv(out, dtype=str, keep_default_na=False)
-    rows = rows[rows["emotion"] != ""]  # empty texts: nothing to label
+    rows = rows[(rows["emotion"] != "") & (rows["corrected"] == "")]  # empty texts, and those labelled already
     storable = rows[summary.text_column].str.len() <= MAX_TEXT_CHARS  # longer ones are scored, but never stored
     queue = {"texts": rows[summary.text_column][storable].tolist(), "guesses": rows["emotion"][storable].tolist(),
-             "at": 0, "left_out": int((~storable).sum())}
+             "at": 0, "left_out": int((~storable).sum()), "corrected": summary.corrected}
     return (queue, *review_item(queue))
+
+
+def corrected_texts() -> dict[str, str]:
+    """The texts the store has corrections of, which a queue leaves out; none when the store cannot be read (the
+    queue still works, and a save will say what is wrong)."""
+    if corrections is None:
+        return {}
+    try:
+        return feedback.corrected_texts(corrections.path)
+    except EmotionCoreError as exc:
+        logging.getLogger(__name__).warning("%s", exc)
+        return {}
 
 
 def review_item(queue: dict) -> tuple[str, str]:
     """The text to label now and where the person is in the queue."""
     at, texts = queue["at"], queue["texts"]
-    left_out = (f" (left out, too long to keep as corrections: {queue['left_out']:,} over {MAX_TEXT_CHARS:,} "
-                "characters)") if queue.get("left_out") else ""
+    notes = ([f"{queue['corrected']:,} corrected already"] if queue.get("corrected") else []) + (
+        [f"{queue['left_out']:,} too long to keep as corrections, over {MAX_TEXT_CHARS:,} characters"]
+        if queue.get("left_out") else [])
+    left_out = f" (left out: {'; '.join(notes)})" if notes else ""
     if at >= len(texts):
         return "", f"Done: all {len(texts)} rows labelled or skipped{left_out}. Thank you."
     return texts[at], f"Row {at + 1} of {len(texts)}{left_out} · the model says **{display_name(queue['guesses'][at])}**"

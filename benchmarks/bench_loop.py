@@ -13,8 +13,8 @@ other half is never shown to any model and measures the result.
 1. The start model: the bundled recipe (the training command in models/emotion-minilm/run_config.json)
    with the SLICE rows left out of GoEmotions (train.py calibrates each model it trains; the recipe's
    neutral shift is left out, for every model here).
-2. The pool in each of the review queue's orders (`queue.review_queue`: topics, the default, clusters,
-   spread, density, balanced and margin) and in a seeded random order; the first CORRECTIONS rows of each saved as corrections in a
+2. The pool in each of the review queue's orders (`queue.review_queue`: topics, the default, density,
+   balanced and margin) and in a seeded random order; the first CORRECTIONS rows of each saved as corrections in a
    SQLite store (`feedback.correction_for`, as the apps do) and exported (`feedback.export`). With `--rounds`, a
    queue order's corrections come in equal rounds, the rest of the pool queued again by a model retrained (as in
    3) on every correction before.
@@ -30,10 +30,10 @@ was made the queue's default before it was measured, for the reason `feedback.ba
 The density order was added after balanced order too fell short of random; it was chosen among
 candidate orders on the pool alone (a quick stand-in model, the pool halved: docs/feedback.md) and
 made the default before it was measured here; so was the topics order, after density order fell short
-(its rule: docs/feedback.md). The spread order came after topics order fell short, as a candidate measured
-here directly (no stand-in), with its rule for becoming the default written down before the run; so was the
-clusters order, after spread order fell short, and so were rounds (`--rounds`: the queue's corrections taken
-in rounds, the model retrained between them), after clusters order fell short.
+(its rule: docs/feedback.md). Two more candidate orders (spread, clusters) were measured here after topics
+order fell short, and fell short too; they were then removed from the queue (docs/feedback.md has their
+figures, the commit log their code). Rounds (`--rounds`: the queue's corrections taken in rounds, the model
+retrained between them) were measured last, and met the target.
 """
 
 import argparse
@@ -55,7 +55,7 @@ REPLAY = {"emotion": 0.2, "goemotions": 0.1, "corrections": 2}  # source weights
 RETRAIN_FLAGS = ["--batch-size", "32", "--learning-rate", "3e-5", "--focal-gamma", "2", "--epochs", "1", "--save-fp16",
                  "--no-export"]
 TRAIN_SEED = 42  # the retraining's seed is TRAIN_SEED + --seed
-ORDERS = ("topics", "clusters", "spread", "density", "balanced", "margin", "random")
+ORDERS = ("topics", "density", "balanced", "margin", "random")
 
 
 def slice_halves(seed: int = SPLIT_SEED) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

@@ -49,7 +49,7 @@ def orders(model, vectors, pool: list[tuple[str, str]]) -> dict[str, np.ndarray]
     margins = pd.Series(margin(probs))
     predicted = pd.Series(model.classes_[probs.argmax(axis=1)])
     texts = pd.Series([text for text, _ in pool])
-    found = {order: queue_order(order, predicted, texts, margins, probs) for order in QUEUE_ORDERS}
+    found = {order: queue_order(order, predicted, texts, margins) for order in QUEUE_ORDERS}
     for seed in RANDOM_SEEDS:
         found[f"random (seed {seed})"] = np.array(random.Random(seed).sample(range(len(pool)), len(pool)))
     return found

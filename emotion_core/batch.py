@@ -32,6 +32,7 @@ class ScoreSummary:
     skipped: int = 0
     label_counts: Counter = field(default_factory=Counter)
     sentences: int | None = None  # output rows with --sentences (one per sentence)
+    corrected: int | None = None  # rows a review queue left for last, as corrected already (`queue.review_queue`)
 
     def __str__(self) -> str:
         counts = ", ".join(f"{label} {n}" for label, n in self.label_counts.most_common())

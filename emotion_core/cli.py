@@ -192,9 +192,12 @@ def cmd_feedback(args: argparse.Namespace) -> None:
         from .predict import Classifier
         from .queue import review_queue
 
+        path = Path(args.db) if args.db else feedback.default_path()
         summary = review_queue(args.input, args.output, Classifier.from_pretrained(args.model, engine=args.engine),
-                               text_column=args.text_column, order=args.order, encoding=args.encoding)
-        print(f"Wrote {summary.rows} rows to {args.output}, in {args.order} order (column margin: how unsure the model is).")
+                               text_column=args.text_column, order=args.order, encoding=args.encoding,
+                               corrected=feedback.corrected_texts(path))
+        done = f"; the {summary.corrected} corrected already (in {path}) last, column corrected" if summary.corrected else ""
+        print(f"Wrote {summary.rows} rows to {args.output}, in {args.order} order (column margin: how unsure the model is{done}).")
         return
     if args.feedback_command == "gate":
         print(gate(args))
@@ -338,15 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
     gate_parser.add_argument("--candidate", required=True, help="the retrained model")
     gate_parser.add_argument("--held-back", required=True, help="the held-back corrections (from export --held-back)")
     gate_parser.add_argument("-o", "--output", required=True, help="the report to write (Markdown)")
-    queue = corrections_commands.add_parser("queue", parents=[model, engine, table], help="a CSV's rows, the least sure first",
-                                            description="Example: python -m emotion_core feedback queue tickets.csv -o queue.csv")
+    queue = corrections_commands.add_parser("queue", parents=[model, engine, table, store], help="a CSV's rows, the least sure first",
+                                            description="Example: python -m emotion_core feedback queue tickets.csv -o queue.csv. "
+                                                        "Rows whose text the corrections file (--db) holds already come "
+                                                        "last: queued again after retraining, a file asks for the rest.")
     queue.add_argument("input", help="CSV file with a header row")
     queue.add_argument("-o", "--output", required=True, help="where to write the ordered rows (with a margin column)")
     queue.add_argument("--order", default="topics",
                        help="topics (default): the file's topics in proportion to their size, the least sure among the "
-                            "most typical texts of each first; clusters: one row of each of many small clusters, the largest first; "
-                            "spread: a seeded draw that covers the file, then the least sure "
-                            "first; density: as topics, by the model's answers instead of "
+                            "most typical texts of each first; density: as topics, by the model's answers instead of "
                             "topics; balanced: by answer, the least sure of each first; margin: the least sure of all "
                             "first (docs/feedback.md)")
     corrections.set_defaults(func=cmd_feedback)

@@ -294,6 +294,12 @@ def stats(rows: list[Correction]) -> dict:
             "predicted_as": Counter(f"{r.predicted} -> {r.corrected}" for r in rows)}
 
 
+def corrected_texts(path: Path) -> dict[str, str]:
+    """Each text the store at `path` holds a correction of, with its last corrected label: what a review queue leaves
+    for last, so that a file queued again asks only for the rest. No file yet: none."""
+    return {row.text: row.corrected for row in read_store(path)} if path.is_file() else {}
+
+
 def export(rows: list[Correction], path: Path) -> Path:
     """The corrections as a CSV that `emotion train`, a mix file and a sweep read as a source (`text`, `label`),
     with where each came from beside them; written atomically."""

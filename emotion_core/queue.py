@@ -73,7 +73,7 @@ def balanced_places(predicted: pd.Series, keys: pd.Series) -> pd.Series:
 
 def text_vectors(texts: list[str], dimensions: int = 100) -> np.ndarray | None:
     """The texts' TF-IDF (`word_vectors`) reduced to `dimensions` by latent semantic analysis, each of length 1: what
-    `topics` and `spread` place texts by. None when the texts share too few words to reduce."""
+    `topics` groups texts by. None when the texts share too few words to reduce."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.preprocessing import normalize
 
@@ -99,103 +99,33 @@ def topics(texts: list[str]) -> np.ndarray:
         return KMeans(k, n_init=3, random_state=0).fit_predict(vectors)
 
 
-SPREAD_ROWS = 2_000  # the rows `spread` places; each costs one pass over the file, and nobody labels more at a sitting
+QUEUE_ORDERS = ("topics", "density", "balanced", "margin")
 
 
-def spread(vectors: np.ndarray, rows: int = SPREAD_ROWS, seed: int = 0) -> np.ndarray:
-    """The positions of up to `rows` rows in k-means++ seeding order (Arthur and Vassilvitskii 2007): each next row
-    drawn (seeded) with odds in proportion to its squared distance from the nearest row already drawn. Any first
-    rows are then spread over the file as a random draw is, in proportion to how common each kind of row is, but
-    without a second row where one alike is drawn already (exact duplicates never). Stops early when only
-    duplicates of drawn rows are left."""
-    rng = np.random.default_rng(seed)
-    lengths = (vectors ** 2).sum(axis=1)
-    nearest = np.full(len(vectors), np.inf)
-    drawn = [int(rng.integers(len(vectors)))] if len(vectors) else []
-    while len(drawn) < min(rows, len(vectors)):
-        last = drawn[-1]
-        nearest = np.minimum(nearest, np.maximum(lengths + lengths[last] - 2 * vectors @ vectors[last], 0))
-        if nearest.sum() <= 1e-12:
-            break
-        drawn.append(int(rng.choice(len(vectors), p=nearest / nearest.sum())))
-    return np.array(drawn, dtype=int)
-
-
-CLUSTER_ROWS = 3  # a cluster's rows on average in `clusters`: one correction stands for a few texts alike
-COVER_ROWS = 2_000  # the rows `clusters` groups (a seeded sample of a larger file); nobody labels more at a sitting
-
-
-def clusters(vectors: np.ndarray, keys: np.ndarray, size: int = CLUSTER_ROWS) -> np.ndarray:
-    """The rows' positions in rounds over many small clusters (k-means, seeded, about `size` rows each): each round
-    takes the next row of every cluster not yet used up, the largest clusters first, the smallest key first within a
-    cluster. Any first rows are then one of each kind of row, the commonest kinds first, with no second row of a
-    kind before every kind has one; and no odd row before the common ones, where k-means++ seeding (`spread`) is
-    drawn to outliers. Typical rows of many small clusters are what works best when a model starts with few labels
-    of a kind of text (TypiClust: Hacohen, Dekel and Weinshall 2022)."""
-    from sklearn.cluster import KMeans
-    from sklearn.exceptions import ConvergenceWarning
-
-    if len(vectors) == 0:
-        return np.zeros(0, dtype=int)
-    with warnings.catch_warnings():  # fewer distinct rows than clusters is fine: some stay empty
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        found = KMeans(max(1, round(len(vectors) / size)), n_init=1, random_state=0).fit_predict(vectors)
-    groups = pd.DataFrame({"cluster": found, "key": keys}).groupby("cluster")["key"]
-    return np.lexsort((found, -groups.transform("size").to_numpy(), groups.rank(method="first").to_numpy()))
-
-
-def placed(texts: pd.Series, probabilities: np.ndarray) -> np.ndarray:
-    """Where `spread` and `clusters` place each row: its text (`text_vectors`) beside the model's probabilities, or
-    the probabilities alone when the texts share too few words."""
-    words = text_vectors(texts.tolist())
-    return probabilities if words is None else np.hstack([words, probabilities])
-
-
-def first(margins: pd.Series, positions: np.ndarray) -> pd.Series:
-    """Keys that put the rows at `positions` first, in that order, and the others after by margin."""
-    keys = margins.copy()
-    keys.iloc[positions] = np.arange(len(positions)) - len(positions)
-    return keys
-
-
-QUEUE_ORDERS = ("topics", "clusters", "spread", "density", "balanced", "margin")
-
-
-def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.Series,
-                probabilities: np.ndarray) -> np.ndarray:
-    """The rows' positions in one of QUEUE_ORDERS (see `review_queue`): ties by the smaller margin, the rows
-    left unscored (NaN margin) last."""
-    scored = margins.notna()
+def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.Series) -> np.ndarray:
+    """The scored rows' positions in one of QUEUE_ORDERS (see `review_queue`), ties by the smaller margin."""
     if order == "margin":
         keys = margins
     elif order == "balanced":
         keys = balanced_places(predicted, margins)
     elif order == "density":
         keys = balanced_places(predicted, density_keys(texts, margins))
-    elif order == "spread":  # the rows `spread` leaves come after it, the least sure first
-        rows = np.flatnonzero(scored.to_numpy())
-        keys = first(margins, rows[spread(placed(texts.iloc[rows], probabilities[rows]))])
-    elif order == "clusters":  # the rows of a larger file left out of the sample come after, the least sure first
-        rows = np.sort(np.random.default_rng(0).permutation(np.flatnonzero(scored.to_numpy()))[:COVER_ROWS])
-        keys = first(margins, rows[clusters(placed(texts.iloc[rows], probabilities[rows]),
-                                            density_keys(texts.iloc[rows], margins.iloc[rows]).to_numpy())])
     else:
-        found = pd.Series(-1, index=margins.index)
-        found[scored] = topics(texts[scored].tolist())
-        keys = balanced_places(found, density_keys(texts, margins))
-    return np.lexsort((margins, keys.fillna(np.inf)))
+        keys = balanced_places(pd.Series(topics(texts.tolist()), index=texts.index), density_keys(texts, margins))
+    return np.lexsort((margins, keys))
 
 
 def review_queue(input_path: str | Path, output_path: str | Path, classifier, text_column: str | None = None,
-                 max_rows: int | None = None, order: str = "topics", encoding: str = "utf-8-sig"):
+                 max_rows: int | None = None, order: str = "topics", encoding: str = "utf-8-sig",
+                 corrected: dict[str, str] | None = None):
     """Score a CSV and write its rows in the order people should label them: `topics` (`balanced_places` by
     `topics` on `density_keys`: the file's topics in proportion, the least sure among the most typical texts of
-    each first), `clusters` (`clusters` of `placed` rows on `density_keys`: one row of each small cluster, the
-    largest first, then a second of each, ...), `spread` (`spread` on `placed` rows, then the
-    least sure first), `density` (as topics, by the model's answers instead of topics), `balanced`
-    (`balanced_places` by answer on the margin) or `margin` (smallest margin first); the rows left unscored (empty texts) last;
-    `score`'s summary. The whole file is held in memory: a queue is for people to read (the apps cap it
-    with `max_rows`)."""
+    each first), `density` (as topics, by the model's answers instead of topics), `balanced` (`balanced_places` by
+    answer on the margin) or `margin` (smallest margin first); the rows left unscored (empty texts) last;
+    `score`'s summary. With `corrected` (text -> label, as `feedback.corrected_texts` reads a store), a column of
+    that name holds each row's stored label, and those rows come after the rest, which are queued on their own:
+    the next round of a file queued again by a retrained model asks only for what nobody has labelled. The whole
+    file is held in memory: a queue is for people to read (the apps cap it with `max_rows`)."""
     from .batch import check_paths, score_csv
 
     if order not in QUEUE_ORDERS:
@@ -208,7 +138,15 @@ def review_queue(input_path: str | Path, output_path: str | Path, classifier, te
         frame = pd.read_csv(scored, dtype=str, keep_default_na=False)
         probs = frame[[f"prob_{label}" for label in classifier.labels]].replace("", np.nan).astype(float).to_numpy()
         frame["margin"] = np.round(margin(probs), 4)  # a queue queued again gets new margins
-        places = queue_order(order, frame["emotion"], frame[summary.text_column], frame["margin"], probs)
-        frame.iloc[places].to_csv(scored, index=False)
+        queued = frame["margin"].notna().to_numpy()
+        if corrected is not None:
+            frame["corrected"] = [corrected.get(text, "") for text in frame[summary.text_column]]
+            queued = queued & (frame["corrected"] == "").to_numpy()
+            summary.corrected = int((frame["corrected"] != "").sum())
+        rows, rest = np.flatnonzero(queued), np.flatnonzero(~queued)
+        part = frame.iloc[rows].reset_index(drop=True)
+        rest = rest[np.argsort(frame["margin"].iloc[rest].isna().to_numpy(), kind="stable")]  # corrected, then unscored
+        places = rows[queue_order(order, part["emotion"], part[summary.text_column], part["margin"])]
+        frame.iloc[np.concatenate([places, rest])].to_csv(scored, index=False)
     summary.output = out
     return summary

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from emotion_core import EmotionCoreError
+from emotion_core import EmotionCoreError, feedback
 from emotion_core.explain import explain
 from emotion_core.labels import display_name
 from tests.helpers import bundled_engine, free_port, gradio_refusal, gradio_server, neutral_toy_rows, screenshot_path
@@ -408,9 +408,10 @@ def test_space_build_refuses_a_full_folder(tmp_path):
         build_space(tmp_path / "x")
 
 
-def test_the_review_tab_asks_in_the_queues_order_and_stores_each_click(app, tmp_path):
+def test_the_review_tab_asks_in_the_queues_order_and_stores_each_click(app, tmp_path, monkeypatch):
     from emotion_core.queue import review_queue
 
+    monkeypatch.setattr(app, "corrections", feedback.FeedbackStore(tmp_path / "review.db"))
     texts = ["i feel so happy", "happy and furious and sad", "", "the quick brown fox", "i am furious"]
     pd.DataFrame({"id": range(len(texts)), "comment": texts}).to_csv(tmp_path / "review.csv", index=False)
     queue, first, where = app.make_queue(str(tmp_path / "review.csv"), None)
@@ -424,10 +425,20 @@ def test_the_review_tab_asks_in_the_queues_order_and_stores_each_click(app, tmp_
     queue, *_ = app.answer("sadness")(queue, None)
     queue, last, where = app.answer("joy")(queue, None)
     assert last == "" and where == "Done: all 4 rows labelled or skipped. Thank you."
-    stored = {r.text: r.corrected for r in app.corrections.rows() if r.source == "review" and r.text in texts}
+    stored = {r.text: r.corrected for r in app.corrections.rows()}
     assert stored == {queue["texts"][0]: "anger", queue["texts"][2]: "sadness", queue["texts"][3]: "joy"}
     scored, _ = app.score_file(str(tmp_path / "review.csv"), "comment")  # the Batch tab's file, reviewed as it is
-    assert len(app.make_queue(None, scored)[0]["texts"]) == 4
+    again, first, where = app.make_queue(None, scored)  # the next round asks only for the row not labelled
+    assert again["texts"] == [queue["texts"][1]] == [first]
+    assert where.startswith("Row 1 of 1 (left out: 3 corrected already) · the model says")
+
+
+def test_the_review_tab_still_queues_when_the_store_cannot_be_read(app, tmp_path, monkeypatch):
+    (tmp_path / "other.db").write_text("not a database")
+    monkeypatch.setattr(app, "corrections", feedback.FeedbackStore(tmp_path / "other.db"))
+    pd.DataFrame({"text": ["i feel so happy", "i am furious"]}).to_csv(tmp_path / "in.csv", index=False)
+    queue, _, where = app.make_queue(str(tmp_path / "in.csv"), None)
+    assert sorted(queue["texts"]) == ["i am furious", "i feel so happy"] and where.startswith("Row 1 of 2 · ")
 
 
 def test_a_lone_surrogate_is_a_message_on_every_text_handler(app):
@@ -438,12 +449,13 @@ def test_a_lone_surrogate_is_a_message_on_every_text_handler(app):
             handler("hi \ud800 there", *args)
 
 
-def test_the_review_tab_leaves_out_texts_too_long_to_keep(app, tmp_path):
+def test_the_review_tab_leaves_out_texts_too_long_to_keep(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "corrections", feedback.FeedbackStore(tmp_path / "long.db"))
     texts = ["i feel so happy", "word " * 2_001, "i am furious"]  # scored, but over the store's 10,000 characters
     pd.DataFrame({"text": texts}).to_csv(tmp_path / "long.csv", index=False)
     queue, _, where = app.make_queue(str(tmp_path / "long.csv"), None)
     assert sorted(queue["texts"]) == ["i am furious", "i feel so happy"]
-    assert where.startswith("Row 1 of 2 (left out, too long to keep as corrections: 1 over 10,000 characters)")
+    assert where.startswith("Row 1 of 2 (left out: 1 too long to keep as corrections, over 10,000 characters)")
     for label in ("joy", "anger"):
         queue, *_, where = app.answer(label)(queue, None)
     assert where.startswith("Done: all 2 rows labelled or skipped (left out")

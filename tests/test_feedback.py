@@ -9,7 +9,6 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,7 @@ import pytest
 
 from emotion_core import EmotionCoreError
 from emotion_core.explain import explain
-from emotion_core.feedback import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore, KeyTaken
+from emotion_core.feedback import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore, KeyTaken, correction_for
 from tests.helpers import ROOT, flask_server, neutral_toy_rows, post_json
 
 LABELS = ["sadness", "joy", "anger", "neutral"]
@@ -413,71 +412,6 @@ def test_topics_put_alike_texts_together():
     assert len(set(topics(["the parcel came today"] * 4))) == 1  # texts all alike: one topic, no warning
 
 
-def test_spread_draws_each_kind_of_row_before_a_second_alike_and_never_a_duplicate():
-    from emotion_core.queue import spread
-
-    kinds = np.eye(4)[[0] * 40 + [1] * 10 + [2] * 10 + [3] * 10]  # four kinds of row, exact duplicates within each
-    drawn = spread(kinds)
-    assert sorted(kinds[drawn].argmax(axis=1)) == [0, 1, 2, 3]  # one of each kind, then only duplicates were left
-    np.testing.assert_array_equal(spread(kinds), drawn)  # seeded
-    rng = np.random.default_rng(1)
-    crowd = np.vstack([rng.normal(0, 0.05, (90, 2)), rng.normal(5, 0.05, (10, 2))])  # a common kind and a rare one
-    first = spread(crowd, rows=12)
-    assert len(first) == len(set(first)) == 12
-    assert 1 <= (first >= 90).sum() <= 6  # the rare kind is drawn, but not in place of the common one
-    assert len(spread(crowd, rows=500)) == 100 and spread(np.zeros((0, 2))).tolist() == []
-    assert len(spread(np.ones((3, 2)))) == 1  # rows all alike: one is drawn, the rest are its duplicates
-
-
-def test_clusters_take_one_row_of_each_kind_the_commonest_first_then_a_second():
-    from emotion_core.queue import clusters
-
-    rng = np.random.default_rng(0)
-    kinds = np.repeat(np.arange(4), [24, 12, 12, 12])  # four kinds of row, far apart; one twice as common
-    vectors = np.eye(4)[kinds] * 10 + rng.normal(0, 0.05, (60, 4))
-    keys = rng.permutation(60).astype(float)
-    order = clusters(vectors, keys, size=15)  # four clusters: one per kind
-    assert sorted(order) == list(range(60))
-    assert kinds[order[0]] == 0 and sorted(kinds[order[:4]]) == [0, 1, 2, 3]  # each kind once, the commonest first
-    assert sorted(kinds[order[4:8]]) == [0, 1, 2, 3] and set(kinds[order[48:]]) == {0}  # then again, as long as each lasts
-    for kind in range(4):  # within a kind, the smallest key first
-        assert np.all(np.diff(keys[order][kinds[order] == kind]) > 0)
-    np.testing.assert_array_equal(clusters(vectors, keys, size=15), order)  # seeded
-    assert clusters(np.zeros((0, 2)), np.zeros(0)).tolist() == [] and clusters(np.ones((1, 2)), np.zeros(1)).tolist() == [0]
-    assert sorted(clusters(np.ones((5, 2)), np.arange(5.0))) == [0, 1, 2, 3, 4]  # rows all alike: no error, each once
-
-
-def queued_topics(folder: Path, model: Path, order: str) -> pd.DataFrame:
-    """The scored rows of a file of three topics (two copies of one text, two empty texts) in `order`, after checking
-    that the queue holds every row once and the empty ones last."""
-    from emotion_core import Classifier
-    from emotion_core.queue import review_queue
-
-    texts = [f"{text} {topic}" for text, _ in neutral_toy_rows(20, seed=5)
-             for topic in ("parcel courier", "rain weather", "match goal")] + ["", "the parcel courier came"] * 2
-    pd.DataFrame({"text": texts}).to_csv(folder / "in.csv", index=False)
-    review_queue(folder / "in.csv", folder / "queue.csv", Classifier.from_pretrained(model), order=order)
-    queue = pd.read_csv(folder / "queue.csv", keep_default_na=False)
-    assert sorted(queue["text"]) == sorted(texts) and queue["text"].iloc[-2:].tolist() == ["", ""]
-    return queue[queue["emotion"] != ""].reset_index(drop=True)
-
-
-def test_the_review_queue_in_clusters_order(tmp_path, tiny_neutral_model):
-    scored = queued_topics(tmp_path, tiny_neutral_model, "clusters")
-    first = scored["text"].iloc[:21]  # one row of each of the 21 clusters of 62 rows
-    assert first.is_unique  # the two copies of a text are one cluster's: the second comes in a later round
-    for topic in ("parcel courier", "rain weather", "match goal"):  # the first round covers every topic
-        assert first.str.endswith(topic).sum() >= 2
-
-
-def test_the_review_queue_in_spread_order(tmp_path, tiny_neutral_model):
-    scored = queued_topics(tmp_path, tiny_neutral_model, "spread")
-    duplicate = scored.index[scored["text"] == "the parcel courier came"].tolist()
-    assert duplicate[1] == len(scored) - 1  # a text already drawn comes last, by margin among the rows left
-    for topic in ("parcel courier", "rain weather", "match goal"):  # the first rows cover every topic
-        assert scored["text"].iloc[:15].str.endswith(topic).sum() >= 2
-
-
 def test_the_review_queue_takes_each_topic_in_proportion_by_default(tmp_path, tiny_neutral_model):
     from emotion_core import Classifier
     from emotion_core.queue import balanced_places, density_keys, review_queue, topics
@@ -536,13 +470,55 @@ def test_the_review_queue_in_balanced_order_and_an_unknown_order(tmp_path, tiny_
     first = scored.iloc[:20]["emotion"].value_counts()
     for label, count in counts.items():
         assert abs(first.get(label, 0) - 20 * count / 60) <= 1
-    with pytest.raises(EmotionCoreError, match="Unknown queue order .newest.: use one of topics, clusters, spread, density, "):
+    with pytest.raises(EmotionCoreError, match="Unknown queue order .newest.: use one of topics, density, balanced, margin."):
         review_queue(tmp_path / "in.csv", tmp_path / "other.csv", classifier, order="newest")
     assert not (tmp_path / "other.csv").exists()
     before = (tmp_path / "in.csv").read_bytes()
     with pytest.raises(EmotionCoreError, match="The output file must differ from the input file"):
         review_queue(tmp_path / "in.csv", tmp_path / "in.csv", classifier)
     assert (tmp_path / "in.csv").read_bytes() == before
+
+
+def test_the_review_queue_puts_the_rows_corrected_already_last_and_queues_the_rest_on_their_own(tmp_path,
+                                                                                               tiny_neutral_model):
+    from emotion_core import Classifier
+    from emotion_core.queue import review_queue
+
+    texts = [f"{text} {topic}" for text, _ in neutral_toy_rows(12, seed=5) for topic in ("parcel courier", "rain weather")]
+    done = {texts[0]: "anger", texts[5]: "neutral", texts[9]: "joy"}
+    pd.DataFrame({"text": texts + [""]}).to_csv(tmp_path / "in.csv", index=False)
+    pd.DataFrame({"text": [t for t in texts if t not in done]}).to_csv(tmp_path / "rest.csv", index=False)
+    classifier = Classifier.from_pretrained(tiny_neutral_model)
+    summary = review_queue(tmp_path / "in.csv", tmp_path / "queue.csv", classifier, corrected=done)
+    queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
+    assert summary.corrected == 3 and sorted(queue["text"]) == sorted(texts + [""])
+    assert queue["corrected"].tolist() == [""] * 21 + ["anger", "neutral", "joy", ""]  # in the file's order; empty last
+    assert queue["text"].iloc[21:24].tolist() == [texts[0], texts[5], texts[9]]
+    review_queue(tmp_path / "rest.csv", tmp_path / "rest-queue.csv", classifier)
+    alone = pd.read_csv(tmp_path / "rest-queue.csv", keep_default_na=False)
+    assert queue["text"].iloc[:21].tolist() == alone["text"].tolist()  # as if the file held only the rest
+    assert review_queue(tmp_path / "in.csv", tmp_path / "plain.csv", classifier).corrected is None
+    assert "corrected" not in pd.read_csv(tmp_path / "plain.csv").columns  # no store given: no column
+
+
+def test_the_queue_command_puts_what_the_store_holds_last(tmp_path, tiny_neutral_model, capsys):
+    from emotion_core import Classifier
+    from emotion_core.cli import main as cli
+
+    classifier = Classifier.from_pretrained(tiny_neutral_model)
+    FeedbackStore(tmp_path / "fb.db").save(correction_for(classifier, "i am furious", "anger", "review"))
+    pd.DataFrame({"text": ["i am furious", "i feel so happy", "so sad today"]}).to_csv(tmp_path / "in.csv", index=False)
+    command = ["feedback", "queue", str(tmp_path / "in.csv"), "-o", str(tmp_path / "queue.csv"), "--model",
+               str(tiny_neutral_model), "--db", str(tmp_path / "fb.db")]
+    assert cli(command) == 0
+    assert "the 1 corrected already (in " in capsys.readouterr().out
+    queue = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)
+    assert queue["text"].iloc[-1] == "i am furious" and queue["corrected"].tolist() == ["", "", "anger"]
+    assert cli([*command[:-1], str(tmp_path / "none.db")]) == 0  # no store yet: nothing corrected, no message
+    assert "corrected already" not in capsys.readouterr().out and not (tmp_path / "none.db").exists()
+    (tmp_path / "bad.db").write_text("not a database")
+    assert cli([*command[:-1], str(tmp_path / "bad.db")]) == 1
+    assert "bad.db cannot be read" in capsys.readouterr().err
 
 
 def test_the_queue_command_reads_a_file_in_another_encoding(tmp_path, tiny_neutral_model, capsys):
