@@ -193,7 +193,7 @@ def wait_for_port(port: int, timeout_s: float = 60) -> None:
 @pytest.mark.slow
 def test_a_worker_killed_mid_job_loses_no_row_and_repeats_none(two_node_cluster, tmp_path, tiny_neutral_model):
     address, env = two_node_cluster
-    rows = 20_000
+    rows = 100_000  # long enough (tens of seconds) that the actor is still scoring when it is killed
     pd.DataFrame({"ticket": range(rows), "text": [text for text, _ in neutral_toy_rows(rows, seed=3)]}).to_parquet(tmp_path / "in.parquet")
     command = [sys.executable, "-m", "emotion_core", "score", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
                "--model", str(tiny_neutral_model), "--on", "ray", "--address", address, "--id-column", "ticket", "--actors", "1"]
