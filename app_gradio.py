@@ -30,7 +30,7 @@ from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
 from emotion_core.model_folder import CONFUSION, RELIABILITY
 from emotion_core.predict import check_length, check_texts
-from emotion_core.queue import review_queue
+from emotion_core.queue import DEFAULT_ORDER, QUEUE_ORDERS, review_queue
 
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD = "20mb"  # gradio refuses bigger files before they reach the handlers
@@ -166,15 +166,16 @@ def store(text: str, label: str, source: str, request: gr.Request) -> bool:
 # ----------------------------------------------------------------------------- review
 
 @friendly
-def make_queue(file: str | None, last_scored: str | None) -> tuple[dict, str, str]:
-    """The uploaded CSV's rows (else the last file scored in the Batch tab) in the review queue's order; the first one."""
+def make_queue(file: str | None, last_scored: str | None, order: str = DEFAULT_ORDER) -> tuple[dict, str, str]:
+    """The uploaded CSV's rows (else the last file scored in the Batch tab) in one of the review queue's orders; the
+    first one."""
     source = file or last_scored
     if not source:
         raise EmotionCoreError("Upload a CSV file, or score one in the Batch tab first.")
     remove_old_outputs()
     OUTPUTS.mkdir(exist_ok=True)
     out = Path(tempfile.mkdtemp(dir=OUTPUTS)) / "queue.csv"
-    summary = review_queue(source, out, classifier, max_rows=MAX_APP_ROWS, corrected=corrected_texts())
+    summary = review_queue(source, out, classifier, max_rows=MAX_APP_ROWS, order=order, corrected=corrected_texts())
     rows = pd.read_csv(out, dtype=str, keep_default_na=False)
     rows = rows[(rows["emotion"] != "") & (rows["corrected"] == "")]  # empty texts, and those labelled already
     storable = rows[summary.text_column].str.len() <= MAX_TEXT_CHARS  # longer ones are scored, but never stored
@@ -350,10 +351,11 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
         score_button.click(score_file, inputs=[upload, column], outputs=[scored, label_counts], api_name="score_csv").success(
             summarize, inputs=[scored, label_counts], outputs=[preview, counts], api_visibility="private")
     with gr.Tab("Review", visible=corrections is not None):
-        gr.Markdown("Label the rows the model is least sure of (among the most typical of each topic in the file), one "
-                    "click each: the answers are saved as corrections and can train a better model. Upload a CSV, or start "
-                    "with the last file scored in the Batch tab.")
+        gr.Markdown("Label the rows the model is least sure of, one click each: the answers are saved as corrections "
+                    "and can train a better model. Upload a CSV, or start with the last file scored in the Batch tab.")
         queue_file = gr.File(label="CSV file", file_types=[".csv"], elem_id="review-upload")
+        order = gr.Dropdown([(shown, name) for name, shown in QUEUE_ORDERS.items()], value=DEFAULT_ORDER, label="Order",
+                            elem_id="review-order")
         start = gr.Button("Start", variant="primary", elem_id="review-start")
         queue = gr.State()
         review_text = gr.Textbox(label="Text", interactive=False, lines=3, elem_id="review-text")
@@ -363,7 +365,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
             for shown_name, name in choices:
                 gr.Button(shown_name, elem_id=f"review-{name or 'skip'}").click(
                     answer(name), inputs=queue, outputs=[queue, review_text, where], api_visibility="private")
-        start.click(make_queue, inputs=[queue_file, scored], outputs=[queue, review_text, where], api_visibility="private")
+        start.click(make_queue, inputs=[queue_file, scored, order], outputs=[queue, review_text, where], api_visibility="private")
     with gr.Tab("Model"):
         gr.Markdown(model_card())
         with gr.Row():

@@ -184,8 +184,8 @@ def share(value: str) -> float:
 
 
 def cmd_feedback(args: argparse.Namespace) -> None:
-    """`feedback stats|export|queue|gate`: what people corrected, as a table, as training data, what to ask next, and
-    whether a model retrained on it should be served."""
+    """`feedback stats|export|pull|queue|gate`: what people corrected, as a table, as training data, from a Space's Hub
+    repo, what to ask next, and whether a model retrained on it should be served."""
     from . import feedback
 
     if args.feedback_command == "queue":
@@ -203,6 +203,9 @@ def cmd_feedback(args: argparse.Namespace) -> None:
         print(gate(args))
         return
     path = Path(args.db) if args.db else feedback.default_path()
+    if args.feedback_command == "pull":
+        print(pull(args.repo, feedback.FeedbackStore(path)))
+        return
     rows = feedback.read_store(path)
     if args.feedback_command == "export":
         feedback.check_exports(path, Path(args.output), args.held_back and Path(args.held_back))
@@ -212,6 +215,21 @@ def cmd_feedback(args: argparse.Namespace) -> None:
             print(f"Held back {len(held)} in {feedback.export(held, args.held_back)} for `emotion feedback gate`.")
         return
     print(json.dumps(feedback.stats(rows), indent=2))
+
+
+def pull(repo_id: str, store) -> str:
+    """`feedback pull`: add the corrections a Space committed to its Hub repo to a local store."""
+    import tempfile
+
+    from .feedback import read_lines
+    from .hub import download_corrections
+
+    with tempfile.TemporaryDirectory() as folder:
+        files = download_corrections(repo_id, Path(folder))
+        found, bad = read_lines(files)
+    changed = store.merge(found)
+    skipped = f"; {bad} lines that were no correction passed over" if bad else ""
+    return f"Read {len(found)} corrections in {len(files)} files of {repo_id}{skipped}; {changed} new or changed in {store.path}."
 
 
 def gate(args: argparse.Namespace) -> str:
@@ -271,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write the ONNX files of the fast engines into a model folder", parents=[model, data],
                                  description="model.onnx (fp32) and model.int8.onnx, which keeps some layers in float: the fastest "
-                                             "choice whose labels on the validation split are at least 99.5%% those of fp32 (none "
+                                             "choice whose labels on the validation split are at least 99.5% those of fp32 (none "
                                              "written when no choice does). Example: python -m emotion_core export --model models/my-model")
     export.set_defaults(func=cmd_export)
 
@@ -324,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     shift.add_argument("--out", required=True, help="model folder to write (replaced atomically)")
     shift.set_defaults(func=cmd_shift)
 
-    corrections = commands.add_parser("feedback", help="the corrections people saved in the apps: stats, export, review queue")
+    corrections = commands.add_parser("feedback", help="the corrections people saved in the apps: stats, export, pull, review queue")
     corrections_commands = corrections.add_subparsers(dest="feedback_command", required=True)
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument("--db", help="the corrections file (default: $EMOTION_FEEDBACK_DB, else ~/.local/share/emotion/feedback.db)")
@@ -334,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     export_corrections.add_argument("--held-back", help="also write a share of the corrections here (chosen by a hash of each "
                                                         "text), left out of OUTPUT, to judge a retrained model on (feedback gate)")
     export_corrections.add_argument("--hold-out", type=share, default=0.2, help="the share held back, 0 to 1 (default 0.2)")
+    pull_parser = corrections_commands.add_parser("pull", parents=[store], help="add a Space's corrections from its Hub repo",
+                                                  description="The corrections a Space with EMOTION_FEEDBACK_REPO committed to "
+                                                              "that dataset repo, added to the corrections file (--db) once "
+                                                              "each, however often it is pulled. The token comes from HF_TOKEN.")
+    pull_parser.add_argument("--repo", required=True, help="the Space's corrections repo (its EMOTION_FEEDBACK_REPO)")
     gate_parser = corrections_commands.add_parser("gate", help="should a retrained model replace the current one? (a report)",
                                                   description="Better on the held-back corrections, and at most 0.5 points "
                                                               "worse on each test split the current model was measured on.")
@@ -349,9 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     queue.add_argument("-o", "--output", required=True, help="where to write the ordered rows (with a margin column)")
     queue.add_argument("--order", default="topics",
                        help="topics (default): the file's topics in proportion to their size, the least sure among the "
-                            "most typical texts of each first; density: as topics, by the model's answers instead of "
-                            "topics; balanced: by answer, the least sure of each first; margin: the least sure of all "
-                            "first (docs/feedback.md)")
+                            "most typical texts of each first; margin: the least sure of all first; density: as topics, "
+                            "by the model's answers instead of topics; balanced: by answer, the least sure of each first "
+                            "(docs/feedback.md)")
     corrections.set_defaults(func=cmd_feedback)
 
     space = commands.add_parser("space", help="build or deploy the Gradio demo as a Hugging Face Space")

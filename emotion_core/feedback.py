@@ -56,6 +56,9 @@ MIGRATIONS = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 CHANGED = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("key", "text"))  # a change of mind
+INSERT = f"INSERT INTO corrections ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+UPSERT = (f"{INSERT} ON CONFLICT (key) WHERE key IS NOT NULL DO UPDATE SET {CHANGED} "
+          "WHERE text = excluded.text AND corrected != excluded.corrected")
 
 
 def default_path() -> Path:
@@ -149,7 +152,9 @@ class FeedbackStore:
                 db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 yield db
         except (sqlite3.Error, OSError) as exc:
-            raise EmotionCoreError(f"The feedback store {self.path} cannot be written: {exc}. Predictions still work; "
+            read_only = self.path.parent.is_dir() and not os.access(self.path.parent, os.W_OK)  # SQLite only says it cannot open it
+            why = "its folder is read-only (SQLite writes its log beside it)" if read_only else exc
+            raise EmotionCoreError(f"The feedback store {self.path} cannot be written: {why}. Predictions still work; "
                                    f"set {DB_ENV_VAR} to a writable file, or {SWITCH_ENV_VAR}=off.") from None
 
     def migrate(self) -> None:
@@ -178,15 +183,10 @@ class FeedbackStore:
         """Store one correction. One with the key and text of a stored one takes its place when its answer differs
         (the person changed their mind: their last answer counts); False when nothing changed (a form sent twice).
         A key already used for another text is refused (KeyTaken)."""
-        row = asdict(correction)
-        row["probabilities"] = json.dumps(row["probabilities"])
         with self.connect() as db:
             db.execute("BEGIN IMMEDIATE")
             self.bring_up_to_date(db)
-            saved = db.execute(f"INSERT INTO corrections ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-                               f"ON CONFLICT (key) WHERE key IS NOT NULL DO UPDATE SET {CHANGED} "
-                               "WHERE text = excluded.text AND corrected != excluded.corrected",
-                               [row[c] for c in COLUMNS]).rowcount == 1
+            saved = db.execute(UPSERT, values(correction)).rowcount == 1
             taken = not saved and db.execute("SELECT 1 FROM corrections WHERE key = ? AND text != ?",
                                              (correction.key, correction.text)).fetchone()
             db.execute("COMMIT")
@@ -199,6 +199,29 @@ class FeedbackStore:
                 logger.warning("Could not add a correction to the Hub copy: %s", exc)
         return saved
 
+    def merge(self, corrections: list[Correction]) -> int:
+        """Add corrections kept elsewhere (a Space's, from its Hub repo) in one transaction; how many changed the store.
+        Merging the same ones again changes nothing: one with a key takes the place of the stored one of that key and
+        text only when it is newer (the person's last answer counts, whatever the order they come in); one without a
+        key is added unless the same one, made at the same time, is stored; a key stored with another text is passed
+        over."""
+        latest = {}  # each key's last answer; its time says which, a file's own order where two share a second
+        for i, correction in enumerate(sorted(corrections, key=lambda c: c.created_at)):
+            latest[correction.key if correction.key is not None else i] = correction
+        changed = 0
+        with self.connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            self.bring_up_to_date(db)
+            for correction in latest.values():
+                if correction.key is None and db.execute(
+                        "SELECT 1 FROM corrections WHERE key IS NULL AND text = ? AND corrected = ? AND source = ? "
+                        "AND created_at = ?", (correction.text, correction.corrected, correction.source,
+                                               correction.created_at)).fetchone():
+                    continue
+                changed += db.execute(f"{UPSERT} AND created_at < excluded.created_at", values(correction)).rowcount
+            db.execute("COMMIT")
+        return changed
+
     def rows(self) -> list[Correction]:
         """Every correction, oldest first (the schema brought up to date first, in the same transaction)."""
         with self.connect() as db:
@@ -207,6 +230,12 @@ class FeedbackStore:
             found = read_corrections(db)
             db.execute("COMMIT")
         return found
+
+
+def values(correction: Correction) -> list:
+    """A correction's values in the order of COLUMNS, as the table keeps them."""
+    row = {**asdict(correction), "probabilities": json.dumps(correction.probabilities)}
+    return [row[c] for c in COLUMNS]
 
 
 class KeyTaken(EmotionCoreError):
@@ -219,15 +248,18 @@ def table_names(db: sqlite3.Connection) -> list[str]:
 
 
 def read_corrections(db: sqlite3.Connection) -> list[Correction]:
-    """Every correction in an up-to-date store, oldest first."""
-    found = db.execute(f"SELECT {', '.join(COLUMNS)} FROM corrections ORDER BY id").fetchall()
-    return [Correction(**{**dict(zip(COLUMNS, row)), "probabilities": json.loads(row[COLUMNS.index("probabilities")])})
+    """Every correction in the store, oldest first; a column an older schema has not got yet (key) is None, so
+    that a file is read as it is, never migrated to be read."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(corrections)")}
+    columns = [c for c in COLUMNS if c in present]
+    found = db.execute(f"SELECT {', '.join(columns)} FROM corrections ORDER BY id").fetchall()
+    return [Correction(**{**dict(zip(columns, row)), "probabilities": json.loads(row[columns.index("probabilities")])})
             for row in found]
 
 
 def read_store(path: Path) -> list[Correction]:
-    """Every correction in the file, read without writing to it (stats and export need no write access): the store
-    is brought up to date first only when it is of an older schema. EmotionCoreError when it is no feedback store."""
+    """Every correction in the file, read without writing to it (stats and export need no write access), whatever
+    its schema's version up to this one. EmotionCoreError when it is no feedback store."""
     if not path.is_file():
         raise EmotionCoreError(f"No corrections file at {path}: pass --db, or set {DB_ENV_VAR}.")
     try:
@@ -238,11 +270,9 @@ def read_store(path: Path) -> list[Correction]:
                                        f"{'the tables ' + ', '.join(tables) if tables else 'no table'}).")
             if version > SCHEMA_VERSION:
                 raise newer_schema(path, version)
-            if version == SCHEMA_VERSION:
-                return read_corrections(db)
+            return read_corrections(db)
     except sqlite3.Error as exc:
         raise EmotionCoreError(f"The feedback store {path} cannot be read: {exc}.") from None
-    return FeedbackStore(path).rows()  # an older schema: migrated, as the apps would
 
 
 def read_only(path: Path) -> sqlite3.Connection:
@@ -298,6 +328,21 @@ def corrected_texts(path: Path) -> dict[str, str]:
     """Each text the store at `path` holds a correction of, with its last corrected label: what a review queue leaves
     for last, so that a file queued again asks only for the rest. No file yet: none."""
     return {row.text: row.corrected for row in read_store(path)} if path.is_file() else {}
+
+
+def read_lines(paths: list[Path]) -> tuple[list[Correction], int]:
+    """The corrections in JSON-lines files as `hub.HubMirror` writes them, and how many lines were not one."""
+    found, bad = [], 0
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                if not all(isinstance(row[c], str) and row[c] for c in ("text", "corrected", "created_at")):
+                    raise ValueError(line)
+                found.append(Correction(**{c: row[c] for c in COLUMNS}))
+            except (ValueError, TypeError, KeyError):
+                bad += bool(line.strip())
+    return found, bad
 
 
 def export(rows: list[Correction], path: Path) -> Path:

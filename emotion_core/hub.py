@@ -187,3 +187,20 @@ class HubMirror:
         """Add one correction to this process's file; the next scheduled commit takes it."""
         with self.scheduler.lock, self.file.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def download_corrections(repo_id: str, folder: Path) -> list[Path]:
+    """The files of corrections a Space's `HubMirror`s committed to `repo_id`, downloaded into `folder`: how a
+    Space's corrections, which its own disk loses on restart, come back to be trained on (`feedback pull`)."""
+    from huggingface_hub import HfApi
+
+    problem = hub_unreachable()
+    if problem:
+        raise EmotionCoreError(f"Could not reach the corrections repo {repo_id}: {problem}.")
+    api = HfApi(token=os.environ.get("HF_TOKEN"))
+    try:
+        names = [name for name in api.list_repo_files(repo_id, repo_type="dataset")
+                 if name.startswith("corrections/") and name.endswith(".jsonl")]
+        return [Path(api.hf_hub_download(repo_id, name, repo_type="dataset", local_dir=folder)) for name in names]
+    except Exception as exc:  # one clear line; the traceback may carry headers
+        raise EmotionCoreError(f"Could not read the corrections repo {repo_id}: {describe_hub_error(exc)}.") from None

@@ -99,7 +99,13 @@ def topics(texts: list[str]) -> np.ndarray:
         return KMeans(k, n_init=3, random_state=0).fit_predict(vectors)
 
 
-QUEUE_ORDERS = ("topics", "density", "balanced", "margin")
+QUEUE_ORDERS = {  # each order, as the review tab offers it (docs/feedback.md measures them)
+    "topics": "Each topic in proportion, the least sure of its typical texts first",
+    "margin": "The least sure first",
+    "density": "Each answer in proportion, the least sure of its typical texts first",
+    "balanced": "Each answer in proportion, the least sure first",
+}
+DEFAULT_ORDER = "topics"
 
 
 def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.Series) -> np.ndarray:
@@ -116,7 +122,7 @@ def queue_order(order: str, predicted: pd.Series, texts: pd.Series, margins: pd.
 
 
 def review_queue(input_path: str | Path, output_path: str | Path, classifier, text_column: str | None = None,
-                 max_rows: int | None = None, order: str = "topics", encoding: str = "utf-8-sig",
+                 max_rows: int | None = None, order: str = DEFAULT_ORDER, encoding: str = "utf-8-sig",
                  corrected: dict[str, str] | None = None):
     """Score a CSV and write its rows in the order people should label them: `topics` (`balanced_places` by
     `topics` on `density_keys`: the file's topics in proportion, the least sure among the most typical texts of

@@ -52,8 +52,9 @@ repo (for example `you/emotion-corrections`, created private if it does not exis
 `HF_TOKEN` with write access to it. Corrections are then committed there every five minutes, one
 JSON Lines file per app process under `corrections/` (a person who changes their mind adds a line
 with the same `key`: its last line is their answer); without them they last until the next
-restart. `EMOTION_FEEDBACK=off` removes the feature. Nothing is stored unless a person saves a
-correction.
+restart. To train on them, `emotion feedback pull --repo you/emotion-corrections` adds them to
+a corrections file on your machine, where `emotion feedback stats` and `export` read them.
+`EMOTION_FEEDBACK=off` removes the feature. Nothing is stored unless a person saves a correction.
 
 The emotion data set (CARER, Saravia et al., EMNLP 2018) is for educational and research use only.
 """

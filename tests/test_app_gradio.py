@@ -17,7 +17,7 @@ import pytest
 from emotion_core import EmotionCoreError, feedback
 from emotion_core.explain import explain
 from emotion_core.labels import display_name
-from tests.helpers import bundled_engine, free_port, gradio_refusal, gradio_server, neutral_toy_rows, screenshot_path
+from tests.helpers import ROOT, bundled_engine, free_port, gradio_refusal, gradio_server, neutral_toy_rows, screenshot_path
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 REVIEW = "The package arrived two days late. The lamp inside is broken. I am furious."
@@ -223,6 +223,17 @@ def test_a_correction_saved_in_the_demo_is_stored_once(app, server):
     assert [r.corrected for r in app.corrections.rows() if r.text == text] == ["joy"]  # a change of mind: the last answer
 
 
+def test_a_store_that_cannot_be_written_is_a_message_and_the_demo_goes_on(app, tmp_path, monkeypatch, caplog):
+    import gradio as gr
+
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setattr(app, "corrections", feedback.FeedbackStore(tmp_path / "a-file" / "feedback.db"))
+    with pytest.raises(gr.Error) as refused:
+        app.save_correction("i am furious", "sadness", None)
+    assert refused.value.message == feedback.UNAVAILABLE and str(tmp_path) in caplog.text  # the path for the log alone
+    assert next(iter(app.show("i am furious")[0])) == next(iter(app.classifier.predict("i am furious")))
+
+
 def test_requests_batched_together_get_their_own_answers_and_errors(app, server):
     """Requests in flight together share one model call; each gets its own text's answer, and a bad text is refused
     alone, before it could fail the batch it would have joined."""
@@ -246,13 +257,14 @@ def test_requests_batched_together_get_their_own_answers_and_errors(app, server)
     assert answers == [e or "Text is empty: type something to classify." for e in expected]
 
 
-def test_bundled_browser_text_and_csv(bundled_server, sample_csv, tmp_path):
-    """The demo a user sees, with the bundled model: it makes the README's picture (docs/gradio.png)."""
+def test_bundled_browser_text_csv_and_review(bundled_server, sample_csv, tmp_path):
+    """The demo a user sees, with the bundled model: it makes the README's picture (docs/gradio.png) and the
+    review tab's (docs/review.png)."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page = browser.new_page(viewport={"width": 1200, "height": 1080})
         page.goto(bundled_server)
         box = page.locator("#text-input input, #text-input textarea").first
         box.fill("i am so scared of the dark forest at night")
@@ -283,6 +295,15 @@ def test_bundled_browser_text_and_csv(bundled_server, sample_csv, tmp_path):
         scored = pd.read_csv(path)
         assert scored["id"].tolist() == [1, 2, 3] and "prob_joy" in scored.columns
         expect(page.locator("#preview")).to_contain_text("so sad and lonely tonight", timeout=20_000)
+
+        page.get_by_role("tab", name="Review").click()
+        page.locator("#review-upload input[type=file]").set_input_files(str(ROOT / "examples" / "reviews.csv"))
+        page.locator("#review-start").click()
+        expect(page.locator("#review-where")).to_contain_text("Row 1 of 9 · the model says", timeout=20_000)
+        expect(page.locator(".pending, .generating")).to_have_count(0, timeout=20_000)
+        shot = screenshot_path(tmp_path, "review.png")
+        page.screenshot(path=str(shot))
+        assert shot.read_bytes()[:4] == b"\x89PNG"
         browser.close()
 
 
@@ -419,6 +440,11 @@ def test_the_review_tab_asks_in_the_queues_order_and_stores_each_click(app, tmp_
     review_queue(tmp_path / "review.csv", tmp_path / "queue.csv", app.classifier)
     ordered = pd.read_csv(tmp_path / "queue.csv", keep_default_na=False)["comment"].tolist()
     assert queue["texts"] == ordered[:4] and first == ordered[0]  # the queue's order, the empty text left out
+    margins, _, _ = app.make_queue(str(tmp_path / "review.csv"), None, "margin")  # the order the tab offers second
+    review_queue(tmp_path / "review.csv", tmp_path / "margins.csv", app.classifier, order="margin")
+    by_margin = pd.read_csv(tmp_path / "margins.csv", keep_default_na=False).iloc[:4]
+    assert margins["texts"] == by_margin["comment"].tolist()
+    assert by_margin["margin"].astype(float).is_monotonic_increasing
     queue, second, where = app.answer("anger")(queue, None)
     assert second == queue["texts"][1] and where.startswith("Row 2 of 4")
     queue, *_ = app.answer(None)(queue, None)  # skipped: nothing stored

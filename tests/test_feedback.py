@@ -16,7 +16,7 @@ import pytest
 
 from emotion_core import EmotionCoreError
 from emotion_core.explain import explain
-from emotion_core.feedback import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore, KeyTaken, correction_for
+from emotion_core.feedback import MIGRATIONS, SCHEMA_VERSION, Correction, FeedbackStore, KeyTaken, correction_for, read_store
 from tests.helpers import ROOT, flask_server, neutral_toy_rows, post_json
 
 LABELS = ["sadness", "joy", "anger", "neutral"]
@@ -71,6 +71,8 @@ def test_an_older_file_is_migrated_and_keeps_its_rows(tmp_path):
         db.execute("INSERT INTO corrections (text, model, model_hash, predicted, probabilities, corrected, source, created_at) "
                    "VALUES ('old text', 'm', 'h', 'joy', '{}', 'sadness', 'flask', '2026-01-01T00:00:00+00:00')")
         db.execute("PRAGMA user_version=1")
+    before = path.read_bytes()
+    assert [(r.text, r.key) for r in read_store(path)] == [("old text", None)] and path.read_bytes() == before  # as it is
     store = FeedbackStore.open(path)
     assert [r.text for r in store.rows()] == ["old text"]
     assert store.save(correction(1, key="k")) and not store.save(correction(1, key="k"))
@@ -120,6 +122,50 @@ def test_an_unwritable_store_is_a_clear_message(tmp_path):
     (tmp_path / "broken.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(EmotionCoreError, match="broken.db cannot be written"):
         FeedbackStore.open(tmp_path / "broken.db")
+
+
+ON_A_READ_ONLY_DISK = """
+import json, sys
+from pathlib import Path
+from app_flask import create_app
+from emotion_core import EmotionCoreError
+from emotion_core.feedback import FeedbackStore, read_store
+from tests.test_feedback import correction
+folder, model = Path(sys.argv[1]), sys.argv[2]
+seen = {"read": [r.text for r in read_store(folder / "feedback.db")], "old": [r.text for r in read_store(folder / "old.db")]}
+try:
+    FeedbackStore(folder / "feedback.db").save(correction(2))
+except EmotionCoreError as exc:
+    seen["refused"] = str(exc)
+client = create_app({"TESTING": True, "MODEL": model, "FEEDBACK_DB": str(folder / "feedback.db")}).test_client()
+seen["api"] = [client.post("/api/feedback", json={"text": "i am furious", "label": "sadness"}).status_code,
+               client.post("/api/predict", json={"text": "i am furious"}).status_code]
+print(json.dumps(seen))
+"""
+
+
+def test_a_store_on_a_read_only_disk_is_read_and_refuses_a_save_with_a_message(tmp_path, tiny_neutral_model):
+    """The folder mounted read-only (a mount namespace of its own, as a container's read-only volume): stats and export
+    read the store, an older one too, a save says why it cannot, and the app goes on predicting."""
+    folder = tmp_path / "volume"
+    FeedbackStore.open(folder / "feedback.db").save(correction(1))
+    with sqlite3.connect(folder / "old.db") as db:
+        db.executescript(MIGRATIONS[0])
+        db.execute("INSERT INTO corrections (text, model, model_hash, predicted, probabilities, corrected, source, created_at) "
+                   "VALUES ('old text', 'm', 'h', 'joy', '{}', 'sadness', 'flask', '2026-01-01T00:00:00+00:00')")
+        db.execute("PRAGMA user_version=1")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    read_only = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"'
+    done = subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", read_only, str(folder), sys.executable, "-c",
+                           ON_A_READ_ONLY_DISK, str(folder), str(tiny_neutral_model)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["read"] == ["text number 1"] and seen["old"] == ["old text"]
+    assert re.search(r"feedback.db cannot be written: .*(read-?only).* Predictions still work; set EMOTION_FEEDBACK_DB",
+                     seen["refused"]), seen["refused"]
+    assert seen["api"] == [503, 200]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
 FULL_DISK = """
@@ -318,6 +364,55 @@ def test_stats_and_export_give_what_people_corrected_as_training_data(tmp_path):
     assert export.returncode == 0 and "Wrote 3 corrections" in export.stdout, export.stderr
     texts, labels = read_file(tmp_path / "corrections.csv")  # as `emotion train --train-file` reads it
     assert texts == ["text 0", "text 1", "text 2"] and labels == ["anger", "anger", "sadness"]
+
+
+def test_export_holds_back_a_share_that_the_gate_command_judges_a_retrained_model_on(tmp_path, tiny_neutral_model):
+    from emotion_core.data import read_file
+
+    store = FeedbackStore.open(tmp_path / "feedback.db")
+    for i in range(40):
+        store.save(Correction(text=f"i feel so happy number {i}", model="m", model_hash="h", predicted="joy",
+                              probabilities={}, corrected="anger", source="test"))
+    base = [sys.executable, "-m", "emotion_core", "feedback"]
+    export = subprocess.run([*base, "export", "--db", str(tmp_path / "feedback.db"), "-o", str(tmp_path / "train.csv"),
+                             "--held-back", str(tmp_path / "held.csv")], cwd=ROOT, capture_output=True, text=True)
+    assert export.returncode == 0, export.stderr
+    (train, _), (held, _) = read_file(tmp_path / "train.csv"), read_file(tmp_path / "held.csv")
+    assert f"Wrote {len(train)} corrections" in export.stdout and f"Held back {len(held)} in" in export.stdout
+    assert 0 < len(held) < 20 and len(train) + len(held) == 40 and not set(train) & set(held)
+    gate = subprocess.run([*base, "gate", "--current", str(tiny_neutral_model), "--candidate", str(tiny_neutral_model),
+                           "--held-back", str(tmp_path / "held.csv"), "-o", str(tmp_path / "gate.md")], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert gate.returncode == 0 and f"Keep the current model: the report is in {tmp_path / 'gate.md'}" in gate.stdout, gate.stderr
+    report = (tmp_path / "gate.md").read_text()
+    assert report.startswith("# Retraining gate: Keep the current model") and f"| held-back corrections | {len(held)} |" in report
+
+
+def test_an_export_is_trained_on_beside_the_recipe_s_data(tmp_path, tiny_base_dir, toy_dir):
+    """The exported file added to a mix file as docs/feedback.md's recipe adds it: its rows are in what is trained on."""
+    from emotion_core import train
+    from emotion_core.config import DataConfig
+    from emotion_core.data import load_sources
+    from emotion_core.feedback import export
+
+    store = FeedbackStore.open(tmp_path / "feedback.db")
+    corrected = {f"a text people corrected number {i}": ["sadness", "joy", "anger"][i % 3] for i in range(30)}
+    for text, label in corrected.items():
+        store.save(Correction(text=text, model="m", model_hash="h", predicted="joy", probabilities={}, corrected=label,
+                              source="review"))
+    export(store.rows(), tmp_path / "corrections.csv")
+    mix = tmp_path / "mix.json"
+    mix.write_text(json.dumps({"sources": [{"name": "toy", "data": str(toy_dir)},
+                                           {"name": "corrections", "data": str(tmp_path / "corrections.csv"), "weight": 2}]}))
+    splits, _ = load_sources(DataConfig(mix=str(mix)))
+    names = splits["train"].features["label"].names
+    seen = {(text, names[label]) for text, label, source in zip(splits["train"]["text"], splits["train"]["label"],
+                                                                splits["train"]["source"]) if source == "corrections"}
+    assert seen and seen <= set(corrected.items())  # the rest held out as the source's validation split
+    train.main(["--base-model", str(tiny_base_dir), "--mix", str(mix), "--output-dir", str(tmp_path / "retrained"),
+                "--epochs", "1", "--batch-size", "16", "--max-length", "32", "--no-export"])
+    run = json.loads((tmp_path / "retrained" / "run_config.json").read_text())
+    assert [source["name"] for source in run["sources"]] == ["toy", "corrections"]
 
 
 def test_stats_read_a_store_without_writing_to_it_and_refuse_other_files(tmp_path):
@@ -549,13 +644,15 @@ print("pushed")
 
 @pytest.fixture
 def fake_hub():
-    """A server on loopback that answers the few Hub endpoints CommitScheduler calls, and keeps what it was sent."""
+    """A server on loopback that answers the few Hub endpoints CommitScheduler calls, and keeps what it was sent; and
+    those `feedback pull` calls, to list and download the files it keeps."""
     import base64
+    import hashlib
 
     from flask import Flask, request
     from werkzeug.serving import make_server
 
-    app, seen = Flask("fake-hub"), {"created": [], "commits": [], "auth": set(), "public": False}
+    app, seen = Flask("fake-hub"), {"created": [], "commits": [], "auth": set(), "public": False, "files": {}}
 
     @app.get("/api/datasets/<org>/<name>")
     def info(org, name):
@@ -578,7 +675,22 @@ def fake_hub():
         lines = [json.loads(line) for line in request.get_data(as_text=True).splitlines() if line.strip()]
         files = {f["value"]["path"]: base64.b64decode(f["value"]["content"]).decode() for f in lines if f["key"] == "file"}
         seen["commits"].append({"repo": f"{org}/{name}", "files": files})
+        seen["files"].update(files)
         return {"commitUrl": f"{request.host_url}datasets/{org}/{name}/commit/{'0' * 40}", "commitOid": "0" * 40}
+
+    def oid(content: str) -> str:
+        return hashlib.sha1(content.encode()).hexdigest()
+
+    @app.get("/api/datasets/<org>/<name>/tree/<revision>")
+    def tree(org, name, revision):
+        seen["auth"].add(request.headers.get("Authorization"))
+        return [{"type": "file", "path": path, "size": len(content.encode()), "oid": oid(content)}
+                for path, content in seen["files"].items()]
+
+    @app.get("/datasets/<org>/<name>/resolve/<revision>/<path:path>")
+    def resolve(org, name, revision, path):
+        content = seen["files"][path]
+        return content, 200, {"X-Repo-Commit": "0" * 40, "ETag": f'"{oid(content)}"'}
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -607,6 +719,51 @@ def test_a_space_s_corrections_are_committed_to_its_private_dataset_repo(fake_hu
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1 and "The corrections repo me/corrections is public" in refused.stderr
     assert len(seen["commits"]) == 1
+
+
+CHANGED_MIND = """
+import sys
+from emotion_core.feedback import Correction, FeedbackStore
+store = FeedbackStore.for_app(sys.argv[1])  # the Space restarted: a new disk, the same repo
+for corrected, key, at in (("sadness", "k1", "2030-01-01T00:00:00+00:00"), ("love", None, "2030-01-01T00:00:01+00:00")):
+    store.save(Correction(text="text 1", model="m", model_hash="h", predicted="joy", probabilities={"joy": 1.0},
+                          corrected=corrected, source="api", key=key, created_at=at))
+store.mirror.scheduler.trigger().result()
+"""
+
+
+def test_a_space_s_corrections_are_pulled_from_its_repo_into_a_local_store_once(fake_hub, tmp_path):
+    url, seen = fake_hub
+    token = "hf_" + "y" * 34
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": url, "HF_TOKEN": token, "EMOTION_FEEDBACK_REPO": "me/corrections"}
+    for script, store in ((MIRRORED, "space.db"), (CHANGED_MIND, "restarted.db")):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / store)], cwd=ROOT, env=env, check=True, timeout=120)
+    assert len(seen["files"]) == 2  # one file per process
+    pull = [sys.executable, "-m", "emotion_core", "feedback", "pull", "--repo", "me/corrections", "--db", str(tmp_path / "mine.db")]
+    first = subprocess.run(pull, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert f"Read 5 corrections in 2 files of me/corrections; 4 new or changed in {tmp_path / 'mine.db'}" in first.stdout
+    again = subprocess.run(pull, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert "0 new or changed" in again.stdout and token not in first.stdout + first.stderr + again.stdout + again.stderr
+    assert seen["auth"] == {f"Bearer {token}"}
+    rows = {(r.key, r.text, r.corrected) for r in read_store(tmp_path / "mine.db")}
+    assert rows == {("k0", "text 0", "anger"), ("k1", "text 1", "sadness"), ("k2", "text 2", "anger"), (None, "text 1", "love")}
+    offline = subprocess.run(pull, cwd=ROOT, env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=60)
+    assert offline.returncode == 1 and offline.stderr.strip().endswith(
+        "Could not reach the corrections repo me/corrections: HF_HUB_OFFLINE=1 is set.")
+
+
+def test_merging_keeps_each_key_s_last_answer_whatever_the_order_and_changes_nothing_twice(tmp_path):
+    store = FeedbackStore.open(tmp_path / "feedback.db")
+    first, changed = correction(1, key="k"), correction(1, key="k")
+    first.created_at, changed.created_at, changed.corrected = "2030-01-01T00:00:00+00:00", "2030-01-02T00:00:00+00:00", "fear"
+    keyless = correction(2)
+    assert store.merge([changed, first, keyless]) == 2
+    assert store.merge([first]) == 0 and store.merge([changed, keyless]) == 0
+    assert {(r.key, r.corrected) for r in store.rows()} == {("k", "fear"), (None, keyless.corrected)}
+    other = correction(3, key="k")  # a key stored with another text is passed over
+    other.created_at = "2031-01-01T00:00:00+00:00"
+    assert store.merge([other]) == 0 and len(store.rows()) == 2
 
 
 def test_an_unreachable_repo_leaves_corrections_in_the_file(tmp_path, monkeypatch, caplog):
