@@ -227,9 +227,11 @@ def pull(repo_id: str, store) -> str:
     with tempfile.TemporaryDirectory() as folder:
         files = download_corrections(repo_id, Path(folder))
         found, bad = read_lines(files)
-    changed = store.merge(found)
-    skipped = f"; {bad} lines that were no correction passed over" if bad else ""
-    return f"Read {len(found)} corrections in {len(files)} files of {repo_id}{skipped}; {changed} new or changed in {store.path}."
+    changed, taken = store.merge(found)
+    notes = ([f"{bad} lines that were no correction passed over"] if bad else []) + (
+        [f"{taken} passed over whose key the file holds with another text"] if taken else [])
+    return (f"Read {len(found)} corrections in {len(files)} files of {repo_id}; {changed} new or changed in {store.path}"
+            + "".join(f"; {note}" for note in notes) + ".")
 
 
 def gate(args: argparse.Namespace) -> str:

@@ -95,7 +95,7 @@ class Correction:
     corrected: str
     source: str  # which app or command: "gradio", "flask", "api", "review"
     key: str | None = None
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
 
     def check(self, labels: list[str], limit: int = MAX_TEXT_CHARS) -> None:
         """Refuse what the store should not keep: an empty text or one over `limit` (the app's), a label the model
@@ -199,16 +199,18 @@ class FeedbackStore:
                 logger.warning("Could not add a correction to the Hub copy: %s", exc)
         return saved
 
-    def merge(self, corrections: list[Correction]) -> int:
-        """Add corrections kept elsewhere (a Space's, from its Hub repo) in one transaction; how many changed the store.
+    def merge(self, corrections: list[Correction]) -> tuple[int, int]:
+        """Add corrections kept elsewhere (a Space's, from its Hub repo) in one transaction: how many changed the store,
+        and how many were passed over because their key is stored with another text (a client that reused a key).
+
         Merging the same ones again changes nothing: one with a key takes the place of the stored one of that key and
-        text only when it is newer (the person's last answer counts, whatever the order they come in); one without a
-        key is added unless the same one, made at the same time, is stored; a key stored with another text is passed
-        over."""
-        latest = {}  # each key's last answer; its time says which, a file's own order where two share a second
+        text when it is as new or newer (the person's last answer counts, whatever the order they come in); one
+        without a key is added unless the same one, made at the same time, is stored.
+        """
+        latest = {}  # each key and text's last answer; its time says which, a file's own order where two share one
         for i, correction in enumerate(sorted(corrections, key=lambda c: c.created_at)):
-            latest[correction.key if correction.key is not None else i] = correction
-        changed = 0
+            latest[(correction.key, correction.text) if correction.key is not None else i] = correction
+        changed = taken = 0
         with self.connect() as db:
             db.execute("BEGIN IMMEDIATE")
             self.bring_up_to_date(db)
@@ -218,9 +220,11 @@ class FeedbackStore:
                         "AND created_at = ?", (correction.text, correction.corrected, correction.source,
                                                correction.created_at)).fetchone():
                     continue
-                changed += db.execute(f"{UPSERT} AND created_at < excluded.created_at", values(correction)).rowcount
+                changed += db.execute(f"{UPSERT} AND created_at <= excluded.created_at", values(correction)).rowcount
+                taken += correction.key is not None and bool(db.execute(
+                    "SELECT 1 FROM corrections WHERE key = ? AND text != ?", (correction.key, correction.text)).fetchone())
             db.execute("COMMIT")
-        return changed
+        return changed, taken
 
     def rows(self) -> list[Correction]:
         """Every correction, oldest first (the schema brought up to date first, in the same transaction)."""
@@ -334,15 +338,27 @@ def read_lines(paths: list[Path]) -> tuple[list[Correction], int]:
     """The corrections in JSON-lines files as `hub.HubMirror` writes them, and how many lines were not one."""
     found, bad = [], 0
     for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_bytes().splitlines():
             try:
-                row = json.loads(line)
-                if not all(isinstance(row[c], str) and row[c] for c in ("text", "corrected", "created_at")):
-                    raise ValueError(line)
-                found.append(Correction(**{c: row[c] for c in COLUMNS}))
-            except (ValueError, TypeError, KeyError):
+                found.append(parse_line(line))
+            except (ValueError, TypeError, KeyError, EmotionCoreError):
                 bad += bool(line.strip())
     return found, bad
+
+
+def parse_line(line: bytes) -> Correction:
+    """One correction from a line of JSON, checked as the store checks what it keeps (its label is the one the model
+    had where it was made), its time in UTC; ValueError (or KeyError, TypeError) when it is not one."""
+    row = json.loads(line.decode("utf-8"))
+    if not all(isinstance(row[c], str) for c in COLUMNS if c not in ("key", "probabilities")):
+        raise TypeError("a field that must be text is not")
+    if not (row["key"] is None or isinstance(row["key"], str)) or not isinstance(row["probabilities"], dict):
+        raise TypeError("a key that is not text, or probabilities that are not a mapping")
+    made = datetime.fromisoformat(row["created_at"]).astimezone(UTC)  # as the apps write it, so that times compare as text
+    at = made.isoformat(timespec="milliseconds" if made.microsecond else "seconds")
+    correction = Correction(**{**{c: row[c] for c in COLUMNS}, "created_at": at})
+    correction.check([correction.corrected])
+    return correction
 
 
 def export(rows: list[Correction], path: Path) -> Path:

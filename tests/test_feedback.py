@@ -689,6 +689,7 @@ def fake_hub():
 
     @app.get("/datasets/<org>/<name>/resolve/<revision>/<path:path>")
     def resolve(org, name, revision, path):
+        seen["auth"].add(request.headers.get("Authorization"))
         content = seen["files"][path]
         return content, 200, {"X-Repo-Commit": "0" * 40, "ETag": f'"{oid(content)}"'}
 
@@ -739,10 +740,12 @@ def test_a_space_s_corrections_are_pulled_from_its_repo_into_a_local_store_once(
     for script, store in ((MIRRORED, "space.db"), (CHANGED_MIND, "restarted.db")):
         subprocess.run([sys.executable, "-c", script, str(tmp_path / store)], cwd=ROOT, env=env, check=True, timeout=120)
     assert len(seen["files"]) == 2  # one file per process
+    seen["files"]["corrections/damaged.jsonl"] = '{"text": null, "corrected": "joy"}\nnot json\n'
     pull = [sys.executable, "-m", "emotion_core", "feedback", "pull", "--repo", "me/corrections", "--db", str(tmp_path / "mine.db")]
     first = subprocess.run(pull, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert f"Read 5 corrections in 2 files of me/corrections; 4 new or changed in {tmp_path / 'mine.db'}" in first.stdout
+    assert (f"Read 5 corrections in 3 files of me/corrections; 4 new or changed in {tmp_path / 'mine.db'}; 2 lines that "
+            "were no correction passed over.") in first.stdout
     again = subprocess.run(pull, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert "0 new or changed" in again.stdout and token not in first.stdout + first.stderr + again.stdout + again.stderr
     assert seen["auth"] == {f"Bearer {token}"}
@@ -758,12 +761,40 @@ def test_merging_keeps_each_key_s_last_answer_whatever_the_order_and_changes_not
     first, changed = correction(1, key="k"), correction(1, key="k")
     first.created_at, changed.created_at, changed.corrected = "2030-01-01T00:00:00+00:00", "2030-01-02T00:00:00+00:00", "fear"
     keyless = correction(2)
-    assert store.merge([changed, first, keyless]) == 2
-    assert store.merge([first]) == 0 and store.merge([changed, keyless]) == 0
+    assert store.merge([changed, first, keyless]) == (2, 0)
+    assert store.merge([first]) == (0, 0) and store.merge([changed, keyless]) == (0, 0)
     assert {(r.key, r.corrected) for r in store.rows()} == {("k", "fear"), (None, keyless.corrected)}
-    other = correction(3, key="k")  # a key stored with another text is passed over
+    again = correction(1, key="k")  # a change of mind in the same second, pulled after the first answer was
+    again.created_at, again.corrected = changed.created_at, "sadness"
+    assert store.merge([changed, again]) == (1, 0) and store.merge([changed, again]) == (0, 0)
+    other = correction(3, key="k")  # a key stored with another text is passed over, and said to be
     other.created_at = "2031-01-01T00:00:00+00:00"
-    assert store.merge([other]) == 0 and len(store.rows()) == 2
+    assert store.merge([other]) == (0, 1) and {(r.key, r.corrected) for r in store.rows()} == {("k", "sadness"), (None, "anger")}
+
+
+@pytest.mark.parametrize("line, why", [
+    ('{"text": null}', "a text that is not text"),
+    ("not json", "not JSON"),
+    (b'{"text": "caf\xe9"}', "not UTF-8"),
+])
+def test_a_line_that_is_no_correction_is_refused(line, why):
+    from emotion_core.feedback import parse_line
+
+    with pytest.raises((ValueError, TypeError, KeyError)):
+        parse_line(line if isinstance(line, bytes) else line.encode())
+
+
+def test_a_line_s_time_is_read_in_utc_as_the_apps_write_it():
+    from dataclasses import asdict
+
+    from emotion_core.feedback import parse_line
+
+    row = asdict(correction(1, key="k"))
+    for written, read in (("2030-01-01T02:00:00+02:00", "2030-01-01T00:00:00+00:00"),
+                          ("2030-01-01T00:00:00.250Z", "2030-01-01T00:00:00.250+00:00")):
+        assert parse_line(json.dumps({**row, "created_at": written}).encode()).created_at == read
+    with pytest.raises(EmotionCoreError, match="lone surrogate"):
+        parse_line(json.dumps({**row, "text": "\ud800"}).encode())
 
 
 def test_an_unreachable_repo_leaves_corrections_in_the_file(tmp_path, monkeypatch, caplog):
