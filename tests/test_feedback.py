@@ -565,7 +565,7 @@ def test_the_review_queue_in_balanced_order_and_an_unknown_order(tmp_path, tiny_
     first = scored.iloc[:20]["emotion"].value_counts()
     for label, count in counts.items():
         assert abs(first.get(label, 0) - 20 * count / 60) <= 1
-    with pytest.raises(EmotionCoreError, match="Unknown queue order .newest.: use one of topics, density, balanced, margin."):
+    with pytest.raises(EmotionCoreError, match="Unknown queue order .newest.: use one of topics, margin, density, balanced."):
         review_queue(tmp_path / "in.csv", tmp_path / "other.csv", classifier, order="newest")
     assert not (tmp_path / "other.csv").exists()
     before = (tmp_path / "in.csv").read_bytes()
