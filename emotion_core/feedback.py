@@ -187,8 +187,7 @@ class FeedbackStore:
             db.execute("BEGIN IMMEDIATE")
             self.bring_up_to_date(db)
             saved = db.execute(UPSERT, values(correction)).rowcount == 1
-            taken = not saved and db.execute("SELECT 1 FROM corrections WHERE key = ? AND text != ?",
-                                             (correction.key, correction.text)).fetchone()
+            taken = not saved and key_taken(db, correction)
             db.execute("COMMIT")
         if taken:
             raise KeyTaken("This correction's key belongs to another text: send a new key, or none.")
@@ -220,9 +219,10 @@ class FeedbackStore:
                         "AND created_at = ?", (correction.text, correction.corrected, correction.source,
                                                correction.created_at)).fetchone():
                     continue
-                changed += db.execute(f"{UPSERT} AND created_at <= excluded.created_at", values(correction)).rowcount
-                taken += correction.key is not None and bool(db.execute(
-                    "SELECT 1 FROM corrections WHERE key = ? AND text != ?", (correction.key, correction.text)).fetchone())
+                if db.execute(f"{UPSERT} AND created_at <= excluded.created_at", values(correction)).rowcount:
+                    changed += 1
+                elif key_taken(db, correction):
+                    taken += 1
             db.execute("COMMIT")
         return changed, taken
 
@@ -240,6 +240,12 @@ def values(correction: Correction) -> list:
     """A correction's values in the order of COLUMNS, as the table keeps them."""
     row = {**asdict(correction), "probabilities": json.dumps(correction.probabilities)}
     return [row[c] for c in COLUMNS]
+
+
+def key_taken(db: sqlite3.Connection, correction: Correction) -> bool:
+    """True when the correction's key is stored with another text."""
+    return db.execute("SELECT 1 FROM corrections WHERE key = ? AND text != ?",
+                      (correction.key, correction.text)).fetchone() is not None
 
 
 class KeyTaken(EmotionCoreError):

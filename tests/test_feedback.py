@@ -64,13 +64,19 @@ def test_a_store_moved_away_while_an_app_runs_is_made_anew(tmp_path):
     assert [r.key for r in FeedbackStore.open(tmp_path / "archived.db").rows()] == ["k1"]
 
 
-def test_an_older_file_is_migrated_and_keeps_its_rows(tmp_path):
-    path = tmp_path / "feedback.db"
-    with sqlite3.connect(path) as db:  # a store as the first schema made it
+def first_schema_store(path) -> None:
+    """A store as the first schema made it, holding one correction ('old text')."""
+    with closing(sqlite3.connect(path)) as db:
         db.execute(MIGRATIONS[0])
         db.execute("INSERT INTO corrections (text, model, model_hash, predicted, probabilities, corrected, source, created_at) "
                    "VALUES ('old text', 'm', 'h', 'joy', '{}', 'sadness', 'flask', '2026-01-01T00:00:00+00:00')")
         db.execute("PRAGMA user_version=1")
+        db.commit()
+
+
+def test_an_older_file_is_migrated_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "feedback.db"
+    first_schema_store(path)
     before = path.read_bytes()
     assert [(r.text, r.key) for r in read_store(path)] == [("old text", None)] and path.read_bytes() == before  # as it is
     store = FeedbackStore.open(path)
@@ -149,11 +155,7 @@ def test_a_store_on_a_read_only_disk_is_read_and_refuses_a_save_with_a_message(t
     read the store, an older one too, a save says why it cannot, and the app goes on predicting."""
     folder = tmp_path / "volume"
     FeedbackStore.open(folder / "feedback.db").save(correction(1))
-    with sqlite3.connect(folder / "old.db") as db:
-        db.executescript(MIGRATIONS[0])
-        db.execute("INSERT INTO corrections (text, model, model_hash, predicted, probabilities, corrected, source, created_at) "
-                   "VALUES ('old text', 'm', 'h', 'joy', '{}', 'sadness', 'flask', '2026-01-01T00:00:00+00:00')")
-        db.execute("PRAGMA user_version=1")
+    first_schema_store(folder / "old.db")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     read_only = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"'
     done = subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", read_only, str(folder), sys.executable, "-c",
@@ -772,12 +774,9 @@ def test_merging_keeps_each_key_s_last_answer_whatever_the_order_and_changes_not
     assert store.merge([other]) == (0, 1) and {(r.key, r.corrected) for r in store.rows()} == {("k", "sadness"), (None, "anger")}
 
 
-@pytest.mark.parametrize("line, why", [
-    ('{"text": null}', "a text that is not text"),
-    ("not json", "not JSON"),
-    (b'{"text": "caf\xe9"}', "not UTF-8"),
-])
-def test_a_line_that_is_no_correction_is_refused(line, why):
+@pytest.mark.parametrize("line", ['{"text": null}', "not json", b'{"text": "caf\xe9"}'],
+                         ids=["a text that is not text", "not JSON", "not UTF-8"])
+def test_a_line_that_is_no_correction_is_refused(line):
     from emotion_core.feedback import parse_line
 
     with pytest.raises((ValueError, TypeError, KeyError)):
