@@ -27,6 +27,7 @@ from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
 from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
+from emotion_core.language import language_name, not_english_message
 from emotion_core.predict import check_length, check_unicode
 
 SECURITY_HEADERS = {
@@ -88,7 +89,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["FEEDBACK"] = feedback.enabled(app.config["FEEDBACK"])
     if app.config["FEEDBACK"]:
         app.extensions["feedback"] = feedback.FeedbackStore.for_app(app.config["FEEDBACK_DB"])  # opened at the first save
-    app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name, shown=display_name,
+    app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name, shown=display_name, language_name=language_name,
                                  max_chars=app.config["MAX_TEXT_CHARS"], labels=model.labels, feedback=app.config["FEEDBACK"],
                                  max_size=size_limit(app.config["MAX_CONTENT_LENGTH"]), max_rows=app.config["MAX_ROWS"])
     app.extensions["model_slots"] = threading.BoundedSemaphore(app.config["MAX_BUSY"])
@@ -211,11 +212,15 @@ def page(text: str, notice: str | None = None, problem: InputError | None = None
     form just sent so that a second answer on this page replaces the first (a new one for a new prediction)."""
     result, error, status = None, problem and str(problem), problem.status if problem else 200
     try:
-        why = explain(classifier(), check_text(text))  # the probabilities come from the same pass
+        language = classifier().languages([check_text(text)])[0]
+        if not classifier().reads(language):
+            result = {"emotion": None, "language": language, "message": not_english_message(language)}
+            return render_template("index.html", text=text, result=result, error=error, notice=notice), status
+        why = explain(classifier(), text)  # the probabilities come from the same pass
         probs = why.probabilities
         words = [{"word": w, "score": s, "css": highlight_class(c)} for w, s, c in zip(why.words, why.scores, why.scaled())]
         sentences = classifier().analyze([text])[0].sentences
-        result = {"emotion": next(iter(probs)), "probabilities": probs, "words": words, "faint": why.faint,
+        result = {"emotion": next(iter(probs)), "language": language, "probabilities": probs, "words": words, "faint": why.faint,
                   "sentences": sentences if len(sentences) > 1 else [], "key": key or uuid.uuid4().hex}
     except InputError as exc:
         error, status = str(exc), 400 if exc.status == 422 else exc.status
@@ -249,8 +254,7 @@ def predict_body(body) -> dict:
     if not isinstance(want_why, bool) or not isinstance(want_sentences, bool):
         raise InputError('"explain" and "sentences" must be true or false.', 400)
     if batched(body):
-        probs = current_app.extensions["batcher"].submit(check_text(body["text"]))
-        return {"model": classifier().name, **prediction(probs)}
+        return {"model": classifier().name, **current_app.extensions["batcher"].submit(check_text(body["text"])).as_dict()}
     if "text" in body:
         return {"model": classifier().name, **predictions([check_text(body["text"])], want_why, want_sentences)[0]}
     texts, limit = body["texts"], current_app.config["MAX_BATCH"]
@@ -261,11 +265,6 @@ def predict_body(body) -> dict:
     return {"model": classifier().name, "predictions": predictions([check_text(t) for t in texts], want_why, want_sentences)}
 
 
-def prediction(probs: dict[str, float]) -> dict:
-    """One text's answer in the API: its emotion (the most probable label) and every probability, highest first."""
-    return {"emotion": next(iter(probs)), "probabilities": probs}
-
-
 def predictions(texts: list[str], want_why: bool, want_sentences: bool) -> list[dict]:
     """Each text's emotion and probabilities, with its explanation and its sentences' results when asked."""
     if want_why:
@@ -273,10 +272,10 @@ def predictions(texts: list[str], want_why: bool, want_sentences: bool) -> list[
     if want_sentences:
         answers = [document.as_dict() for document in classifier().analyze(texts)]
     else:
-        answers = [prediction(p) for p in classifier().predict_batch(texts)]
+        answers = [prediction.as_dict() for prediction in classifier().predict_batch(texts)]
     if want_why:
-        for answer, text in zip(answers, texts):
-            answer["explanation"] = explain(classifier(), text).as_dict()
+        for answer, text in zip(answers, texts):  # a text not read has no words that drove an answer
+            answer["explanation"] = explain(classifier(), text).as_dict() if answer["emotion"] else None
     return answers
 
 

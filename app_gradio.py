@@ -28,6 +28,7 @@ from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS, env_count
 from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
+from emotion_core.language import not_english_message
 from emotion_core.model_folder import CONFUSION, RELIABILITY
 from emotion_core.predict import check_length, check_texts
 from emotion_core.queue import DEFAULT_ORDER, QUEUE_ORDERS, review_queue
@@ -55,7 +56,8 @@ def load_classifier() -> Classifier:
 
 classifier = load_classifier()
 corrections = feedback.FeedbackStore.for_app() if feedback.enabled() else None  # opened at the first save
-COLORS = {display_name(label): color for label, color in label_colors(classifier.labels).items()}
+NOT_READ = "not English"  # the name the page gives texts the model did not read
+COLORS = {display_name(label): color for label, color in label_colors(classifier.labels).items()} | {NOT_READ: "#cfcfcf"}
 
 
 def friendly(fn):
@@ -83,11 +85,11 @@ def refuse_bad_texts(text: list[str]) -> list[list[dict]]:
     return [[gr.validate(True, "") for _ in text]]
 
 
-def classify(text: list[str]) -> list[list[dict[str, float]]]:
-    """/classify: every emotion's probability, highest first, for each text of the requests queued together
-    (Gradio's batching hands this the list of their texts; one model call answers them all; a long text is read
-    sentence by sentence). The parameter keeps the API's name, `text`."""
-    return [classifier.predict_batch(text)]
+def classify(text: list[str]) -> list[list[dict]]:
+    """/classify: {"emotion", "language", "probabilities" (highest first), "message" when the text is not read} for
+    each text of the requests queued together (Gradio's batching hands this the list of their texts; one model call
+    answers them all; a long text is read sentence by sentence). The parameter keeps the API's name, `text`."""
+    return [[prediction.as_dict() for prediction in classifier.predict_batch(text)]]
 
 
 def analyze(text: list[str]) -> list[list[dict]]:
@@ -111,7 +113,15 @@ def explain_words(text: str) -> dict:
     """Which words pushed the predicted emotion up or down: {"label", "probability", "words": [{word, score, scaled}]}."""
     check_texts([text or ""])
     check_length(text)
+    check_language(text)
     return explain(classifier, text).as_dict()
+
+
+def check_language(text: str) -> None:
+    """Refuse a text the model does not read (not English), saying so."""
+    language = classifier.languages([text])[0]
+    if not classifier.reads(language):
+        raise EmotionCoreError(not_english_message(language))
 
 
 def highlights(explanation: dict) -> list[tuple[str, float]]:
@@ -120,21 +130,29 @@ def highlights(explanation: dict) -> list[tuple[str, float]]:
 
 
 def sentence_marks(document):
-    """Each sentence with its emotion's name, for gr.HighlightedText; shown only for more than one sentence."""
-    marks = [(f"{s.text} ", display_name(s.label)) for s in document.sentences]
+    """Each sentence with its emotion's name (a sentence not read: NOT_READ), for gr.HighlightedText; shown only for
+    more than one sentence."""
+    marks = [(f"{s.text} ", display_name(s.label) if s.label else NOT_READ) for s in document.sentences]
     return gr.update(value=marks, visible=len(marks) > 1)
 
 
 @friendly
-def show(text: str) -> tuple[dict[str, float], pd.DataFrame, list[tuple[str, float]], dict]:
-    """The text tab's outputs: the label, the chart, the highlighted words and the sentences with their emotions.
+def show(text: str) -> tuple:
+    """The text tab's outputs: the label, the chart, the highlighted words, the sentences with their emotions, and
+    the notice that takes the place of all of them for a text not in English.
 
     The document's probabilities come from the explanation's own pass; its sentences from one more.
     """
-    check_length(text or "")
-    why = explain(classifier, text or "")
-    return (shown(why.probabilities), probability_frame(why.probabilities), highlights(why.as_dict()),
-            sentence_marks(classifier.analyze([text])[0]))
+    check_texts([text or ""])
+    check_length(text)
+    language = classifier.languages([text])[0]
+    if not classifier.reads(language):
+        return (gr.update(value=None, visible=False), gr.update(visible=False), gr.update(value=[], visible=False),
+                gr.update(value=[], visible=False), gr.update(value=f"**{not_english_message(language)}**", visible=True))
+    why = explain(classifier, text)
+    return (gr.update(value=shown(why.probabilities), visible=True), gr.update(value=probability_frame(why.probabilities),
+            visible=True), gr.update(value=highlights(why.as_dict()), visible=True), sentence_marks(classifier.analyze([text])[0]),
+            gr.update(visible=False))
 
 
 @friendly
@@ -250,7 +268,7 @@ def score_file(file: str | None, text_column: str | None = None, progress=TRACK_
     except BaseException:
         shutil.rmtree(out.parent, ignore_errors=True)
         raise
-    return str(out), dict(summary.label_counts)
+    return str(out), dict(summary.label_counts) | ({NOT_READ: sum(summary.languages.values())} if summary.languages else {})
 
 
 def remove_old_outputs() -> None:
@@ -266,8 +284,8 @@ def summarize(scored: str | None, counts: dict | None) -> tuple[pd.DataFrame, pd
         return pd.DataFrame(), pd.DataFrame({"emotion": [], "rows": []})
     preview = pd.read_csv(scored, nrows=PREVIEW_ROWS, dtype=str, keep_default_na=False)
     counts = counts or {}
-    return preview, pd.DataFrame({"emotion": [display_name(label) for label in classifier.labels],
-                                  "rows": [counts.get(label, 0) for label in classifier.labels]})
+    bars = [*classifier.labels, *([NOT_READ] if NOT_READ in counts else [])]  # rows not in English, counted apart
+    return preview, pd.DataFrame({"emotion": [display_name(label) for label in bars], "rows": [counts.get(label, 0) for label in bars]})
 
 
 # ----------------------------------------------------------------------------- model
@@ -323,6 +341,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                                                show_legend=True, visible=False, elem_id="sentences")
                 gr.Examples(EXAMPLES, inputs=text, label="Try one")
             with gr.Column():
+                notice = gr.Markdown(visible=False, elem_id="language-notice")
                 label = gr.Label(num_top_classes=len(classifier.labels), label="Emotion", elem_id="emotion-label")
                 with gr.Row(visible=corrections is not None, equal_height=True):
                     right = gr.Dropdown([(display_name(name), name) for name in classifier.labels], value=None, scale=3,
@@ -333,7 +352,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                 chart = gr.BarPlot(x="emotion", y="probability", color="emotion", color_map=COLORS, sort="-y",
                                    y_lim=[0, 1], x_label_angle=-30, label="Probabilities", elem_id="emotion-chart")
         for trigger in (text.submit, button.click):
-            trigger(show, inputs=text, outputs=[label, chart, why, sentences], api_visibility="private")
+            trigger(show, inputs=text, outputs=[label, chart, why, sentences, notice], api_visibility="private")
         save.click(save_correction, inputs=[text, right], outputs=saved, api_name="feedback",
                    api_visibility="public" if corrections else "private")  # off: the API has no /feedback
     with gr.Tab("Batch (CSV)"):

@@ -57,7 +57,7 @@ def main() -> None:
         both = scores(classifier, *zip(*groups["six+neutral"]))
         mild = scores(classifier, *zip(*groups["mild"]))
         test = scores(classifier, test_texts, test_labels)
-        plain_share = float(np.mean([next(iter(p)) == NEUTRAL for p in classifier.predict_batch(plain)]))
+        plain_share = float(np.mean([p.label == NEUTRAL for p in classifier.predict_batch(plain)]))
         rows.append((name, classifier.engine.name, both, mild, plain_share, test))
     print(f"\nGoEmotions dev: {len(groups['six+neutral']):,} rows of the six emotions or neutral, "
           f"{len(groups['mild']):,} mild-emotion rows; {len(plain)} plain statements; emotion test: {len(test_texts):,} texts.\n")

@@ -31,14 +31,18 @@ class ScoreSummary:
     rows: int = 0
     skipped: int = 0
     label_counts: Counter = field(default_factory=Counter)
+    languages: Counter = field(default_factory=Counter)  # rows left unread, by language (ISO 639-1): not English
     sentences: int | None = None  # output rows with --sentences (one per sentence)
     corrected: int | None = None  # rows a review queue left for last, as corrected already (`queue.review_queue`)
 
     def __str__(self) -> str:
         counts = ", ".join(f"{label} {n}" for label, n in self.label_counts.most_common())
         split = "" if self.sentences is None else f" as {self.sentences} sentences"
-        return (f"Scored {self.rows - self.skipped} of {self.rows} rows{split} into {self.output} "
-                f"(column '{self.text_column}'; {self.skipped} skipped as empty). Labels: {counts or 'none'}.")
+        unread = sum(self.languages.values())
+        other = "" if not unread else (f"; {unread} not in English, left unscored: "
+                                       + ", ".join(f"{code} {n}" for code, n in self.languages.most_common()))
+        return (f"Scored {self.rows - self.skipped - unread} of {self.rows} rows{split} into {self.output} "
+                f"(column '{self.text_column}'; {self.skipped} skipped as empty{other}). Labels: {counts or 'none'}.")
 
 
 TOP_WORDS = 3
@@ -46,7 +50,7 @@ TOP_WORDS = 3
 
 def prediction_columns(labels: list[str], sentences: bool = True, explain: bool = True) -> list[str]:
     """The columns `score` adds, in order: `sentence` and `sentence_text` with `sentences`, `top_words` with `explain`."""
-    return [*(["sentence", "sentence_text"] if sentences else []), "emotion", "confidence",
+    return [*(["sentence", "sentence_text"] if sentences else []), "language", "emotion", "confidence",
             *(f"prob_{label}" for label in labels), *(["top_words"] if explain else [])]
 
 
@@ -64,8 +68,9 @@ def replaced_columns(columns: list[str], text_column: str, labels: list[str], se
 
 def written_by_score(columns: list[str]) -> list[str]:
     """The columns `score` added to a file, found where it puts them, after the person's own: `emotion`,
-    `confidence` and the `prob_` columns after them (of whichever model scored it), `sentence` and
-    `sentence_text` just before, `top_words` just after."""
+    `confidence` and the `prob_` columns after them (of whichever model scored it), `language` just before
+    (a file scored before languages were told has none), `sentence` and `sentence_text` before that, `top_words`
+    just after."""
     starts = [i for i in range(len(columns) - 2)
               if columns[i:i + 2] == ["emotion", "confidence"] and columns[i + 2].startswith("prob_")]
     if not starts:
@@ -74,6 +79,7 @@ def written_by_score(columns: list[str]) -> list[str]:
     end = start + 2
     while end < len(columns) and columns[end].startswith("prob_"):
         end += 1
+    start -= columns[start - 1:start] == ["language"]
     before = ["sentence", "sentence_text"] if columns[max(start - 2, 0):start] == ["sentence", "sentence_text"] else []
     return before + columns[start:end] + (["top_words"] if columns[end:end + 1] == ["top_words"] else [])
 
@@ -119,7 +125,8 @@ def sniff_columns(path: str | Path, encoding: str = "utf-8-sig") -> tuple[list[s
 
 def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier, explain: bool = False,
                 sentences: bool = False) -> pd.DataFrame:
-    """Add `emotion`, `confidence`, `prob_<label>` (and `top_words`) to one chunk; empty texts get empty cells.
+    """Add `language`, `emotion`, `confidence`, `prob_<label>` (and `top_words`) to one chunk; empty texts get empty
+    cells, and so do the emotion columns of texts the model does not read (not English).
 
     With `sentences`, each row becomes one row per sentence of its text, numbered from 1 in `sentence`.
     """
@@ -127,27 +134,32 @@ def score_frame(frame: pd.DataFrame, column: str, classifier: Classifier, explai
     valid = (texts.str.strip() != "").to_numpy()
     out = frame.drop(columns=replaced_columns(list(frame.columns), column, classifier.labels, sentences, explain))
     if sentences:
-        out, texts, probs = sentence_rows(out, texts, valid, classifier)
+        out, texts, languages, probs = sentence_rows(out, texts, valid, classifier)
         valid = out["sentence_text"].notna().to_numpy()
     else:
+        languages = np.full(len(frame), None, dtype=object)
+        languages[valid] = classifier.languages(texts[valid].tolist())
         probs = np.full((len(frame), len(classifier.labels)), np.nan, dtype=np.float32)
-        if valid.any():
-            probs[valid] = classifier.predict_proba(texts[valid].tolist())
+        wanted = np.array([language is not None and classifier.reads(language) for language in languages], dtype=bool)
+        if wanted.any():
+            probs[wanted] = classifier.predict_proba(texts[wanted].tolist())
+    read = ~np.isnan(probs).any(axis=1)
     emotion = np.full(len(out), None, dtype=object)
-    emotion[valid] = np.asarray(classifier.labels, dtype=object)[probs[valid].argmax(axis=1)]
+    emotion[read] = np.asarray(classifier.labels, dtype=object)[probs[read].argmax(axis=1)]
+    out["language"] = pd.array(languages, dtype="string")
     out["emotion"] = pd.array(emotion, dtype="string")  # a string column even when every text was empty (Arrow: not null)
-    out["confidence"] = probs.max(axis=1)  # NaN (an empty cell) where the text was empty
+    out["confidence"] = probs.max(axis=1)  # NaN (an empty cell) where the text was empty or not read
     for i, label in enumerate(classifier.labels):
         out[f"prob_{label}"] = probs[:, i]
     if explain:
-        out["top_words"] = [top_words(classifier, text) if ok else None for text, ok in zip(texts, valid)]
+        out["top_words"] = [top_words(classifier, text) if ok else None for text, ok in zip(texts, read)]
     return out
 
 
 @functools.cache
-def worker_classifier(model: str, engine: str | None) -> Classifier:
+def worker_classifier(model: str, engine: str | None, any_language: bool = False) -> Classifier:
     """This process's classifier: loaded for its first batch, then kept for every other batch it scores."""
-    return Classifier.from_pretrained(model, engine=engine)
+    return Classifier.from_pretrained(model, engine=engine, any_language=any_language)
 
 
 @dataclass(frozen=True)
@@ -162,29 +174,33 @@ class BatchScorer:
     model: str
     text_column: str = "text"
     engine: str | None = None
+    any_language: bool = False  # read texts in every language, not only English
 
     def __call__(self, batch) -> pd.DataFrame:
         frame = batch.to_pandas() if hasattr(batch, "to_pandas") else batch
-        return score_frame(frame, self.text_column, worker_classifier(self.model, self.engine))
+        return score_frame(frame, self.text_column, worker_classifier(self.model, self.engine, self.any_language))
 
 
 def sentence_rows(frame: pd.DataFrame, texts: pd.Series, valid: np.ndarray,
-                  classifier: Classifier) -> tuple[pd.DataFrame, list[str], np.ndarray]:
-    """Each row repeated once per sentence of its text (an empty text: once, unscored), with the sentences'
-    texts and probabilities."""
+                  classifier: Classifier) -> tuple[pd.DataFrame, list[str], list, np.ndarray]:
+    """Each row repeated once per sentence of its text (an empty text, or one not read: once, unscored), with the
+    sentences' texts, languages and probabilities."""
     documents = iter(classifier.analyze(texts[valid].tolist())) if valid.any() else iter(())
-    repeat, numbers, pieces, probs = [], [], [], []
+    repeat, numbers, pieces, languages, probs = [], [], [], [], []
+    unread = [np.nan] * len(classifier.labels)
     for row, ok in enumerate(valid):
-        found = next(documents).sentences if ok else [None]
+        document = next(documents) if ok else None
+        found = (document.sentences or [None]) if ok else [None]
         repeat += [row] * len(found)
-        numbers += list(range(1, len(found) + 1)) if ok else [None]
+        numbers += list(range(1, len(found) + 1)) if document and document.sentences else [None]
         pieces += [s.text if s else None for s in found]
-        probs += [[s.probabilities[label] for label in classifier.labels] if s else [np.nan] * len(classifier.labels)
-                  for s in found]
+        languages += [s.language for s in found] if document and document.sentences else [document and document.language]
+        probs += [[s.probabilities[label] for label in classifier.labels] if s and s.probabilities else unread for s in found]
     out = frame.iloc[repeat].reset_index(drop=True)
     out.insert(len(out.columns), "sentence", pd.array(numbers, dtype="Int64"))
     out.insert(len(out.columns), "sentence_text", pieces)
-    return out, [p or "" for p in pieces], np.asarray(probs, dtype=np.float32).reshape(len(out), len(classifier.labels))
+    return (out, [p or "" for p in pieces], languages,
+            np.asarray(probs, dtype=np.float32).reshape(len(out), len(classifier.labels)))
 
 
 @contextmanager
@@ -291,6 +307,8 @@ def stream_scores(src: Path, tmp: Path, classifier: Classifier, text_column: str
                 summary.rows += len(chunk)
                 summary.skipped += int((chunk[summary.text_column].fillna("").astype(str).str.strip() == "").sum())
                 summary.label_counts.update(scored["emotion"].dropna())
+                unread = scored["emotion"].isna() & scored["language"].notna()  # a text, not empty, and not read
+                summary.languages.update(scored["language"][unread & scored["sentence"].isna() if sentences else unread])
                 if sentences:
                     summary.sentences = (summary.sentences or 0) + int(scored["sentence"].notna().sum())
     if summary is None or summary.rows == 0:

@@ -78,6 +78,11 @@ classifier.predict("i feel like a new person today")  # every label's probabilit
 
 or, with transformers alone: `pipeline("text-classification", model="path/or/hub-id", top_k=None)`.
 
+The model reads English. Through `Classifier` (and the toolkit's apps and `score`), a text that is
+clearly in another language gets no emotion, with its language and a message saying so
+(`any_language=True` reads it all the same); the pipeline alone answers any text, and a model
+fine-tuned on English answers other languages with a confident, meaningless "neutral" or emotion.
+
 ## Training
 
 ```

@@ -27,7 +27,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         return
     if args.address or args.actors or args.id_column:
         raise EmotionCoreError("--address, --actors and --id-column are for --on ray or --on spark.")
-    classifier = Classifier.from_pretrained(args.model, engine=args.engine)
+    classifier = Classifier.from_pretrained(args.model, engine=args.engine, any_language=args.any_language or None)
     summary = score_csv(args.input, args.output, classifier, text_column=args.text_column,
                         encoding=args.encoding, progress=not args.quiet, explain=args.explain, sentences=args.sentences)
     print(summary)
@@ -40,7 +40,7 @@ def score_cluster(args: argparse.Namespace):
     if refused:
         raise EmotionCoreError(f"{', '.join(refused)} work with local scoring only; leave out --on {args.on}.")
     common = {"model": args.model, "text_column": args.text_column, "engine": args.engine, "id_column": args.id_column,
-              "address": args.address}
+              "address": args.address, "any_language": args.any_language or None}
     if args.on == "spark":
         from .spark_scoring import score_on_spark
 
@@ -56,9 +56,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     """Classify texts given on the command line, printing one JSON object per text."""
     from .predict import Classifier
 
-    classifier = Classifier.from_pretrained(args.model, engine=args.engine)
-    for text, probs in zip(args.texts, classifier.predict_batch(args.texts)):
-        print(json.dumps({"text": text, "emotion": next(iter(probs)), "probabilities": probs}))
+    classifier = Classifier.from_pretrained(args.model, engine=args.engine, any_language=args.any_language or None)
+    for text, prediction in zip(args.texts, classifier.predict_batch(args.texts)):
+        print(json.dumps({"text": text, **prediction.as_dict()}))
 
 
 def folder_and_data(args: argparse.Namespace) -> tuple:
@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Subcommands with help for every option."""
     parser = argparse.ArgumentParser(prog="emotion", description="Emotion classification tools (also python -m emotion_core).")
     commands = parser.add_subparsers(dest="command", required=True)
-    model, engine, data, table = (argparse.ArgumentParser(add_help=False) for _ in range(4))  # options several commands share
+    model, engine, data, table, language = (argparse.ArgumentParser(add_help=False) for _ in range(5))  # options several share
     model.add_argument("--model", help="model folder or Hub id (default: $EMOTION_MODEL, else the bundled model)")
     engine.add_argument("--engine", choices=ENGINES, help="inference engine (default: $EMOTION_ENGINE, else auto: the fastest available)")
     data.add_argument("--data", nargs="+", help="data the model was trained on, whose validation split is used "
@@ -258,12 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--label-map", help="label map for the data, as in `emotion train`")
     table.add_argument("--text-column", help="column holding the text (default: 'text', else the only text column)")
     table.add_argument("--encoding", default="utf-8-sig", help="the input's encoding (default: UTF-8, with or without BOM)")
+    language.add_argument("--any-language", action="store_true",
+                          help="read every text whatever its language (default: $EMOTION_ANY_LANGUAGE, else English only: a "
+                               "text in another language gets no emotion); each answer still names its language")
 
     train = commands.add_parser("train", help="fine-tune a model on emotion data (emotion train --help lists its flags)",
                                 add_help=False)  # its flags, --help included, go to the train command's own parser
     train.set_defaults(func=cmd_train)
 
-    score = commands.add_parser("score", help="score every row of a CSV file", parents=[model, engine, table],
+    score = commands.add_parser("score", help="score every row of a CSV file", parents=[model, engine, table, language],
                                 description="Score a CSV. Example: python -m emotion_core score examples/reviews.csv -o scored.csv")
     score.add_argument("input", help="CSV file with a header row (with --on ray or spark, see --on)")
     score.add_argument("-o", "--output", required=True, help="where to write the scored CSV (written atomically)")
@@ -284,15 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "one per text with the whole text's emotion")
     score.set_defaults(func=cmd_score)
 
-    predict = commands.add_parser("predict", help="classify texts given as arguments", parents=[model, engine],
+    predict = commands.add_parser("predict", help="classify texts given as arguments", parents=[model, engine, language],
                                   description='Example: python -m emotion_core predict "i feel great"')
     predict.add_argument("texts", nargs="+", help="one or more texts")
     predict.set_defaults(func=cmd_predict)
 
     export = commands.add_parser("export", help="write the ONNX files of the fast engines into a model folder", parents=[model, data],
-                                 description="model.onnx (fp32) and model.int8.onnx, which keeps some layers in float: the fastest "
-                                             "choice whose labels on the validation split are at least 99.5% those of fp32 (none "
-                                             "written when no choice does). Example: python -m emotion_core export --model models/my-model")
+                                 description="model.onnx (fp32) and model.int8.onnx, its scales fixed on the validation split, which "
+                                             "keeps some layers in float: the fastest choice whose labels there are at least 99.5% "
+                                             "those of fp32 (none written when no choice does, or without validation texts). "
+                                             "Example: python -m emotion_core export --model models/my-model")
     export.set_defaults(func=cmd_export)
 
     calibrate = commands.add_parser("calibrate", help="fit the temperatures of a model folder on its validation data",

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .labels import NEUTRAL
+from .language import ENGLISH, not_english_message
 
 WORD = re.compile(r"\S+")
 STOPS, CLOSING = ".!?", "\"')]"  # what ends a sentence, and what may follow it in the same word
@@ -37,40 +38,50 @@ WINDOW_OVERLAP = 0.5  # share of a window that the next one repeats, so no phras
 
 @dataclass
 class Sentence:
-    """One piece of a document: where it is in the text, and every label's probability for it."""
+    """One piece of a document: where it is in the text, its language, and every label's probability for it (none
+    when the model does not read its language)."""
 
     text: str
     start: int  # character offsets into the document
     end: int
     probabilities: dict[str, float]  # highest first
+    language: str = ENGLISH
 
     @property
-    def label(self) -> str:
-        """The piece's most probable label."""
-        return next(iter(self.probabilities))
+    def label(self) -> str | None:
+        """The piece's most probable label; None when it was not read."""
+        return next(iter(self.probabilities), None)
 
     def as_dict(self) -> dict:
-        """The JSON shape both APIs return."""
+        """The JSON shape every API returns."""
         return {"text": self.text, "start": self.start, "end": self.end, "emotion": self.label,
-                "probabilities": self.probabilities}
+                "language": self.language, "probabilities": self.probabilities}
 
 
 @dataclass
 class Document:
-    """A text's probabilities and its sentences'. `whole`: the text fit the window and was scored as one."""
+    """A text's probabilities and its sentences'. `whole`: the text fit the window and was scored as one.
+    A text whose language the model does not read has neither (`message` says why)."""
 
     probabilities: dict[str, float]  # highest first
     sentences: list[Sentence]
     whole: bool
+    language: str = ENGLISH
 
     @property
-    def label(self) -> str:
-        """The document's most probable label."""
-        return next(iter(self.probabilities))
+    def label(self) -> str | None:
+        """The document's most probable label; None when it was not read."""
+        return next(iter(self.probabilities), None)
+
+    @property
+    def message(self) -> str | None:
+        """Why the text has no emotion, in words for people; None when it has one."""
+        return None if self.probabilities else not_english_message(self.language)
 
     def as_dict(self) -> dict:
-        """The JSON shape both APIs return."""
-        return {"emotion": self.label, "probabilities": self.probabilities, "whole": self.whole,
+        """The JSON shape every API returns."""
+        return {"emotion": self.label, "language": self.language, "probabilities": self.probabilities,
+                **({"message": self.message} if self.message else {}), "whole": self.whole,
                 "sentences": [sentence.as_dict() for sentence in self.sentences]}
 
 

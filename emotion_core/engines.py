@@ -5,17 +5,18 @@
 - `onnx`: ONNX Runtime fp32 with fused attention (`model.onnx`);
 - `onnx-int8`: ONNX Runtime int8 (`model.int8.onnx`), texts near a tie rescored in fp32.
 
-`auto` (the default) takes the fastest this model folder and CPU allow: the int8 file when the
-export wrote one; else, on CPUs with native bf16, `onnx` for small batches and `bf16` for large
-(`onnx+bf16`); else `onnx`. How fast each is, on which CPUs: docs/engines.md and
-docs/benchmarks.md.
+`auto` (the default) takes the fastest this model folder allows: the int8 file when the export
+wrote one, else the fp32 file, else PyTorch (bf16 on CPUs with native bf16). How fast each is,
+on which CPUs: docs/engines.md and docs/benchmarks.md.
 
 With 2 threads or more, the ONNX engines run a file's batches side by side, one per core
 (`ConcurrentEngine`), since two threads inside one small matrix product mostly wait on each other.
 
-Int8 rounding moves every class score a little, so it flips a label only where the top two
-scores were close. The export measures how close on the validation texts and stores that margin
-in the int8 file; the `onnx-int8` engine rescores the texts within it with the fp32 file.
+Every engine gives a text the same scores whatever it is batched with (int8's scales are fixed at
+export: quantize.py), so no engine mixes two others by batch size. Int8 rounding moves every
+class score a little, so it flips a label only where the top two scores were close. The export
+measures how close on the validation texts and stores that margin in the int8 file; the
+`onnx-int8` engine rescores the texts within it with the fp32 file.
 """
 
 import collections
@@ -32,13 +33,13 @@ import numpy as np
 
 from .errors import EmotionCoreError
 from .model_folder import FLOAT_ONNX, INT8_ONNX, WEIGHTS
+from .quantize import FIXED_SCALES
 
 logger = logging.getLogger(__name__)
 
 ENGINES = ("auto", "torch", "bf16", "onnx", "onnx-int8")
 ENGINE_ENV_VAR = "EMOTION_ENGINE"
 ONNX_FILES = {"onnx": FLOAT_ONNX, "onnx-int8": INT8_ONNX}
-SMALL_BATCH_TOKENS = 128  # below this many tokens a batch, ORT fp32 beats bf16 (measured: docs/benchmarks.md)
 
 
 def cpu_threads() -> int:
@@ -113,20 +114,6 @@ class OnnxEngine:
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Class scores for one padded batch."""
         return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
-
-
-class SplitEngine:
-    """Small batches on one engine, large ones on another: on CPUs with native bf16, ORT fp32 answers
-    one text faster than bf16, and bf16 scores a file faster than ORT fp32 (docs/benchmarks.md)."""
-
-    def __init__(self, small, large):
-        self.small, self.large = small, large
-        self.name, self.batch_size = f"{small.name}+{large.name}", large.batch_size
-
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """Class scores for one padded batch, from the engine that is faster at its size."""
-        engine = self.small if input_ids.size < SMALL_BATCH_TOKENS else self.large
-        return engine.logits(input_ids, attention_mask)
 
 
 class GuardedEngine:
@@ -264,6 +251,9 @@ def open_session(folder: Path | None, file: str, name: str, digest: str | None =
             raise ValueError(f"{file} could not be checked against the weights ({type(exc).__name__})") from None
     if session.metadata.get("source_sha256") != digest:
         raise ValueError(f"{file} was exported from other weights; re-run python -m emotion_core export")
+    if file == INT8_ONNX and FIXED_SCALES not in session.metadata:
+        raise ValueError(f"{file} scales each batch its own way, so a text's scores move with its neighbours; "
+                         "re-run python -m emotion_core export")
     return session
 
 
@@ -278,13 +268,8 @@ def load_engine(name: str | None, model: Callable, folder: Path | None):
     if name != "auto":
         return TorchEngine(model(), bf16=name == "bf16")
     for choice in ("onnx-int8", "onnx"):  # fastest first
-        try:  # fp32 ORT beside bf16 runs only small batches, one at a time: no side-by-side sessions for it
-            onnx_engine = load_onnx(choice, folder, side_by_side=choice == "onnx-int8" or not cpu_has_bf16())
-            break
+        try:
+            return load_onnx(choice, folder)
         except EmotionCoreError as exc:
             logger.info("auto: %s", exc)
-    else:
-        return TorchEngine(model(), bf16=cpu_has_bf16())
-    if onnx_engine.name == "onnx" and cpu_has_bf16():
-        return SplitEngine(onnx_engine, TorchEngine(model(), bf16=True))
-    return onnx_engine
+    return TorchEngine(model(), bf16=cpu_has_bf16())

@@ -1,10 +1,10 @@
 """Exporting a model folder's fast-engine files: ONNX fp32 with fused attention, and int8 checked on validation.
 
 `model.onnx` is the PyTorch model exported and optimised by ONNX Runtime (attention fused). The
-int8 file is that graph with dynamically quantised weights; int8 moves every class score a
-little, so the export measures on the validation texts how close to a tie a text must be for
-int8 to change its label, and stores that margin in the file for `onnx-int8` to rescore those
-texts in fp32. A choice of layers kept in float that would rescore too many texts is not worth
+int8 file is that graph quantised, with scales fixed on the validation texts (quantize.py). Int8
+moves every class score a little, so the export measures on the validation texts how close to a
+tie a text must be for int8 to change its label, and stores that margin in the file for
+`onnx-int8` to rescore those texts in fp32. A choice of layers kept in float that would rescore too many texts is not worth
 writing. Both files carry the SHA-256 of the weights they came from, so a stale export is never
 used (engines.py).
 """
@@ -24,6 +24,7 @@ from .engines import OnnxEngine, top_two_gap, weights_digest
 from .errors import EmotionCoreError
 from .evaluation import eval_data
 from .model_folder import FLOAT_ONNX, INT8_ONNX, write_with
+from .quantize import FIXED_SCALES, fix_scales
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,12 @@ def float_layer_choices(layers: int) -> list[tuple[int, ...]]:
 
 
 def export_onnx(model: torch.nn.Module, folder: Path, score: Callable[[OnnxEngine], np.ndarray] | None = None) -> list[Path]:
-    """Export the model to ONNX, fuse it for ORT: `folder/model.onnx`; quantize its weights: `model.int8.onnx`.
+    """Export the model to ONNX, fuse it for ORT: `folder/model.onnx`; quantize it: `model.int8.onnx`.
 
     Eager attention exports the classic pattern that ORT fuses into one (quantizable) Attention
     op. The fp32 file gives the labels of fp32. `score` (an engine's class scores for the
-    validation texts) checks the int8 file and sets its rescoring margin; without it, the int8
-    file is written unchecked and rescores nothing. Returns the files written.
+    validation texts) fixes the int8 file's scales, checks it and sets its rescoring margin;
+    without it, only the fp32 file is written. Returns the files written.
     """
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -91,23 +92,26 @@ def export_onnx(model: torch.nn.Module, folder: Path, score: Callable[[OnnxEngin
     return written
 
 
-def quantize_checked(fused: Path, int8: Path, layers: int, score: Callable[[OnnxEngine], np.ndarray] | None) -> dict | None:
+def quantize_checked(fused: Path, int8: Path, layers: int, score: Callable | None) -> dict | None:
     """Quantize `fused` into `int8`: the metadata the int8 file needs, or None when no choice is worth writing.
 
     Choices of layers whose feed-forward stays in float, cheapest first: the first whose
     rescoring margin (GUARD_AGREEMENT of validation labels = fp32) rescores at most MAX_RESCORED.
+    Int8's scales are fixed on the validation texts (quantize.py), so without them (`score` None)
+    no int8 file is written.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if score is None:
+        logger.warning("no validation texts: int8 is not written (its scales are fixed on them; export with --data)")
+        return None
     feed_forward = [n.name for n in onnx_nodes(fused) if n.op_type == "MatMul" and "attention" not in n.name]
-    reference = score(OnnxEngine(fused, "onnx")).argmax(axis=1) if score else None
-    for keep in float_layer_choices(layers) if score else [(0,)]:  # unchecked: the most sensitive layer in float
+    reference = score(OnnxEngine(fused, "onnx")).argmax(axis=1)
+    for keep in float_layer_choices(layers):
         names = [name for name in feed_forward if any(f"layer.{i}/" in name for i in keep)]
         quantize_dynamic(str(fused), str(int8), weight_type=QuantType.QInt8, per_channel=True,
                          nodes_to_exclude=names, extra_options={"DefaultTensorType": 1})  # 1: float outputs of fused ops
-        if score is None:
-            logger.info("int8 export, feed-forward in float for layer 0: not checked")
-            return {}
+        fix_scales(int8, score)
         scores = score(OnnxEngine(int8))
         margin = rescoring_margin(scores, reference)
         near, same = top_two_gap(scores) < margin, scores.argmax(axis=1) == reference
@@ -115,7 +119,7 @@ def quantize_checked(fused: Path, int8: Path, layers: int, score: Callable[[Onnx
                     "%.1f%% of texts whose top two scores are within %.3f", ", ".join(map(str, keep)) or "none",
                     100 * same.mean(), 100 * (near | same).mean(), 100 * near.mean(), margin)
         if near.mean() <= MAX_RESCORED:
-            return {"rescoring_margin": repr(margin)}
+            return {"rescoring_margin": repr(margin), FIXED_SCALES: "1"}
     logger.warning("no int8 export keeps %.1f%% of labels identical rescoring at most %.0f%% of texts; none written",
                    100 * GUARD_AGREEMENT, 100 * MAX_RESCORED)
     return None
@@ -185,7 +189,7 @@ def export_folder(folder: str | Path, data_cfg: DataConfig | None = None) -> lis
     if classifier.folder is None:
         raise EmotionCoreError("export needs a local model folder (download a Hub model first).")
     if data_cfg is None and not classifier.run_config.get("sources"):
-        logger.warning("%s does not say what data it was trained on: export not checked (pass --data)", folder)
+        logger.warning("%s does not say what data it was trained on: int8 not written (pass --data)", folder)
         return export_onnx(classifier.model, classifier.folder)
     texts = eval_data(classifier, data_cfg, splits=("validation",))["validation"][0]  # texts, labels, sources
     return export_onnx(classifier.model, classifier.folder, score=classifier.scorer(classifier.encode(texts)))

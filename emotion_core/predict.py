@@ -18,6 +18,7 @@ from .documents import Document, Sentence, combine, sentence_spans, word_windows
 from .engines import load_engine, run_batches, without_rescoring
 from .errors import EmotionCoreError
 from .hub import hub_failure, hub_unreachable
+from .language import ENGLISH, any_language_setting, detect_languages, not_english_message
 from .model_folder import CONFIG, METRICS, RUN_CONFIG, SERVED, WEIGHTS_INDEX, check_model_folder, read_json
 from .normalize import load_steps, normalize
 from .tokens import SPECIAL_TOKENS, FolderTokenizer
@@ -52,15 +53,45 @@ def check_unicode(text: str, where: str = "") -> None:
                                f"(U+{ord(text[exc.start]):04X}).") from None
 
 
+class Prediction(dict):
+    """One text's answer: every label's probability, highest first, and `language`, the text's ISO 639-1 code.
+
+    The model reads English: a text that is clearly in another language gets no probabilities (an
+    empty dict), `label` None and a `message` that says so, unless the classifier reads every
+    language (`any_language`). A text too short or too mixed to tell is read as English ("en").
+    """
+
+    def __init__(self, probabilities: dict[str, float], language: str = ENGLISH):
+        super().__init__(probabilities)
+        self.language = language
+
+    @property
+    def label(self) -> str | None:
+        """The most probable label; None for a text the model did not read."""
+        return next(iter(self), None)
+
+    @property
+    def message(self) -> str | None:
+        """Why the text has no emotion, in words for people; None when it has one."""
+        return None if self else not_english_message(self.language)
+
+    def as_dict(self) -> dict:
+        """The JSON shape every API returns: emotion (null when not read), language, probabilities, and the message
+        when there is one."""
+        return {"emotion": self.label, "language": self.language, "probabilities": dict(self),
+                **({"message": self.message} if self.message else {})}
+
+
 class Classifier:
     """Emotion probabilities for English text, from a model folder or a Hub id.
 
     >>> classifier = Classifier.from_pretrained()          # argument, $EMOTION_MODEL, or the bundled model
-    >>> classifier.predict("i feel like a new person")     # {'joy': 0.97, 'love': 0.01, ...}
+    >>> classifier.predict("i feel like a new person")     # {'joy': 0.97, 'love': 0.01, ...}, its .language 'en'
     """
 
-    def __init__(self, files: Path, source: str, engine: str | None = None):
-        """`files`: the model folder, or where a Hub model's files were downloaded to."""
+    def __init__(self, files: Path, source: str, engine: str | None = None, any_language: bool | None = None):
+        """`files`: the model folder, or where a Hub model's files were downloaded to. `any_language`: read texts in
+        every language, not only English (default: $EMOTION_ANY_LANGUAGE)."""
         config = read_json(files / CONFIG)
         self.labels: list[str] = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         self.tokenizer = FolderTokenizer(files)
@@ -77,26 +108,29 @@ class Classifier:
         self.normalization = load_steps(files)  # the text normalisation the model was trained with
         self.calibration = load_calibration(files, self.labels)  # T = 1 for folders without calibration.json
         self.closing = self.tokenizer.closing_tokens()
+        self.any_language = any_language_setting() if any_language is None else any_language
         self.predict_proba(["warm-up"])  # a folder the engine cannot run fails here, at start, not at the first request
 
     @classmethod
-    def from_pretrained(cls, model: str | Path | None = None, engine: str | None = None) -> "Classifier":
+    def from_pretrained(cls, model: str | Path | None = None, engine: str | None = None,
+                        any_language: bool | None = None) -> "Classifier":
         """A model folder, or a Hub id's files (safetensors only, never `trust_remote_code`).
 
         `engine` is one of `emotion_core.engines.ENGINES`; default: $EMOTION_ENGINE, else `auto`.
+        `any_language`: read texts in every language, not only English; default: $EMOTION_ANY_LANGUAGE.
         """
         source = resolve_model(model)
         folder = Path(source)
         if folder.exists():
             check_model_folder(folder)
-            classifier = cls(folder, source, engine)
+            classifier = cls(folder, source, engine, any_language)
         elif source.startswith((".", "/", "~")) or source.count("/") > 1:
             raise EmotionCoreError(f"Model folder {source} not found. {MODEL_HINT}")
         else:
             files = download(source)
             try:
                 check_model_folder(files)
-                classifier = cls(files, source, engine)
+                classifier = cls(files, source, engine, any_language)
             except EmotionCoreError as exc:  # it names the download's folder: say which model that is
                 raise EmotionCoreError(f"Hub model '{source}' cannot be used: {exc}") from None
         logger.info("loaded %s (%d labels, engine %s)", source, len(classifier.labels), classifier.engine.name)
@@ -121,14 +155,27 @@ class Classifier:
         """A short name for display: the folder's or the Hub id's last part."""
         return Path(self.source).name
 
-    def predict(self, text: str) -> dict[str, float]:
-        """Every label's probability for one text, highest first."""
+    def predict(self, text: str) -> Prediction:
+        """Every label's probability for one text, highest first, and its language (`Prediction`)."""
         return self.predict_batch([text])[0]
 
-    def predict_batch(self, texts: Sequence[str], batch_size: int | None = None) -> list[dict[str, float]]:
-        """Like `predict` for many texts, batched by length with dynamic padding."""
-        probs = self.predict_proba(texts, batch_size)
-        return [self.to_dict(row) for row in probs]
+    def predict_batch(self, texts: Sequence[str], batch_size: int | None = None) -> list[Prediction]:
+        """Like `predict` for many texts, batched by length with dynamic padding; texts the model does not read
+        (not English) are left out of the batches."""
+        texts = list(texts)
+        check_texts(texts)
+        languages = self.languages(texts)
+        probs = iter(self.predict_proba([text for text, language in zip(texts, languages) if self.reads(language)],
+                                        batch_size))
+        return [Prediction(self.to_dict(next(probs)) if self.reads(language) else {}, language) for language in languages]
+
+    def languages(self, texts: Sequence[str]) -> list[str]:
+        """Each text's language (ISO 639-1; "en" also for a text too short or mixed to tell)."""
+        return detect_languages(texts)
+
+    def reads(self, language: str) -> bool:
+        """Whether the model reads text in this language: English, or any with `any_language`."""
+        return self.any_language or language == ENGLISH
 
     def to_dict(self, row: np.ndarray) -> dict[str, float]:
         """One row of probabilities as {label: probability}, highest first."""
@@ -136,7 +183,9 @@ class Classifier:
         return {self.labels[i]: float(row[i]) for i in order}
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Calibrated probabilities as an array (texts × labels, in `self.labels` order).
+        """Calibrated probabilities as an array (texts × labels, in `self.labels` order), for every text whatever its
+        language: the model's own reading, which evaluation and the benchmarks measure (`predict_batch` and
+        `analyze` leave out texts not in English).
 
         A text longer than the model's window is read sentence by sentence (documents.py).
         """
@@ -144,11 +193,28 @@ class Classifier:
         return np.stack(rows) if rows else np.empty((0, len(self.labels)), dtype=np.float32)
 
     def analyze(self, texts: Sequence[str], batch_size: int | None = None) -> list[Document]:
-        """Each text's probabilities and each of its sentences' (a text that fits the window is still scored whole)."""
+        """Each text's probabilities and each of its sentences' (a text that fits the window is still scored whole).
+
+        The language is decided for the whole text, then for each of its sentences: a text the model
+        does not read has no probabilities and no sentences; a sentence it does not read, inside a
+        text it does, has none of its own.
+        """
+        texts = list(texts)
+        check_texts(texts)
+        languages = self.languages(texts)
+        read = iter(self.read([text for text, language in zip(texts, languages) if self.reads(language)], sentences=True,
+                              batch_size=batch_size))
         documents = []
-        for text, (probs, spans, rows, fits) in zip(texts, self.read(texts, sentences=True, batch_size=batch_size)):
-            sentences = [Sentence(text[a:b], a, b, self.to_dict(row)) for (a, b), row in zip(spans, rows)]
-            documents.append(Document(self.to_dict(probs), sentences, whole=fits))
+        for text, language in zip(texts, languages):
+            if not self.reads(language):
+                documents.append(Document({}, [], whole=False, language=language))
+                continue
+            probs, spans, rows, fits = next(read)
+            pieces = [text[a:b] for a, b in spans]
+            found = self.languages(pieces) if len(pieces) > 1 else [language]
+            sentences = [Sentence(piece, a, b, self.to_dict(row) if self.reads(own) else {}, own)
+                         for piece, (a, b), row, own in zip(pieces, spans, rows, found)]
+            documents.append(Document(self.to_dict(probs), sentences, whole=fits, language=language))
         return documents
 
     def read(self, texts: Sequence[str], sentences: bool, batch_size: int | None = None) -> list[tuple]:

@@ -34,6 +34,7 @@ from .clusters import (
     worker_model,
 )
 from .errors import EmotionCoreError
+from .language import any_language_setting
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +127,12 @@ def plan_actors(actors: int | None) -> tuple[int, int]:
 
 def score_on_ray(input_path: str, output_path: str | Path, model: str | None = None, text_column: str | None = None,
                  engine: str | None = None, id_column: str | None = None, address: str | None = None,
-                 actors: int | None = None, batch_rows: int = BATCH_ROWS) -> ScoreSummary:
+                 actors: int | None = None, batch_rows: int = BATCH_ROWS, any_language: bool | None = None) -> ScoreSummary:
     """Score every row of `input_path` on Ray into the folder `output_path` (Parquet, or CSV for a .csv name).
 
     Every input column is kept, with `id_column` (or ROW_ID, added) to tie each output row to its
-    input row, then the columns `score` adds.
+    input row, then the columns `score` adds. `any_language`: read texts in every language, not only
+    English (default: $EMOTION_ANY_LANGUAGE).
     """
     out = Path(output_path)
     check_output(out)
@@ -141,7 +143,8 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
     from ray.exceptions import RayTaskError  # Ray is imported now: connect started it
 
     try:
-        return run_job(str(input_path), out, model, text_column, engine, id_column, actors, batch_rows)
+        any_language = any_language_setting() if any_language is None else any_language
+        return run_job(str(input_path), out, model, text_column, engine, id_column, actors, batch_rows, any_language)
     except RayTaskError as exc:  # what went wrong inside a task, in one line, not Ray's coloured task name
         cause = getattr(exc, "cause", None) or exc
         reason = ANSI.sub("", (str(cause).strip().splitlines() or [type(cause).__name__])[-1])
@@ -149,7 +152,7 @@ def score_on_ray(input_path: str, output_path: str | Path, model: str | None = N
 
 
 def run_job(input_path: str, out: Path, model: str, text_column: str | None, engine: str | None,
-            id_column: str | None, actors: int | None, batch_rows: int) -> ScoreSummary:
+            id_column: str | None, actors: int | None, batch_rows: int, any_language: bool) -> ScoreSummary:
     """`score_on_ray`'s job, once the cluster is reached."""
     dataset = read(input_path)
     try:
@@ -163,7 +166,8 @@ def run_job(input_path: str, out: Path, model: str, text_column: str | None, eng
         dataset = with_row_numbers(dataset)
     actors, threads = plan_actors(actors)
     dataset = dataset.repartition(target_num_rows_per_block=batch_rows)  # a one-file input is one block: split it among the actors
-    scored = dataset.map_batches(BatchScorer, fn_constructor_kwargs={"model": model, "text_column": column, "engine": engine},
+    scored = dataset.map_batches(BatchScorer, fn_constructor_kwargs={"model": model, "text_column": column, "engine": engine,
+                                                                     "any_language": any_language},
                                  batch_format="pandas", batch_size=batch_rows, concurrency=actors, num_cpus=1,
                                  runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}})
     with scores_folder(out) as partial:

@@ -40,7 +40,7 @@ API (`pip install gradio_client`):
 from gradio_client import Client, handle_file
 
 client = Client("{space_id}")
-client.predict("i feel like a new person today", api_name="/classify")   # every label's probability
+client.predict("i feel like a new person today", api_name="/classify")   # its emotion, language, every probability
 client.predict("It came late. I am furious.", api_name="/analyze")       # and each sentence's
 client.predict(handle_file("reviews.csv"), api_name="/score_csv")        # path of the scored CSV
 ```

@@ -41,6 +41,7 @@ from .clusters import (
     worker_model,
 )
 from .errors import EmotionCoreError
+from .language import any_language_setting
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +55,17 @@ def score_batches(scorer: BatchScorer, batches: Iterator[pd.DataFrame]) -> Itera
         yield scorer(batch)
 
 
-def score_dataframe(frame, model: str | None = None, text_column: str | None = None, engine: str | None = None):
-    """`frame` with the columns `score` adds (`emotion`, `confidence`, one `prob_<label>` per label), lazily.
+def score_dataframe(frame, model: str | None = None, text_column: str | None = None, engine: str | None = None,
+                    any_language: bool | None = None):
+    """`frame` with the columns `score` adds (`language`, `emotion`, `confidence`, one `prob_<label>` per label),
+    lazily.
 
     Every input column is kept (prediction columns already there are replaced); empty texts get
-    nulls. The text column is chosen as `score` chooses it, from the first rows.
+    nulls, and so do the emotion columns of texts not in English (unless `any_language`; default
+    $EMOTION_ANY_LANGUAGE). The text column is chosen as `score` chooses it, from the first rows.
     """
-    return add_scores(frame, find_text_column(first_rows(frame), text_column), *resolved(model), engine)
+    return add_scores(frame, find_text_column(first_rows(frame), text_column), *resolved(model), engine,
+                      any_language_setting() if any_language is None else any_language)
 
 
 def resolved(model: str | None) -> tuple[str, list[str]]:
@@ -69,15 +74,15 @@ def resolved(model: str | None) -> tuple[str, list[str]]:
     return model, model_labels(model)
 
 
-def add_scores(frame, column: str, model: str, labels: list[str], engine: str | None = None):
+def add_scores(frame, column: str, model: str, labels: list[str], engine: str | None = None, any_language: bool = False):
     """`score_dataframe` once the text column, the model and its labels are known."""
     from pyspark.sql.types import FloatType, StringType, StructField, StructType
 
-    added = [StructField("emotion", StringType()), StructField("confidence", FloatType()),
+    added = [StructField("language", StringType()), StructField("emotion", StringType()), StructField("confidence", FloatType()),
              *(StructField(f"prob_{label}", FloatType()) for label in labels)]
     replaced = replaced_columns(frame.columns, column, labels, sentences=False, explain=False)  # as score_frame drops them
     kept = [f for f in frame.schema.fields if f.name not in replaced]
-    scorer = BatchScorer(model, column, engine)
+    scorer = BatchScorer(model, column, engine, any_language)
     with warnings.catch_warnings():  # PySpark 4 warns on pandas 3; the tests check this path gives `score`'s answers on it
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
         return frame.mapInPandas(functools.partial(score_batches, scorer), StructType(kept + added))
@@ -189,12 +194,13 @@ def read(spark, path: str):
 
 
 def score_on_spark(input_path: str, output_path: str | Path, model: str | None = None, text_column: str | None = None,
-                   engine: str | None = None, id_column: str | None = None, address: str | None = None) -> ScoreSummary:
+                   engine: str | None = None, id_column: str | None = None, address: str | None = None,
+                   any_language: bool | None = None) -> ScoreSummary:
     """Score every row of `input_path` on Spark into the folder `output_path` (Parquet, or CSV for a .csv name).
 
     Every input column is kept, with `id_column` (or ROW_ID, added) to tie each output row to its
     input row. Runs on the SparkSession of this process, else on a new one on `address` (a master
-    URL) that stops when the job has.
+    URL) that stops when the job has. `any_language`: as `score_dataframe`.
     """
     out = Path(output_path)
     if input_format(str(input_path)) == "csv":  # refused before Spark starts, as a model folder that cannot be read is
@@ -208,7 +214,8 @@ def score_on_spark(input_path: str, output_path: str | Path, model: str | None =
             column = find_text_column(first_rows(frame, str(input_path)), text_column)
             frame = spread(identified(frame, id_column, str(input_path)), spark.sparkContext.defaultParallelism)
             with scores_folder(out) as partial:
-                write(add_scores(frame, column, model, labels, engine), partial, output_format(out))
+                any_language = any_language_setting() if any_language is None else any_language
+                write(add_scores(frame, column, model, labels, engine, any_language), partial, output_format(out))
         summary = summarize(out, column)
         logger.info("%s", summary)
         return summary

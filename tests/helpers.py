@@ -142,15 +142,11 @@ def write_txt(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 
 def bundled_engine() -> str:
-    """The engine `auto` picks for the bundled model: its int8 export if it has one, else its fp32 export
-    (split with bf16 where the CPU has native bf16)."""
+    """The engine `auto` picks for the bundled model: its int8 export if it has one, else its fp32 export."""
     from emotion_core.config import BUNDLED_MODEL
-    from emotion_core.engines import cpu_has_bf16
     from emotion_core.model_folder import INT8_ONNX
 
-    if (BUNDLED_MODEL / INT8_ONNX).is_file():
-        return "onnx-int8"
-    return "onnx+bf16" if cpu_has_bf16() else "onnx"
+    return "onnx-int8" if (BUNDLED_MODEL / INT8_ONNX).is_file() else "onnx"
 
 
 def screenshot_path(tmp_path: Path, name: str) -> Path:

@@ -134,6 +134,41 @@ def test_api_predict_one_and_many(client):
     assert "explanation" not in one and "explanation" not in many["predictions"][0]
 
 
+SPANISH = "Estoy muy feliz porque aprobé el examen de matemáticas."
+GERMAN = "Ich bin so wütend auf meinen Chef, er hört mir nie zu."
+
+
+def test_api_says_when_a_text_is_not_english_and_gives_it_no_emotion(client):
+    one = client.post("/api/predict", json={"text": SPANISH}).get_json()  # a single text: through the batcher
+    assert one == {"model": one["model"], "emotion": None, "language": "es", "probabilities": {},
+                   "message": "This model reads English; this looks like Spanish."}
+    many = client.post("/api/predict", json={"texts": ["i am furious", GERMAN], "explain": True}).get_json()["predictions"]
+    assert [(p["emotion"], p["language"]) for p in many] == [("anger", "en"), (None, "de")]
+    assert many[0]["explanation"]["label"] == "anger" and many[1]["explanation"] is None
+    assert "message" not in many[0] and many[1]["message"].endswith("this looks like German.")
+    mixed = f"I am so happy today, the sun is out and all my friends are coming over tonight. {GERMAN}"
+    read = client.post("/api/predict", json={"text": mixed, "sentences": True}).get_json()
+    assert read["language"] == "en" and read["emotion"] in read["probabilities"]
+    german = [s for s in read["sentences"] if s["language"] == "de"]  # the tiny model reads it in windows of words
+    assert german and all(s["emotion"] is None and s["text"] in GERMAN for s in german)
+
+
+def test_the_page_says_when_a_text_is_not_english_in_place_of_the_bars(client):
+    html = client.post("/", data={"text": SPANISH}).get_data(as_text=True)
+    assert '<p id="language-notice" class="notice language" role="status">This model reads English; this looks like ' \
+           'Spanish.</p>' in html
+    assert '<ul class="bars">' not in html and "Save correction" not in html and "<title>Emotion</title>" in html
+    mixed = client.post("/", data={"text": f"I am so happy today, the sun is out and all my friends are coming over tonight. "
+                                           f"{GERMAN}"}).get_data(as_text=True)
+    assert '<span class="chip unread">not read: German</span>' in mixed and '<ul class="bars">' in mixed
+
+
+def test_any_language_reads_every_text_in_the_app(tiny_neutral_model, monkeypatch):
+    monkeypatch.setenv("EMOTION_ANY_LANGUAGE", "1")
+    one = create_app({"TESTING": True, "MODEL": str(tiny_neutral_model)}).test_client().post("/api/predict", json={"text": SPANISH})
+    assert one.get_json()["language"] == "es" and one.get_json()["emotion"] is not None
+
+
 def test_api_predict_explains_on_request(client):
     one = client.post("/api/predict", json={"text": "i am furious about the delay", "explain": True}).get_json()
     why = one["explanation"]
@@ -315,6 +350,10 @@ def test_bundled_browser_fills_the_form_and_reads_the_bars(bundled_live_url, jav
         expect(strongest).to_have_text(["scared"])
         assert strongest.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(239, 68, 60)"
         assert not [e for e in errors if "Content Security Policy" in e]
+        page.get_by_label("Your text").fill("Ich bin so wütend auf meinen Chef, er hört mir nie zu.")
+        page.get_by_role("button", name="Classify").click()
+        expect(page.locator("#language-notice")).to_have_text("This model reads English; this looks like German.")
+        expect(page.locator(".bars li")).to_have_count(0)
         if javascript:
             page.get_by_label("Your text").fill("The package arrived two days late. The lamp inside is broken. I am furious.")
             page.get_by_role("button", name="Classify").click()
@@ -337,7 +376,7 @@ def test_the_served_app_keeps_no_upload_and_refuses_odd_bodies(tiny_neutral_mode
         for _ in range(2):
             answer = httpx.post(f"{url}/api/score", files={"file": ("r" * 240 + ".csv", b"text\ni feel wonderful\n")},
                                 timeout=60)
-            assert answer.status_code == 200 and answer.text.startswith("text,emotion,confidence")
+            assert answer.status_code == 200 and answer.text.startswith("text,language,emotion,confidence")
         assert f'filename={"r" * 100}-scored.csv' in answer.headers["content-disposition"]
         nested = httpx.post(f"{url}/api/predict", content=b"[" * 100_000 + b"]" * 100_000,
                             headers={"Content-Type": "application/json"}, timeout=60)

@@ -74,8 +74,15 @@ def sample_csv(tmp_path) -> Path:
 
 # ----------------------------------------------------------------------------- handlers
 
+def values(outputs) -> list:
+    """The values of the text tab's outputs (each an update that also sets whether it is shown)."""
+    return [output["value"] if "value" in output else None for output in outputs]
+
+
 def test_show_gives_label_and_sorted_chart(app):
-    probs, frame, words, _ = app.show("i feel happy today")
+    outputs = app.show("i feel happy today")
+    probs, frame, words, _, _ = values(outputs)
+    assert [output.get("visible") for output in outputs] == [True, True, True, False, False]  # no notice
     assert next(iter(probs)) == "joy"
     why = explain(app.classifier, "i feel happy today")  # the highlights are the core's explanation, scaled
     assert words == [(w + " ", round(c, 3)) for w, c in zip(why.words, why.scaled())]
@@ -86,25 +93,59 @@ def test_show_gives_label_and_sorted_chart(app):
 
 
 def test_neutral_shows_as_no_clear_emotion(app):
-    probs, frame, _, sentences = app.show("the quick brown fox at work")
+    probs, frame, _, _, _ = values(outputs := app.show("the quick brown fox at work"))
     assert next(iter(probs)) == "no clear emotion" and frame["emotion"].tolist()[0] == "no clear emotion"
-    assert set(app.COLORS) == {"sadness", "joy", "anger", "no clear emotion"}
-    assert sentences["visible"] is False  # one sentence: nothing more to show
-    assert app.classify(["the quick brown fox at work"])[0][0]["neutral"] > 0.5  # the API keeps the label's own name
+    assert set(app.COLORS) == {"sadness", "joy", "anger", "no clear emotion", "not English"}
+    assert outputs[3]["visible"] is False  # one sentence: nothing more to show
+    [[answer]] = app.classify(["the quick brown fox at work"])
+    assert answer["emotion"] == "neutral" and answer["probabilities"]["neutral"] > 0.5  # the API keeps the label's own name
     _, counts = app.summarize(None, None)
     assert counts.empty
 
 
 def test_several_sentences_are_shown_each_with_its_emotion(app):
-    _, _, words, sentences = app.show("the quick fox at work. i feel so furious today.")
+    _, _, words, _, _ = values(outputs := app.show("the quick fox at work. i feel so furious today."))
+    sentences = outputs[3]
     assert sentences["visible"] is True
     assert sentences["value"] == [("the quick fox at work. ", "no clear emotion"), ("i feel so furious today. ", "anger")]
     assert len(words) == 10
     [[analysed]] = app.analyze(["the quick fox at work. i feel so furious today."])
     assert analysed["emotion"] in ("neutral", "anger") and [s["emotion"] for s in analysed["sentences"]] == ["neutral", "anger"]
     document = "the quick brown fox jumps over the lazy dog at work. " * 8 + "i feel so furious today."
-    probs, _, _, sentences = app.show(document)
-    assert next(iter(probs)) == "anger" and len(sentences["value"]) == 9
+    probs, _, _, sentences, _ = values(app.show(document))
+    assert next(iter(probs)) == "anger" and len(sentences) == 9
+
+
+SPANISH = "Estoy muy feliz porque aprobé el examen de matemáticas."
+
+
+def test_a_text_in_another_language_gets_the_notice_in_place_of_the_bars(app):
+    import gradio as gr
+
+    label, chart, words, sentences, notice = app.show(SPANISH)
+    assert [o["visible"] for o in (label, chart, words, sentences)] == [False] * 4
+    assert notice == {"__type__": "update", "value": "**This model reads English; this looks like Spanish.**", "visible": True}
+    assert app.show("i feel happy today")[0]["visible"] is True  # the bars come back for the next English text
+    [[answer]] = app.classify([SPANISH])
+    assert answer == {"emotion": None, "language": "es", "probabilities": {},
+                      "message": "This model reads English; this looks like Spanish."}
+    [[document]] = app.analyze([SPANISH])
+    assert (document["emotion"], document["language"], document["sentences"]) == (None, "es", [])
+    with pytest.raises(gr.Error, match="this looks like Spanish"):
+        app.explain_words(SPANISH)
+    with pytest.raises(gr.Error, match="this looks like Spanish. Corrections are kept for texts the model reads"):
+        app.save_correction(SPANISH, "joy", None)
+
+
+def test_the_csv_tab_counts_rows_not_in_english_apart(app, tmp_path):
+    pd.DataFrame({"text": ["i feel so happy today", SPANISH, "", "Ich bin so wütend auf meinen Chef."]}).to_csv(
+        tmp_path / "mixed.csv", index=False)
+    out, label_counts = app.score_file(str(tmp_path / "mixed.csv"))
+    assert label_counts == {"joy": 1, "not English": 2}
+    _, counts = app.summarize(out, label_counts)
+    assert counts["emotion"].tolist() == [*(display_name(x) for x in app.classifier.labels), "not English"]
+    assert counts["rows"].tolist()[-1] == 2 and counts["rows"].sum() == 3
+    assert pd.read_csv(out, keep_default_na=False)["language"].tolist() == ["en", "es", "", "de"]
 
 
 @pytest.mark.parametrize("text", ["", "   ", None])
@@ -175,8 +216,10 @@ def test_client_classify_and_score(app, server, sample_csv, tmp_path):
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False, download_files=str(tmp_path))
-    probs = client.predict("i feel great", api_name="/classify")
+    answer = client.predict("i feel great", api_name="/classify")
+    probs = answer["probabilities"]
     assert set(probs) == set(app.classifier.labels) and abs(sum(probs.values()) - 1) < 1e-4
+    assert answer["emotion"] == next(iter(probs)) and answer["language"] == "en"
     scored = client.predict(handle_file(str(sample_csv)), "comment", api_name="/score_csv")
     assert pd.read_csv(scored)["id"].tolist() == [1, 2, 3]
     found = client.predict(handle_file(str(sample_csv)), api_name="/score_csv")  # the column left out: found as score finds it
@@ -184,7 +227,8 @@ def test_client_classify_and_score(app, server, sample_csv, tmp_path):
     with pytest.raises(Exception) as refused:
         client.predict("  ", api_name="/classify")
     assert gradio_refusal(refused.value) == "Text is empty: type something to classify."
-    assert len(client.predict("still serving", api_name="/classify")) == len(app.classifier.labels)
+    assert len(client.predict("still serving", api_name="/classify")["probabilities"]) == len(app.classifier.labels)
+    assert client.predict(SPANISH, api_name="/classify")["message"] == "This model reads English; this looks like Spanish."
     why = client.predict("i am furious about the delay", api_name="/explain")
     assert why["label"] == "anger" and [w["word"] for w in why["words"]] == "i am furious about the delay".split()
     assert max(why["words"], key=lambda w: w["score"])["word"] == "furious"
@@ -231,7 +275,7 @@ def test_a_store_that_cannot_be_written_is_a_message_and_the_demo_goes_on(app, t
     with pytest.raises(gr.Error) as refused:
         app.save_correction("i am furious", "sadness", None)
     assert refused.value.message == feedback.UNAVAILABLE and str(tmp_path) in caplog.text  # the path for the log alone
-    assert next(iter(app.show("i am furious")[0])) == next(iter(app.classifier.predict("i am furious")))
+    assert next(iter(app.show("i am furious")[0]["value"])) == app.classifier.predict("i am furious").label
 
 
 def test_requests_batched_together_get_their_own_answers_and_errors(app, server):
@@ -243,12 +287,12 @@ def test_requests_batched_together_get_their_own_answers_and_errors(app, server)
 
     texts = ["i feel so happy today", "the quick brown fox at work", "i am furious", "so lonely and sad", "  "] * 3
     answers = app.classifier.predict_batch([t if t.strip() else "x" for t in texts])
-    expected = [next(iter(p)) if t.strip() else None for t, p in zip(texts, answers)]
+    expected = [p.label if t.strip() else None for t, p in zip(texts, answers)]
 
     def call(text):
         client = Client(server, verbose=False)
         try:
-            return next(iter(client.predict(text, api_name="/classify")))
+            return client.predict(text, api_name="/classify")["emotion"]
         except Exception as exc:
             return gradio_refusal(exc)
 
@@ -274,9 +318,18 @@ def test_bundled_browser_text_csv_and_review(bundled_server, sample_csv, tmp_pat
         expect(page.locator("#emotion-chart canvas, #emotion-chart svg").first).to_be_visible(timeout=20_000)
         expect(page.locator("#why")).to_contain_text("scared", timeout=20_000)
         expect(page.locator("#sentences")).to_be_hidden()
+        expect(page.locator("#language-notice")).to_be_hidden()
+        box.fill("Ich habe solche Angst vor dem dunklen Wald in der Nacht.")
+        box.press("Enter")
+        expect(page.locator("#language-notice")).to_have_text("This model reads English; this looks like German.",
+                                                              timeout=20_000)
+        expect(page.locator("#emotion-label")).to_be_hidden()
+        expect(page.locator("#emotion-chart")).to_be_hidden()
         box.fill(REVIEW)
         box.press("Enter")
         expect(page.locator("#sentences")).to_contain_text("The lamp inside is broken.", timeout=20_000)
+        expect(page.locator("#emotion-label [data-testid=label-output-value]")).to_have_text("anger", timeout=20_000)
+        expect(page.locator("#language-notice")).to_be_hidden()
         expect(page.locator("#why")).to_contain_text("furious", timeout=20_000)
         expect(page.locator(".pending, .generating")).to_have_count(0, timeout=20_000)  # not faded mid-update
         shot = screenshot_path(tmp_path, "gradio.png")
@@ -402,8 +455,8 @@ def test_space_app_boots_from_its_folder_with_the_bundled_model(space_dir):
     env = {k: v for k, v in os.environ.items() if k not in ("EMOTION_MODEL", "PYTHONPATH")}
     with gradio_server(cwd=space_dir, env=env) as url:
         client = Client(url, verbose=False)
-        probs = client.predict("i am so happy to see you", api_name="/classify")
-        assert next(iter(probs)) == "joy"
+        answer = client.predict("i am so happy to see you", api_name="/classify")
+        assert answer["emotion"] == next(iter(answer["probabilities"])) == "joy"
         info = client.view_api(return_format="dict", print_info=False)
         assert {"/classify", "/explain", "/score_csv"} <= set(info["named_endpoints"])
 

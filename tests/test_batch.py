@@ -23,11 +23,12 @@ def test_scored_csv_keeps_every_column_and_row_order(tmp_path, classifier):
     src.write_text('id,text,note\n7,i feel great,a\n8,,b\n9,"line one\nline two, with comma",c\n010,   ,d\n')
     summary = score_csv(src, tmp_path / "out.csv", classifier, progress=False)
     out = read(tmp_path / "out.csv")
-    assert list(out.columns) == ["id", "text", "note", "emotion", "confidence", *PROB_COLUMNS]
+    assert list(out.columns) == ["id", "text", "note", "language", "emotion", "confidence", *PROB_COLUMNS]
     assert out["id"].tolist() == ["7", "8", "9", "010"]  # kept as written, leading zero included
     assert out["text"][2] == "line one\nline two, with comma"
     assert (summary.rows, summary.skipped) == (4, 2)
     assert out.loc[[1, 3], "emotion"].tolist() == ["", ""] and out.loc[[1, 3], "confidence"].tolist() == ["", ""]
+    assert out["language"].tolist() == ["en", "", "en", ""]  # an empty text has none
     scored = out.loc[[0, 2]]
     probs = scored[PROB_COLUMNS].astype(float)
     assert probs.sum(axis=1).round(2).tolist() == [1.0, 1.0]
@@ -60,7 +61,7 @@ def test_explain_adds_the_top_words(tmp_path, classifier, monkeypatch):
     assert cli(["score", str(src), "-o", str(tmp_path / "out.csv"), "--model", str(classifier.folder), "--explain",
                 "--quiet"]) == 0
     out = read(tmp_path / "out.csv")
-    assert list(out.columns) == ["id", "text", "emotion", "confidence", *PROB_COLUMNS, "top_words"]
+    assert list(out.columns) == ["id", "text", "language", "emotion", "confidence", *PROB_COLUMNS, "top_words"]
     assert out["top_words"][1] == ""
     expected = explain(classifier, "i feel so happy and glad today").top_words(3)
     assert out["top_words"][0] == "; ".join(f"{w} ({s:+.2f})" for w, s in expected) and expected
@@ -88,7 +89,7 @@ def test_a_column_of_the_persons_own_named_like_an_output_column_is_kept(tmp_pat
     summary = score_csv(src, tmp_path / "out.csv", classifier, progress=False)
     out = read(tmp_path / "out.csv")
     assert summary.text_column == "sentence" and summary.rows == 2
-    assert list(out.columns) == ["sentence", "label", "top_words", "emotion", "confidence", *PROB_COLUMNS]
+    assert list(out.columns) == ["sentence", "label", "top_words", "language", "emotion", "confidence", *PROB_COLUMNS]
     assert out["top_words"].tolist() == ["mine", "also mine"]
     score_csv(tmp_path / "out.csv", tmp_path / "again.csv", classifier, progress=False)  # and scored again: still kept
     assert read(tmp_path / "again.csv").columns.tolist() == out.columns.tolist()
@@ -204,7 +205,7 @@ def test_scoring_a_scored_file_replaces_its_predictions(tmp_path, classifier):
     src.write_text("text,note,emotion,confidence,prob_joy,prob_neutral\ni feel fine,kept,joy,0.9,0.9,0.1\n")
     score_csv(src, tmp_path / "out.csv", classifier, progress=False)
     out = read(tmp_path / "out.csv")
-    assert list(out.columns) == ["text", "note", "emotion", "confidence", *PROB_COLUMNS]
+    assert list(out.columns) == ["text", "note", "language", "emotion", "confidence", *PROB_COLUMNS]  # and a language
     assert out["note"][0] == "kept"
 
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import ray
 
-from emotion_core import EmotionCoreError
+from emotion_core import Classifier, EmotionCoreError
 from emotion_core.batch import score_csv
 from tests.helpers import ROOT, free_port, kill_while_it_scores, neutral_toy_rows
 
@@ -29,9 +29,10 @@ def local_ray():
 
 @pytest.fixture
 def tickets(tmp_path) -> pd.DataFrame:
-    """Toy texts with an id column, some of them empty."""
+    """Toy texts with an id column, some of them empty, two not in English."""
     texts = [text for text, _ in neutral_toy_rows(300, seed=7)]
     texts[5] = texts[77] = ""
+    texts[20], texts[140] = "Estoy muy feliz porque aprobé el examen.", "今日はとても悲しい気分です。"
     return pd.DataFrame({"ticket": [f"t{i:04d}" for i in range(len(texts))], "text": texts})
 
 
@@ -39,27 +40,21 @@ def test_ray_gives_score_s_answers_row_by_row(local_ray, tmp_path, tickets, tiny
     from emotion_core.ray_scoring import score_on_ray
 
     tickets.to_csv(tmp_path / "tickets.csv", index=False)
-    score_csv(tmp_path / "tickets.csv", tmp_path / "local.csv", engine_model(tiny_neutral_model), progress=False)
+    score_csv(tmp_path / "tickets.csv", tmp_path / "local.csv", Classifier.from_pretrained(tiny_neutral_model), progress=False)
     summary = score_on_ray(str(tmp_path / "tickets.csv"), tmp_path / "ray.parquet", model=str(tiny_neutral_model),
-                           engine="onnx", id_column="ticket", actors=1, batch_rows=64)
+                           id_column="ticket", actors=1, batch_rows=64)  # the default engine, batched its own way
     local = pd.read_csv(tmp_path / "local.csv", dtype={"ticket": str}).set_index("ticket")
     on_ray = pd.read_parquet(tmp_path / "ray.parquet").set_index("ticket")
     assert sorted(on_ray.index) == sorted(local.index)  # every row exactly once
     on_ray = on_ray.loc[local.index]
     assert list(on_ray.columns) == list(local.columns)
     assert on_ray["emotion"].fillna("").tolist() == local["emotion"].fillna("").tolist()
+    assert on_ray["language"].fillna("").tolist() == local["language"].fillna("").tolist()
     probs = [c for c in local.columns if c.startswith("prob_")]
     np.testing.assert_allclose(on_ray[probs].to_numpy(float), local[probs].to_numpy(float), atol=1e-4)  # local rounds to 4 places
-    assert (summary.rows, summary.skipped) == (300, 2)
+    assert (summary.rows, summary.skipped, summary.languages) == (300, 2, {"es": 1, "ja": 1})
     assert dict(summary.label_counts) == local["emotion"].value_counts().to_dict()
     assert not list(tmp_path.glob(".ray.parquet.tmp-*"))
-
-
-def engine_model(folder):
-    """The tiny model on the fp32 ONNX engine, as the Ray actors run it, so the two compare exactly."""
-    from emotion_core import Classifier
-
-    return Classifier.from_pretrained(folder, engine="onnx")
 
 
 def test_rows_without_an_id_are_numbered_in_input_order(local_ray, tmp_path, tickets, tiny_neutral_model):

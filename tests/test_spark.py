@@ -39,6 +39,7 @@ def tickets() -> pd.DataFrame:
     texts[5] = texts[77] = ""
     texts[9] = f'she said "{texts[9]}", twice, and left'
     texts[12] = f"  {texts[12]}\nand a second line  "
+    texts[30], texts[200] = "Ich bin so wütend auf meinen Chef, er hört nie zu.", "Я очень устал после работы сегодня."
     return pd.DataFrame({"ticket": [f"t{i:04d}" for i in range(len(texts))], "text": texts})
 
 
@@ -46,10 +47,9 @@ def test_spark_gives_score_s_answers_row_by_row(spark, tmp_path, tickets, tiny_n
     from emotion_core.spark_scoring import score_on_spark
 
     tickets.to_csv(tmp_path / "tickets.csv", index=False)
-    local_model = Classifier.from_pretrained(tiny_neutral_model, engine="onnx")  # the engine the executors run, below
-    score_csv(tmp_path / "tickets.csv", tmp_path / "local.csv", local_model, progress=False)
+    score_csv(tmp_path / "tickets.csv", tmp_path / "local.csv", Classifier.from_pretrained(tiny_neutral_model), progress=False)
     summary = score_on_spark(str(tmp_path / "tickets.csv"), tmp_path / "spark.parquet", model=str(tiny_neutral_model),
-                             engine="onnx", id_column="ticket")
+                             id_column="ticket")  # the default engine, in Spark's batches
     local = pd.read_csv(tmp_path / "local.csv", dtype={"ticket": str}, keep_default_na=False).set_index("ticket")
     on_spark = pd.read_parquet(tmp_path / "spark.parquet").set_index("ticket")
     assert sorted(on_spark.index) == sorted(local.index)  # every row exactly once
@@ -57,9 +57,10 @@ def test_spark_gives_score_s_answers_row_by_row(spark, tmp_path, tickets, tiny_n
     assert list(on_spark.columns) == list(local.columns)
     assert on_spark["text"].fillna("").tolist() == tickets["text"].tolist()  # the quoted text read whole
     assert on_spark["emotion"].fillna("").tolist() == local["emotion"].tolist()
+    assert on_spark["language"].fillna("").tolist() == local["language"].tolist()
     probs = [c for c in local.columns if c.startswith("prob_")]
     np.testing.assert_allclose(on_spark[probs].to_numpy(float), local[probs].replace("", np.nan).to_numpy(float), atol=1e-4)
-    assert (summary.rows, summary.skipped) == (300, 2)
+    assert (summary.rows, summary.skipped, summary.languages) == (300, 2, {"de": 1, "ru": 1})
     assert dict(summary.label_counts) == local["emotion"].replace("", np.nan).value_counts().to_dict()
     assert not list(tmp_path.glob(".spark.parquet.tmp-*"))
 
@@ -81,12 +82,15 @@ def test_a_spark_user_scores_their_own_dataframe(spark, tickets, tiny_neutral_mo
 
     frame = spark.createDataFrame([(t, {"body": x}) for t, x in zip(tickets["ticket"], tickets["text"])],
                                   "ticket string, fields map<string,string>").selectExpr("ticket", "fields['body'] AS body")
-    scored = score_dataframe(frame, model=str(tiny_neutral_model), text_column="body", engine="onnx")
-    assert scored.columns[:3] == ["ticket", "body", "emotion"]
+    scored = score_dataframe(frame, model=str(tiny_neutral_model), text_column="body")
+    assert scored.columns[:4] == ["ticket", "body", "language", "emotion"]
     rows = {row["ticket"]: row for row in scored.collect()}
-    local = Classifier.from_pretrained(tiny_neutral_model, engine="onnx").predict_batch([tickets["text"][0], tickets["text"][1]])
-    assert [rows["t0000"]["emotion"], rows["t0001"]["emotion"]] == [next(iter(p)) for p in local]
+    local = Classifier.from_pretrained(tiny_neutral_model).predict_batch([tickets["text"][0], tickets["text"][1]])
+    assert [rows["t0000"]["emotion"], rows["t0001"]["emotion"]] == [p.label for p in local]
     assert rows["t0005"]["emotion"] is None and rows["t0005"]["confidence"] is None  # an empty text is left unscored
+    assert (rows["t0030"]["language"], rows["t0030"]["emotion"], rows["t0030"]["confidence"]) == ("de", None, None)
+    read = score_dataframe(frame.filter("ticket = 't0030'"), model=str(tiny_neutral_model), text_column="body", any_language=True)
+    assert read.collect()[0]["emotion"] in Classifier.from_pretrained(tiny_neutral_model).labels
 
 
 def test_a_missing_column_or_file_is_a_clear_error_and_writes_nothing(spark, tmp_path, tickets, tiny_neutral_model):
