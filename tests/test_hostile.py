@@ -36,7 +36,8 @@ TEXTS = {
     "whitespace": (" \t\n  ", "Text is empty", "skipped as empty"),
     "1 MB text": ("happy " * 174_763, "Text is too long: 1,048,578 characters (the limit is 10,000).", OK),
     "control characters and NUL": ("i feel \x00 so \x07 happy \x1b[31m today\x7f", OK, OK),
-    "emoji and non-Latin scripts": ("😀🎉 je suis très heureux 我很高兴 أنا سعيد очень рад", OK, OK),
+    "emoji and non-Latin scripts": ("😀🎉 so happy today, je suis très heureux 我很高兴 أنا سعيد очень рад", OK, OK),
+    "another language": ("Estoy muy feliz porque aprobé el examen.", OK, OK),
     "HTML and script tags": ('<script>alert("x")</script><img src=x onerror=alert(1)> i am so angry', OK, OK),
 }
 BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\xff\xfe\x00\x10" + bytes(range(256)) * 4
@@ -124,7 +125,16 @@ def flask_still_serves(url: str) -> None:
 
 
 def gradio_still_serves(client) -> None:
-    assert next(iter(client.predict(NORMAL, api_name="/classify"))) == "joy"
+    assert client.predict(NORMAL, api_name="/classify")["emotion"] == "joy"
+
+
+def answered(answer: dict) -> str:
+    """A valid answer's outcome: its emotion, or that its language was not read (no probabilities, a message)."""
+    if answer["emotion"] is None:
+        assert answer["probabilities"] == {} and answer["message"].startswith("This model reads English")
+        return f"not read: {answer['language']}"
+    assert sum(answer["probabilities"].values()) == pytest.approx(1, abs=1e-4) and answer["language"] == "en"
+    return answer["emotion"]
 
 
 # ----------------------------------------------------------------------------- texts
@@ -135,8 +145,8 @@ def test_text_in_flask(flask_url, case):
     status, body = flask_call(flask_url, "/api/predict", json={"text": text})
     answer = json.loads(body)
     if expected is OK:
-        assert status == 200 and sum(answer["probabilities"].values()) == pytest.approx(1, abs=1e-4)
-        record(case, "Flask /api/predict", f"200, {answer['emotion']}")
+        assert status == 200
+        record(case, "Flask /api/predict", f"200, {answered(answer)}")
     else:
         assert status in (413, 422) and expected in answer["error"]
         record(case, "Flask /api/predict", f"{status}: {answer['error']}")
@@ -147,9 +157,7 @@ def test_text_in_flask(flask_url, case):
 def test_text_in_gradio(gradio, case):
     text, expected, _ = TEXTS[case]
     if expected is OK:
-        probs = gradio.predict(text, api_name="/classify")
-        assert sum(probs.values()) == pytest.approx(1, abs=1e-4)
-        record(case, "Gradio /classify", f"answer: {next(iter(probs))}")
+        record(case, "Gradio /classify", f"answer: {answered(gradio.predict(text, api_name='/classify'))}")
     else:
         with pytest.raises(Exception) as err:
             gradio.predict(text, api_name="/classify")
@@ -167,11 +175,12 @@ def test_text_in_score(tmp_path, case):
     assert result.returncode == 0, result.stderr
     out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
     assert out["id"].tolist() == [1, 2] and out["emotion"][1] == "joy"
-    if expected is OK:
-        assert out["emotion"][0] and float(out["confidence"][0]) > 0
+    if expected is OK:  # an emotion, or none for a text not in English
+        assert (out["emotion"][0] and float(out["confidence"][0]) > 0) != (out["language"][0] not in ("en", ""))
     else:
         assert out["emotion"][0] == "" and expected in result.stdout
-    record(case, "score", result.stdout.strip().split(" into ")[0] + (f"; emotion {out['emotion'][0]}" if out["emotion"][0] else ""))
+    outcome = f"; emotion {out['emotion'][0]}" if out["emotion"][0] else f"; language {out['language'][0]}" if out["language"][0] else ""
+    record(case, "score", result.stdout.strip().split(" into ")[0] + outcome)
 
 
 # ----------------------------------------------------------------------------- files
@@ -202,7 +211,7 @@ def test_file_in_flask(flask_url, case):
     content, expected = FILES[case]
     status, body = flask_call(flask_url, "/api/score", csv=content)
     if expected is OK:
-        assert status == 200 and body.startswith("id,text,emotion,confidence")
+        assert status == 200 and body.startswith("id,text,language,emotion,confidence")
         record(case, "Flask /api/score", "200, scored CSV")
     else:
         assert status == 422 and expected in json.loads(body)["error"]
@@ -323,4 +332,5 @@ def test_any_table_comes_back_with_the_same_rows_in_the_same_order(classifier, t
     out = pd.read_csv(folder / "out.csv", dtype=str, keep_default_na=False)
     back = pd.read_csv(folder / "in.csv", dtype=str, keep_default_na=False)  # what pandas itself reads back
     assert out[["id", "text", "note"]].equals(back)
-    assert (out["emotion"] == "").tolist() == [not t.strip() for t in back["text"]]
+    assert (out["language"] == "").tolist() == [not t.strip() for t in back["text"]]
+    assert (out["emotion"] == "").tolist() == [not t.strip() or language != "en" for t, language in zip(back["text"], out["language"])]

@@ -87,7 +87,7 @@ def test_full_gradio_queue_answers_busy_and_keeps_serving():
             except Exception as exc:  # the client raises QueueError for a full queue
                 outcomes.append(str(exc))
         assert "ok" in outcomes and "Queue is full! Please try again." in outcomes
-        assert len(client.predict("still serving", api_name="/classify")) == len(KNOWN_LABELS)
+        assert len(client.predict("still serving", api_name="/classify")["probabilities"]) == len(KNOWN_LABELS)
     finally:
         app.demo.close()
         sys.modules.pop("app_gradio", None)

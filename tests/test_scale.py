@@ -127,7 +127,7 @@ def test_the_command_scores_on_ray_and_an_unreachable_cluster_fails_fast(tmp_pat
                "--on", "ray"]
     done = subprocess.run([*command, "-o", str(tmp_path / "scored.parquet")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Scored 298 of 300 rows" in done.stdout + done.stderr
+    assert "Scored 296 of 300 rows" in done.stdout + done.stderr  # 2 empty, 2 not in English
     assert len(pd.read_parquet(tmp_path / "scored.parquet")) == 300
     start = time.monotonic()
     refused = subprocess.run([*command, "-o", str(tmp_path / "never.parquet"), "--address", "127.0.0.1:9"], cwd=ROOT,
