@@ -3,6 +3,7 @@
     $ python -m benchmarks.bench_language                    # measured: non_english.tsv, the validation splits, plain statements
     $ python -m benchmarks.bench_language --split tuning     # the sets its thresholds were chosen on (the train splits)
     $ python -m benchmarks.bench_language --split tuning --compare   # each identifier alone (pip install cld3-py pycld2 py3langid)
+    $ python -m benchmarks.bench_language --split tuning --grid      # the language step's two thresholds, as they were chosen
 
 Other languages: sentences written for this project in 24 languages (benchmarks/data/non_english.tsv;
 non_english_tuning.tsv holds others, in 32 languages, for tuning), a third of them 3 to 6 words.
@@ -12,6 +13,8 @@ beside the model's own (the default engine over the emotion validation texts).
 
 `--compare` runs each identifier alone on the tuning sets, saying "not English" whenever its top
 language is another at any probability of at least each threshold: how it trades the two errors.
+`--grid` runs the language step with each pair of its thresholds (fastText's SURE, lingua's
+CONFIRM): the rule that chose them is in docs/real-world-text.md#other-languages.
 """
 
 import argparse
@@ -180,15 +183,46 @@ def compare(split: str) -> None:
                   + " | ".join(f"{share[s]:.2%}" for s in sets) + " |")
 
 
+def grid(split: str) -> None:
+    """The language step with each pair of thresholds: other languages said not English (all, and the worst of the
+    languages the measured set holds), and each English source's texts said not English."""
+    from emotion_core import language
+
+    foreign_file, english_split = SPLITS[split]
+    rows, sets = other_languages(foreign_file), english_sets(english_split)
+    measured = {code for code, _ in other_languages(SPLITS["measured"][0])}
+    print(f"\n### The language step's thresholds ({foreign_file}; English: the {english_split} splits)\n")
+    print("| SURE (fastText) | CONFIRM (lingua) | other languages said not English | worst of the measured set's languages | "
+          + " | ".join(f"{name} said not English" for name in sets) + " |")
+    print("| ---: | ---: | ---: | --- | " + " | ".join("---:" for _ in sets) + " |")
+    chosen = language.SURE, language.CONFIRM
+    for sure in (0.1, 0.2, 0.3):
+        for confirm in (0.3, 0.5, 0.7):
+            language.SURE, language.CONFIRM = sure, confirm
+            said = [found != ENGLISH for found in detect_languages([text for _, text in rows])]
+            by_language = defaultdict(list)
+            for (code, _), found in zip(rows, said):
+                by_language[code].append(found)
+            worst = min((sum(v) / len(v), code) for code, v in by_language.items() if code in measured)
+            shares = [sum(found != ENGLISH for found in detect_languages(texts)) / len(texts) for texts in sets.values()]
+            mark = " (shipped)" if (sure, confirm) == chosen else ""
+            print(f"| {sure}{mark} | {confirm} | {sum(said) / len(said):.1%} | {worst[1]} {worst[0]:.0%} | "
+                  + " | ".join(f"{share:.2%}" for share in shares) + " |", flush=True)
+    language.SURE, language.CONFIRM = chosen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=SPLITS, default="measured", help="the sets to measure on (default: measured)")
     parser.add_argument("--rounds", type=int, default=5, help="timed passes over each set")
     parser.add_argument("--compare", action="store_true", help="each identifier alone, instead of the language step")
+    parser.add_argument("--grid", action="store_true", help="the language step with each pair of its thresholds")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     if args.compare:
         compare(args.split)
+    elif args.grid:
+        grid(args.split)
     else:
         report(args.split, args.rounds)
 

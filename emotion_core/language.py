@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import regex
 
 ENGLISH = "en"
+UNDETERMINED = "und"
 ANY_LANGUAGE_ENV_VAR = "EMOTION_ANY_LANGUAGE"
 MIN_WORDS = 3  # Latin-alphabet words a text needs before it can be said not to be English
 SURE = 0.1  # fastText's probability for the other language, at least (chosen on the tuning sets: docs/real-world-text.md)
@@ -88,8 +89,8 @@ def judged(words: list[str]) -> str | None:
     if not words or MIN_WORDS > latin >= len(words) - latin:
         return None
     best = identifier().detect(" ".join(words), model="lite", k=1)[0]
-    if latin < len(words) - latin:  # mostly another script: whatever the identifier says
-        return best["lang"]
+    if latin < len(words) - latin:  # mostly another script: never English
+        return best["lang"] if best["lang"] != ENGLISH else script_language(" ".join(words))
     if best["lang"] == ENGLISH or best["score"] < SURE:
         return ENGLISH
     return best["lang"] if confirmed(best["lang"], " ".join(words)) else ENGLISH
@@ -108,6 +109,22 @@ def confirmed(code: str, text: str) -> bool:
     if other is None:
         return False
     return pair(other).compute_language_confidence(text, Language.ENGLISH) < CONFIRM
+
+
+def script_language(text: str) -> str:
+    """The language of a text in another script whose letters fastText does not know (it then says "en"): lingua's,
+    among the languages written in that script; "und" (undetermined, ISO 639-2) when it cannot tell either."""
+    found = every_language().detect_language_of(text)
+    return found.iso_code_639_1.name.lower() if found else UNDETERMINED
+
+
+@functools.cache
+def every_language():
+    """A lingua detector of all its languages: it rules out those of other scripts first, and loads only the models of
+    those left, when first needed."""
+    from lingua import LanguageDetectorBuilder
+
+    return LanguageDetectorBuilder.from_all_languages().build()
 
 
 @functools.cache

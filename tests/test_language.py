@@ -34,6 +34,11 @@ def test_texts_in_other_languages_are_named():
     assert detect_languages(list(OTHER.values())) == list(OTHER)
 
 
+def test_a_text_in_another_script_is_never_english():
+    """fastText's compressed model knows none of these characters, and then says "en": lingua names the language."""
+    assert detect_languages(["还是打不开。", "Спасибо большое"]) == ["zh", "ru"]
+
+
 @pytest.mark.parametrize("text", ENGLISH_ALL_THE_SAME)
 def test_short_unclear_and_mostly_english_texts_are_read_as_english(text):
     assert detect_languages([text]) == ["en"]
