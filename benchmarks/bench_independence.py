@@ -25,7 +25,7 @@ from emotion_core import Classifier
 from emotion_core.batch import score_csv
 from emotion_core.config import BUNDLED_MODEL
 
-ENGINES = ("auto", "onnx-int8", "onnx", "torch", "bf16")
+ENGINES = ("auto", "onnx-int8", "onnx", "torch")
 TEXTS, BATCHINGS, MAX_BATCH = 500, 20, 64
 
 

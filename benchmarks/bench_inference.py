@@ -32,7 +32,7 @@ import numpy as np
 from benchmarks.common import machine, peak_rss_mb, test_split
 from tests.helpers import ROOT
 
-CONFIGS = ("pipeline-bs1", "pipeline-bs32", "torch", "bf16", "onnx", "onnx-int8-in-turn", "onnx-int8", "auto")
+CONFIGS = ("pipeline-bs1", "pipeline-bs32", "torch", "onnx", "onnx-int8-in-turn", "onnx-int8", "auto")
 REQUIRED = {"pipeline-bs1", "pipeline-bs32", "torch"}  # the baselines and the fp32 reference: always measured
 LATENCY_CALLS = 200
 CALIBRATION_TEXTS = 500  # validation texts the DistilBERT-size model's int8 scales are fixed on

@@ -1,19 +1,19 @@
 """Inference engines: the same model run several ways on a CPU, picked by measurement.
 
 - `torch`: PyTorch fp32, the reference every other engine is checked against;
-- `bf16`: PyTorch with bfloat16 autocast, fast only on CPUs with native bf16;
 - `onnx`: ONNX Runtime fp32 with fused attention (`model.onnx`);
 - `onnx-int8`: ONNX Runtime int8 (`model.int8.onnx`), texts near a tie rescored in fp32.
 
 `auto` (the default) takes the fastest this model folder allows: the int8 file when the export
-wrote one, else the fp32 file, else PyTorch (bf16 on CPUs with native bf16). How fast each is,
-on which CPUs: docs/engines.md and docs/benchmarks.md.
+wrote one, else the fp32 file, else PyTorch. How fast each is, on which CPUs: docs/engines.md
+and docs/benchmarks.md.
 
 With 2 threads or more, the ONNX engines run a file's batches side by side, one per core
 (`ConcurrentEngine`), since two threads inside one small matrix product mostly wait on each other.
 
 Every engine gives a text the same scores whatever it is batched with (int8's scales are fixed at
-export: quantize.py), so no engine mixes two others by batch size. Int8 rounding moves every
+export: quantize.py), so no engine mixes two others by batch size, and there is no bf16 engine
+(bfloat16 rounding moved a text's probabilities with its batch by 0.01). Int8 rounding moves every
 class score a little, so it flips a label only where the top two scores were close. The export
 measures how close on the validation texts and stores that margin in the int8 file; the
 `onnx-int8` engine rescores the texts within it with the fp32 file.
@@ -37,7 +37,7 @@ from .quantize import FIXED_SCALES
 
 logger = logging.getLogger(__name__)
 
-ENGINES = ("auto", "torch", "bf16", "onnx", "onnx-int8")
+ENGINES = ("auto", "torch", "onnx", "onnx-int8")
 ENGINE_ENV_VAR = "EMOTION_ENGINE"
 ONNX_FILES = {"onnx": FLOAT_ONNX, "onnx-int8": INT8_ONNX}
 
@@ -54,15 +54,6 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def cpu_has_bf16() -> bool:
-    """True on CPUs with native bfloat16 arithmetic; elsewhere bf16 is emulated and slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def weights_digest(folder: Path) -> str:
     """SHA-256 of the safetensors weights, stored in the ONNX file so a stale export is never used."""
     digest = hashlib.sha256()
@@ -73,23 +64,20 @@ def weights_digest(folder: Path) -> str:
 
 
 class TorchEngine:
-    """PyTorch in fp32, or with bfloat16 autocast in batches of 64 (faster than 32 there).
+    """PyTorch in fp32: the reference every other engine is checked against."""
 
-    Autocast keeps layer norms and the residual stream in fp32. A whole-bf16 copy of the model
-    ran faster still, but flattened small models' explanations to zero (docs/benchmarks.md).
-    """
+    name, batch_size = "torch", 32
 
-    def __init__(self, model, bf16: bool = False):
-        self.model, self.bf16 = model, bf16
-        self.name, self.batch_size = ("bf16", 64) if bf16 else ("torch", 32)
+    def __init__(self, model):
+        self.model = model
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Class scores for one padded batch."""
         import torch
 
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.inference_mode():
             out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
-        return out.logits.float().numpy()
+        return out.logits.numpy()
 
 
 class OnnxEngine:
@@ -200,12 +188,11 @@ def top_two_gap(scores: np.ndarray) -> np.ndarray:
     return top[:, -1] - top[:, -2]
 
 
-def load_onnx(name: str, folder: Path | None, side_by_side: bool = True) -> OnnxEngine | GuardedEngine | ConcurrentEngine:
+def load_onnx(name: str, folder: Path | None) -> OnnxEngine | GuardedEngine | ConcurrentEngine:
     """ONNX engine `name` ("onnx" or "onnx-int8") on its file in `folder`; EmotionCoreError saying why not.
 
     An int8 file that names a rescoring margin comes with the fp32 file to rescore with. With
-    several threads and `side_by_side`, batches also run side by side on single-threaded sessions
-    (`ConcurrentEngine`).
+    several threads, batches also run side by side on single-threaded sessions (`ConcurrentEngine`).
     """
     file = ONNX_FILES[name]
     try:
@@ -224,7 +211,7 @@ def load_onnx(name: str, folder: Path | None, side_by_side: bool = True) -> Onnx
             return GuardedEngine(quick, exact, margin)
 
         workers = cpu_threads()
-        return ConcurrentEngine(engine(), engine(threads=1), workers) if workers > 1 and side_by_side else engine()
+        return ConcurrentEngine(engine(), engine(threads=1), workers) if workers > 1 else engine()
     except ValueError as exc:
         raise EmotionCoreError(f"Engine {name} is not available: {exc}.") from None
 
@@ -266,10 +253,10 @@ def load_engine(name: str | None, model: Callable, folder: Path | None):
     if name in ONNX_FILES:
         return load_onnx(name, folder)
     if name != "auto":
-        return TorchEngine(model(), bf16=name == "bf16")
+        return TorchEngine(model())
     for choice in ("onnx-int8", "onnx"):  # fastest first
         try:
             return load_onnx(choice, folder)
         except EmotionCoreError as exc:
             logger.info("auto: %s", exc)
-    return TorchEngine(model(), bf16=cpu_has_bf16())
+    return TorchEngine(model())

@@ -272,8 +272,8 @@ class Classifier:
         """Raw class scores (texts × labels), each text cut at the window as in training (evaluation, calibration).
 
         Texts normalised, sorted by length, each batch padded to its longest: batches of the
-        engine's size by default (32; 64 for bf16), measured fastest on 2 CPU cores, run two at a
-        time by the ONNX engines (docs/benchmarks.md).
+        engine's size by default (32; 64 for int8 on one thread), measured fastest on 2 CPU cores,
+        run two at a time by the ONNX engines (docs/benchmarks.md).
         """
         texts = list(texts)
         check_texts(texts)

@@ -54,7 +54,7 @@ def test_explain_adds_the_top_words(tmp_path, classifier, monkeypatch):
     from emotion_core import Classifier
     from emotion_core.explain import explain
 
-    monkeypatch.setenv("EMOTION_ENGINE", "torch")  # fp32: bf16 may round the tiny model's small score changes away
+    monkeypatch.setenv("EMOTION_ENGINE", "torch")  # fp32: int8 may round the tiny model's small score changes away
     classifier = Classifier.from_pretrained(classifier.folder)
     src = tmp_path / "in.csv"
     src.write_text("id,text\n1,i feel so happy and glad today\n2,\n3,so lonely at work\n")

@@ -8,7 +8,6 @@ from safetensors.torch import load_file, save_file
 
 from emotion_core import Classifier, EmotionCoreError
 from emotion_core.cli import main as cli
-from emotion_core.engines import cpu_has_bf16
 from emotion_core.model_folder import FLOAT_ONNX, INT8_ONNX
 from tests.helpers import SHARED_EMOTION, bundled_engine
 
@@ -39,7 +38,7 @@ def test_export_writes_the_onnx_files_and_auto_uses_the_fastest(exported):
 def test_every_engine_gives_a_distribution_close_to_fp32(exported):
     texts = ["i feel happy today", "so sad and lonely", "what a surprise that was, really"]
     reference = Classifier.from_pretrained(exported, engine="torch").predict_proba(texts)
-    for engine in ("bf16", "onnx", "onnx-int8"):
+    for engine in ("onnx", "onnx-int8"):
         probs = Classifier.from_pretrained(exported, engine=engine).predict_proba(texts)
         assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
         assert np.abs(probs - reference).max() < 0.05, engine
@@ -71,8 +70,8 @@ def test_engine_from_environment(exported, monkeypatch):
     assert Classifier.from_pretrained(exported).engine.name == "torch"
 
 
-def test_auto_without_exports_is_bf16_where_the_cpu_has_it(tiny_model_dir):
-    assert Classifier.from_pretrained(tiny_model_dir).engine.name == ("bf16" if cpu_has_bf16() else "torch")
+def test_auto_without_exports_is_pytorch(tiny_model_dir):
+    assert Classifier.from_pretrained(tiny_model_dir).engine.name == "torch"
 
 
 @pytest.mark.parametrize("engine", ["onnx", "onnx-int8"])
@@ -92,7 +91,7 @@ def test_stale_export_is_never_used(tmp_path, exported):
     weights = load_file(folder / "model.safetensors")
     save_file({k: v * 1.01 if v.is_floating_point() else v for k, v in weights.items()}, folder / "model.safetensors",
               metadata={"format": "pt"})
-    assert Classifier.from_pretrained(folder).engine.name in ("bf16", "torch")
+    assert Classifier.from_pretrained(folder).engine.name == "torch"
     for engine in ("onnx", "onnx-int8"):
         with pytest.raises(EmotionCoreError, match="exported from other weights"):
             Classifier.from_pretrained(folder, engine=engine)
@@ -101,7 +100,7 @@ def test_stale_export_is_never_used(tmp_path, exported):
 @pytest.mark.slow
 def test_bundled_default_engine_keeps_the_labels_of_fp32_on_validation():
     """The bundled model's default engine (int8 rescoring its near-ties in fp32, where the export wrote
-    one; else fp32, and bf16 for large batches) keeps 99.5% of the validation labels of fp32."""
+    one; else fp32) keeps 99.5% of the validation labels of fp32."""
     from emotion_core.config import DataConfig
     from emotion_core.data import load_sources
 
@@ -253,14 +252,6 @@ def test_export_command_checks_against_the_validation_split(tmp_path, tiny_model
     assert code == 0 and "labels = fp32" in caplog.text
 
 
-def test_bf16_engine_runs_batches_of_64(tiny_model_dir):
-    classifier = Classifier.from_pretrained(tiny_model_dir, engine="bf16")
-    rows, run = [], classifier.engine.logits
-    classifier.engine.logits = lambda ids, mask: rows.append(len(ids)) or run(ids, mask)
-    probs = classifier.predict_proba([f"i feel happy {i} times today" for i in range(100)])
-    assert rows == [64, 36] and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
-
-
 @pytest.fixture()
 def set_threads():
     """Sets torch's (and so ORT's) thread count for one test, whatever this machine has; restores it after."""
@@ -339,9 +330,7 @@ def test_one_call_keeps_only_as_many_batches_in_flight_as_workers():
 
 
 def test_one_thread_runs_batches_in_turn(exported, set_threads):
-    from emotion_core.engines import OnnxEngine, load_onnx
+    from emotion_core.engines import OnnxEngine
 
     set_threads(1)
-    assert type(Classifier.from_pretrained(exported, engine="onnx-int8").engine) is OnnxEngine
-    set_threads(2)
-    assert type(load_onnx("onnx", exported, side_by_side=False)) is OnnxEngine  # fp32 beside bf16: small batches only
+    assert type(Classifier.from_pretrained(exported, engine="onnx").engine) is OnnxEngine
