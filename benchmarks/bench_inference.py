@@ -6,9 +6,10 @@
     $ git worktree add ../before HEAD~1 && python -m benchmarks.bench_inference --models bundled --baseline ../before
     $ python -m benchmarks.bench_inference --breakdown           # where the default engine's time goes, stage by stage
 
-For each model: throughput on the 2,000 test texts through `Classifier.predict_batch` (the
-engines) or the pipeline, single-text latency p50/p99, peak memory, labels identical to the fp32
-reference, and test accuracy. Each round runs every configuration
+For each model: throughput on the 2,000 test texts through `Classifier.predict_proba` (the
+engines, without the language step that `predict_batch` adds: `--breakdown` times it) or the
+pipeline, single-text latency p50/p99, peak memory, labels identical to the fp32 reference, and
+test accuracy. Each round runs every configuration
 once, each in a fresh process (so peak memory is its own); the table gives the median over
 rounds of throughput and latency, and the highest peak. Interleaving the configurations spreads
 the drift of a shared VM's speed over all of them instead of favouring whichever ran first.
@@ -82,9 +83,8 @@ def measure(model_dir: str, config: str, repeats: int) -> dict:
             alone = getattr(classifier.engine, "alone", classifier.engine)
             logits = classifier.logits_of_ids(classifier.encode(batch), batch_size=alone.batch_size, engine=alone)
             return classifier.calibration.probabilities(logits)
-    else:  # what score and the apps call: the language step, then the model
-        def run(batch):
-            return np.array([[p.get(label, np.nan) for label in classifier.labels] for p in classifier.predict_batch(batch)])
+    else:
+        run = classifier.predict_proba
     run(texts)  # warm-up, untimed: oneDNN builds kernels for each new batch shape on first use
     seconds = []
     for _ in range(repeats):

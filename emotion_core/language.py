@@ -19,6 +19,7 @@ it). A text mostly in another script (Cyrillic, Arabic, Han, ...) is never Engli
 
 import functools
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -33,7 +34,7 @@ MAX_CHARS = 1_000  # what the identifier reads of a long text: its beginning say
 CONFIRM = 0.5  # lingua's confidence in English under which the other language is confirmed
 LINGUA_NAMES = {"no": "nb"}  # fastText's code -> lingua's, where they differ (Norwegian: Bokmål)
 
-NOT_WORDS = regex.compile(r"(?:https?://|www\.)\S+|\S+@\S+|(?<!\w)[@#]\w+|(?<![\w/])/?u/\w+|[\d_]+", regex.IGNORECASE)
+NOT_WORDS = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+|(?<!\w)[@#]\w+|(?<![\w/])/?u/\w+|[\d_]+", re.IGNORECASE)
 WORD = regex.compile(r"\p{L}[\p{L}\p{M}]*(?:['’]\p{L}[\p{L}\p{M}]*)*")  # letters and their marks (मैं), apostrophes (I'm)
 LATIN = regex.compile(r"\p{Latin}")
 SENTENCE_END = regex.compile(r"(?<=[.!?。！？])\s+")
@@ -85,7 +86,7 @@ def words_of(text: str) -> list[str]:
 
 def judged(words: list[str]) -> str | None:
     """The language of these words; None when there are too few in the Latin alphabet to tell (read as English)."""
-    latin = sum(1 for word in words if is_latin(word))
+    latin = sum(1 for word in words if word.isascii() or is_latin(word))
     if not words or MIN_WORDS > latin >= len(words) - latin:
         return None
     best = identifier().detect(" ".join(words), model="lite", k=1)[0]
