@@ -25,6 +25,8 @@ from collections.abc import Sequence
 
 import regex
 
+from .normalize import normalize
+
 ENGLISH = "en"
 UNDETERMINED = "und"
 ANY_LANGUAGE_ENV_VAR = "EMOTION_ANY_LANGUAGE"
@@ -80,8 +82,9 @@ def language_of(text: str) -> str:
 
 
 def words_of(text: str) -> list[str]:
-    """The words the identifiers read: no links, user names, hashtags, emoji or digits."""
-    return WORD.findall(NOT_WORDS.sub(" ", text))
+    """The words the identifiers read: no links, user names, hashtags, emoji or digits, and elongations shortened
+    ("sooo happpy" as "so happy"), since letters repeated for emphasis say nothing of the language."""
+    return WORD.findall(normalize(NOT_WORDS.sub(" ", text), ("elongations",)))
 
 
 def judged(words: list[str]) -> str | None:

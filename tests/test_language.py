@@ -25,7 +25,8 @@ ENGLISH_ALL_THE_SAME = [  # a word or two, an emoji, a link, a number, a name, f
     "lol", "ok", "😀😀😀", "https://example.com/a/b", "12345", "Maria", "Bonjour!", "Gracias amigo", "@user #blessed 🙏",
     "I love this place, c'est la vie!", "We said mazel tov and danced all night",
     "my abuela made the best tamales, gracias a dios", "The party was muy bueno, I loved it",
-    "Merci beaucoup for the lovely flowers, you made my day", "im feeling ugly", "I'm so nervous!", "Cool story bro",
+    "Merci beaucoup for the lovely flowers, you made my day", "im feeling ugly", "im sooo happpy rn omg", "I'm so nervous!",
+    "Cool story bro",
     "Oh great, another Monday.", "Nothing about this makes me happy.",
 ]
 

@@ -1,0 +1,62 @@
+"""Behaviour: the pass rate per capability (negation, sarcasm, hedges, typos, ...) of hand-written cases.
+
+    $ python -m benchmarks.bench_behaviour                                   # the bundled model, measured cases
+    $ python -m benchmarks.bench_behaviour --models bundled runs/candidate   # beside another model folder
+    $ python -m benchmarks.bench_behaviour --cases tuning --failures 5       # the cases kept for choosing settings
+
+The cases are in benchmarks/data/behaviour.tsv (measured: never used to train or choose) and
+behaviour_tuning.tsv (for training and choosing settings); emotion_core/behaviour.py says what a
+case accepts. Each model answers through its default engine and `predict_batch`, the language step
+included, as users get it.
+"""
+
+import argparse
+from pathlib import Path
+
+from benchmarks.common import load_models, machine
+from emotion_core.behaviour import pass_rates, read_cases, run_cases
+
+CASES = {"measured": Path(__file__).resolve().parent / "data" / "behaviour.tsv",
+         "tuning": Path(__file__).resolve().parent / "data" / "behaviour_tuning.tsv"}
+TARGETS = {"negation": "≥ 85%", "sarcasm": "≥ 50%", "neutral": "≥ 90%", "invariance": "100%", "typos": "≥ 90%"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["bundled"], help="'bundled' and/or model folders")
+    parser.add_argument("--cases", choices=sorted(CASES), default="measured")
+    parser.add_argument("--failures", type=int, default=0, help="print up to this many failed cases per capability")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    cases = read_cases(CASES[args.cases])
+    results = {}
+    for name, classifier in load_models(args.models).items():
+        labels, passed = run_cases(classifier, cases)
+        results[name] = (labels, passed)
+        if args.failures:
+            print_failures(name, cases, labels, passed, args.failures)
+    rates = {name: pass_rates(cases, passed) for name, (_, passed) in results.items()}
+    print(f"\n{len(cases)} {args.cases} cases of {CASES[args.cases].name}\n")
+    print("| capability | cases | " + " | ".join(results) + " | target |")
+    print("| --- | ---: | " + " | ".join("---:" for _ in results) + " | --- |")
+    for capability, (_, count) in next(iter(rates.values())).items():
+        shares = [done / total for done, total in (rate[capability] for rate in rates.values())]
+        print(f"| {capability} | {count} | " + " | ".join(f"{value:.0%}" for value in shares) +
+              f" | {TARGETS.get(capability, 'no worse than before')} |")
+    overall = [sum(passed) / len(passed) for _, passed in results.values()]
+    print(f"| all | {len(cases)} | " + " | ".join(f"{rate:.0%}" for rate in overall) + " | |")
+
+
+def print_failures(name: str, cases, labels, passed, limit: int) -> None:
+    """Up to `limit` failed cases per capability: what was expected and what the model said."""
+    print(f"\nFailed cases of {name}:")
+    shown = {}
+    for case, label, ok in zip(cases, labels, passed):
+        if not ok and shown.get(case.capability, 0) < limit:
+            shown[case.capability] = shown.get(case.capability, 0) + 1
+            group = f" ({case.group})" if case.expect == "same" else ""
+            print(f"  {case.capability}: expected {case.expect}{group}, said {label or 'not English'}: {case.text}")
+
+
+if __name__ == "__main__":
+    main()
