@@ -128,6 +128,8 @@ SOURCE_NOTES = {
                "only; cite the CARER paper when you use this model's results.",
     "goemotions": "GoEmotions (Demszky et al., ACL 2020; Reddit comments, names masked as [NAME]) is under "
                   "Apache-2.0; cite the GoEmotions paper.",
+    "tweeteval": "TweetEval's emotion task (Barbieri et al., Findings of EMNLP 2020), from SemEval-2018 Task 1 "
+                 "(Mohammad et al.), is for research use; cite both papers.",
 }
 
 
@@ -141,7 +143,8 @@ def dataset_note(run_config: dict) -> str:
 
 # The Hub's ids of the known sources, with the configuration that matches the local copy: each figure links there.
 HUB_DATASETS = {"emotion": ("dair-ai/emotion", "Emotion", "split"),
-                "goemotions": ("google-research-datasets/go_emotions", "GoEmotions", "simplified")}
+                "goemotions": ("google-research-datasets/go_emotions", "GoEmotions", "simplified"),
+                "tweeteval": ("cardiffnlp/tweet_eval", "TweetEval", "emotion")}
 
 
 def eval_results(metrics: dict, dataset: str, label_maps: dict[str, str | None] | None = None) -> list[EvalResult]:

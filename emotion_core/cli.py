@@ -146,6 +146,14 @@ def cmd_shift(args: argparse.Namespace) -> None:
     print(*shift_table(record), "", f"{args.out}:", *summary_lines(metrics), sep="\n")
 
 
+def cmd_augment(args: argparse.Namespace) -> None:
+    """Write template rows that teach negation and sarcasm, as a `text;label` file a mix file can name."""
+    from .augment import write_augmented
+
+    path = write_augmented(args.out, args.rows, args.seed)
+    print(f"{path}: {args.rows:,} rows")
+
+
 def cmd_space_build(args: argparse.Namespace) -> None:
     """Write a Space folder."""
     import time
@@ -347,6 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
     shift.add_argument("--rule", required=True, help="grid file whose rule lists the requirements")
     shift.add_argument("--out", required=True, help="model folder to write (replaced atomically)")
     shift.set_defaults(func=cmd_shift)
+
+    augment = commands.add_parser("augment", help="write template rows that teach negation and sarcasm, to train on",
+                                  description="Writes a text;label file of sentences made from templates (negated and "
+                                              "sarcastic ones, and plain ones from the same fill-ins), for a source of a mix "
+                                              'file: {"name": "augmented", "data": "runs/augmented/train.txt"}.')
+    augment.add_argument("out", help="the file to write (replaced atomically)")
+    augment.add_argument("--rows", type=int, default=3000, help="how many distinct rows (default: 3000)")
+    augment.add_argument("--seed", type=int, default=0)
+    augment.set_defaults(func=cmd_augment)
 
     corrections = commands.add_parser("feedback", help="the corrections people saved in the apps: stats, export, pull, review queue")
     corrections_commands = corrections.add_subparsers(dest="feedback_command", required=True)

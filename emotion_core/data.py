@@ -19,7 +19,7 @@ from .errors import EmotionCoreError
 from .hub import OFFLINE_TRAINING_HINT, hub_failure, hub_is_offline, hub_unreachable
 from .labels import name_label, order_labels, parse_label_names
 from .normalize import normalize, parse_steps
-from .sources import FOLDED, MULTI_LABEL_SEPARATOR, Source, read_goemotions, read_mix_file
+from .sources import FOLDED, MULTI_LABEL_SEPARATOR, TWEETEVAL_FILES, Source, read_goemotions, read_mix_file, read_tweeteval
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ def read_file(path: str | Path, text_column: str = "text", label_column: str = "
         suffix = path.suffix.lower()
         if fmt == "goemotions":
             return read_goemotions(path)
+        if fmt == "tweeteval":
+            return read_tweeteval(path)
         if suffix in (".csv", ".tsv"):
             return read_table(path, text_column, label_column)
         if suffix in (".jsonl", ".json"):
@@ -142,6 +144,8 @@ def local_split_files(source: Source) -> dict[str, Path] | None:
         explicit = {"train": source.train_file, "validation": source.validation_file, "test": source.test_file}
         return {split: Path(p) for split, p in explicit.items() if p}
     path = Path(source.data)
+    if path.is_dir() and source.format == "tweeteval":
+        return {split: path / name for split, name in TWEETEVAL_FILES.items() if (path / name).is_file()}
     if path.is_dir():
         return find_split_files(path)
     if path.is_file():
@@ -246,9 +250,11 @@ def load_sources(cfg: DataConfig, seed: int = 42, sources: list[Source] | None =
                                "a classifier needs two or more (check the label column and the label map).")
     strict = len(sources) == 1 and sources[0].label_map is None
     parts: dict[str, list[Dataset]] = {}
-    for name, by_split in rows.items():
-        for split, dataset in source_datasets(name, by_split, labels, strict, seed, report).items():
+    for source in sources:
+        for split, dataset in source_datasets(source, rows[source.name], labels, strict, seed, report).items():
             parts.setdefault(split, []).append(dataset)
+    if "validation" not in parts:
+        raise EmotionCoreError("Every source is train_only: at least one must have rows to measure the model on.")
     splits = DatasetDict({split: concatenate_datasets(datasets) for split, datasets in parts.items()})
     splits["train"] = drop_leaks(splits, report)
     splits["train"] = weigh(splits["train"], sources, seed, report)
@@ -269,16 +275,19 @@ def source_rows(source: Source, steps: tuple[str, ...], report: DataReport) -> d
     return out
 
 
-def source_datasets(name: str, by_split: dict[str, Rows], labels: list[str], strict: bool, seed: int,
+def source_datasets(source: Source, by_split: dict[str, Rows], labels: list[str], strict: bool, seed: int,
                     report: DataReport) -> dict[str, Dataset]:
-    """One source's splits as Datasets with the run's label names; validation held out of train if missing."""
+    """One source's splits as Datasets with the run's label names; validation held out of train if missing (unless
+    the source is for training only)."""
+    name = source.name
+    by_split = {"train": by_split["train"]} if source.train_only else by_split
     features = Features({"text": Value("string"), "label": ClassLabel(names=labels), "source": Value("string")})
     out = {}
     for split, (texts, split_labels) in by_split.items():
         texts, split_labels = keep_known_labels(name, split, texts, split_labels, labels, strict, report)
         data = {"text": texts, "label": [labels.index(x) for x in split_labels], "source": [name] * len(texts)}
         out[split] = Dataset.from_dict(data, features=features)
-    if "validation" not in out:
+    if "validation" not in out and not source.train_only:
         if len(out["train"]) < 2:
             raise EmotionCoreError(f"{name} has {len(out['train'])} train row and no validation split, too few to hold "
                                    "one out: give it a validation file, or more rows.")

@@ -1,7 +1,7 @@
 """Training sources: where each data set lives, how it is read, and how its labels map onto the model's.
 
 One run may mix several sources (`--data A B`, or a mix file). Known sources have a reader and
-label mappings built in; GoEmotions is the first:
+label mappings built in. GoEmotions:
 
 | mapping              | GoEmotions rows kept (single-label only)                                     |
 | -------------------- | ---------------------------------------------------------------------------- |
@@ -14,6 +14,11 @@ Validation and test rows of a source with a built-in grouping keep only the labe
 labels themselves (the six, and neutral where the mapping has it), so its figures compare across
 groupings. The validation rows whose label the grouping folds into another (annoyance into anger,
 admiration into joy, ...) become a split of their own, `folded`: mild emotion, measured on its own.
+
+TweetEval's emotion task (tweets labelled anger, joy, optimism or sadness; label ids in a file
+beside the texts) maps by `optimism-as-joy` (its default, as GoEmotions' Ekman grouping does) or
+`no-optimism` (its optimism rows dropped); either way its validation split is the anger, joy and
+sadness rows, and under `optimism-as-joy` the optimism rows are measured apart as `folded`.
 """
 
 import json
@@ -34,8 +39,12 @@ EKMAN_LOVE = SIX | {
     "disappointment": "sadness", "embarrassment": "sadness", "grief": "sadness", "remorse": "sadness",
     "realization": "surprise", "confusion": "surprise", "curiosity": "surprise",
 }
+TWEETEVAL = {"anger": "anger", "joy": "joy", "sadness": "sadness"}
 LABEL_MAPS = {"six": SIX, "ekman-love": EKMAN_LOVE, "six+neutral": SIX | {NEUTRAL: NEUTRAL},
-              "ekman-love+neutral": EKMAN_LOVE | {NEUTRAL: NEUTRAL}}
+              "ekman-love+neutral": EKMAN_LOVE | {NEUTRAL: NEUTRAL},
+              "optimism-as-joy": TWEETEVAL | {"optimism": "joy"}, "no-optimism": TWEETEVAL}
+FORMATS = {"goemotions": ("emotions.txt", "six"), "tweeteval": ("mapping.txt", "optimism-as-joy")}  # its marker file, its map
+TWEETEVAL_FILES = {"train": "train_text.txt", "validation": "val_text.txt", "test": "test_text.txt"}
 FOLDED = "folded"  # the split of validation rows whose label a built-in grouping folds into another
 MULTI_LABEL_SEPARATOR = ","
 
@@ -53,9 +62,10 @@ class Source:
     label_column: str = "label"
     label_names: str | None = None
     label_map: str | None = None  # a name in LABEL_MAPS or a JSON file {source label: model label}
-    format: str | None = None     # None: by file extension; "goemotions": its TSV + emotions.txt
+    format: str | None = None     # None: by file extension; a key of FORMATS: that data set's own files
     weight: float = 1.0           # times each train row is seen per epoch: 2 twice, 0.5 a seeded half
     label_weights: dict[str, float] | None = None  # the same per model label, times `weight`: {"neutral": 0.5}
+    train_only: bool = False      # rows made to teach (augmentation): trained on, never measured, no validation held out
 
     def __post_init__(self) -> None:
         if not is_weight(self.weight):
@@ -64,12 +74,12 @@ class Source:
                                                    and all(is_weight(w) for w in self.label_weights.values())):
             raise EmotionCoreError(f"label_weights must map labels to positive numbers, e.g. {{\"neutral\": 0.5}}; "
                                    f"got {self.label_weights!r}.")
-        if self.format is None and self.data and (Path(self.data) / "emotions.txt").is_file():
-            self.format = "goemotions"
-        if self.format not in (None, "goemotions"):
-            raise EmotionCoreError(f"Unknown source format {self.format!r} (known: goemotions).")
-        if self.format == "goemotions" and self.label_map is None:
-            self.label_map = "six"
+        if self.format is None and self.data:
+            self.format = next((name for name, (marker, _) in FORMATS.items() if (Path(self.data) / marker).is_file()), None)
+        if self.format not in (None, *FORMATS):
+            raise EmotionCoreError(f"Unknown source format {self.format!r} (known: {', '.join(FORMATS)}).")
+        if self.format and self.label_map is None:
+            self.label_map = FORMATS[self.format][1]
         if self.name is None:
             where = self.data or self.train_file or "data"
             self.name = Path(where.rstrip("/")).stem if Path(where).exists() else where
@@ -77,8 +87,8 @@ class Source:
     def mapping(self, split: str) -> dict[str, str] | None:
         """Source label -> model label for one split (None keeps every label as it is).
 
-        A built-in grouping of GoEmotions evaluates on the labels it keeps as they are, and on the
-        labels it folds into others as the `folded` split.
+        A built-in grouping of a known data set evaluates on the labels it keeps as they are, and on
+        the labels it folds into others as the `folded` split.
         """
         if self.label_map is None:
             return None
@@ -91,9 +101,9 @@ class Source:
         return {label: model for label, model in grouping.items() if (label != model) == folded}
 
     def folds(self) -> bool:
-        """True when the source has a `folded` split: a built-in grouping of GoEmotions, which folds some of its
-        labels into others (a label map of one's own, or another data set, maps every split alike)."""
-        return self.format == "goemotions" and self.label_map in LABEL_MAPS
+        """True when the source has a `folded` split: a known data set under a built-in grouping, which folds some of
+        its labels into others (a label map of one's own, or a data set of one's own, maps every split alike)."""
+        return self.format in FORMATS and self.label_map in LABEL_MAPS
 
     def label_weight(self, label: str) -> float:
         """Times a train row with this model label is seen per epoch."""
@@ -173,3 +183,19 @@ def read_goemotions(path: Path) -> tuple[list[str], list[str]]:
                 raise EmotionCoreError(f"{path}, line {number}: bad label ids {parts[1]!r}") from None
             texts.append(parts[0])
     return texts, labels
+
+
+def read_tweeteval(path: Path) -> tuple[list[str], list[str]]:
+    """TweetEval: one tweet a line in `*_text.txt`, its label id on the same line of `*_labels.txt`, the ids' names
+    in `mapping.txt` (id, tab, name)."""
+    labels_path = path.with_name(path.name.replace("_text", "_labels"))
+    names = dict(line.split("\t") for line in (path.parent / "mapping.txt").read_text(encoding="utf-8").splitlines()
+                 if line.strip())
+    texts = path.read_text(encoding="utf-8").splitlines()
+    ids = labels_path.read_text(encoding="utf-8").splitlines()
+    if len(ids) != len(texts):
+        raise EmotionCoreError(f"{path} has {len(texts):,} lines but {labels_path.name} {len(ids):,}: they must pair up.")
+    unknown = sorted(set(ids) - set(names))
+    if unknown:
+        raise EmotionCoreError(f"{labels_path}: label id {unknown[0]!r} is not in mapping.txt ({', '.join(names)}).")
+    return texts, [names[i] for i in ids]

@@ -231,3 +231,55 @@ def test_label_weights_repeat_or_subsample_one_label(tmp_path, two_sources):
     (tmp_path / "mix.json").write_text(json.dumps({"sources": [{"data": str(toy), "label_weights": {"joy": -1}}]}))
     with pytest.raises(EmotionCoreError, match="label_weights must map labels to positive numbers"):
         load_sources(DataConfig(mix=str(tmp_path / "mix.json")))
+
+
+def write_tweeteval(folder, train_rows, val_rows):
+    """A TweetEval-format folder: mapping.txt, and each split's texts and label ids in two files, line by line."""
+    folder.mkdir()
+    names = ["anger", "joy", "optimism", "sadness"]
+    (folder / "mapping.txt").write_text("".join(f"{i}\t{name}\n" for i, name in enumerate(names)))
+    for split, rows in (("train", train_rows), ("val", val_rows)):
+        (folder / f"{split}_text.txt").write_text("".join(f"{text}\n" for text, _ in rows))
+        (folder / f"{split}_labels.txt").write_text("".join(f"{names.index(label)}\n" for _, label in rows))
+    return folder
+
+
+TWEETS = [("so done with this traffic #fuming", "anger"), ("best day ever!!", "joy"),
+          ("tomorrow will be better, I know it", "optimism"), ("miss you grandma", "sadness")]
+
+
+@pytest.mark.parametrize("label_map, train_labels", [(None, ["anger", "joy", "joy", "sadness"]),
+                                                     ("no-optimism", ["anger", "joy", "sadness"])])
+def test_tweeteval_maps_optimism_and_measures_it_apart(tmp_path, label_map, train_labels):
+    folder = write_tweeteval(tmp_path / "tweeteval", TWEETS, [(text + " again", label) for text, label in TWEETS])
+    mix = tmp_path / "mix.json"
+    mix.write_text(json.dumps({"sources": [{"data": str(folder), "label_map": label_map}]}))
+    splits, report = load_sources(DataConfig(mix=str(mix)))
+    names = splits["train"].features["label"].names
+    assert sorted(names[i] for i in splits["train"]["label"]) == train_labels
+    assert sorted(names[i] for i in splits["validation"]["label"]) == ["anger", "joy", "sadness"]  # the six's own labels
+    folded = [] if label_map else ["tomorrow will be better, i know it again"]  # optimism as joy is measured apart
+    assert splits.get("folded", {"text": []})["text"] == folded
+
+
+@pytest.mark.parametrize("labels, message", [("0\n1\n", "has 4 lines but train_labels.txt 2"),
+                                             ("0\n1\n7\n3\n", "label id '7' is not in mapping.txt")])
+def test_broken_tweeteval_files_are_refused(tmp_path, labels, message):
+    folder = write_tweeteval(tmp_path / "tweeteval", TWEETS, TWEETS)
+    (folder / "train_labels.txt").write_text(labels)
+    with pytest.raises(EmotionCoreError, match=message):
+        load_sources(DataConfig(data=[str(folder)]))
+
+
+def test_a_train_only_source_is_trained_on_and_never_measured(tmp_path, two_sources):
+    toy, _ = two_sources
+    extra = write_txt(tmp_path / "augmented.txt", [("i am not happy about this at all", "sadness"),
+                                                    ("oh great, a flat tyre", "anger")])
+    mix = tmp_path / "mix.json"
+    mix.write_text(json.dumps({"sources": [{"data": str(toy)}, {"name": "augmented", "data": str(extra), "train_only": True}]}))
+    splits, report = load_sources(DataConfig(mix=str(mix)))
+    assert splits["train"]["source"].count("augmented") == 2
+    assert "augmented" not in splits["validation"]["source"] and "validation" not in report["augmented"]
+    mix.write_text(json.dumps({"sources": [{"name": "augmented", "data": str(extra), "train_only": True}]}))
+    with pytest.raises(EmotionCoreError, match="Every source is train_only"):
+        load_sources(DataConfig(mix=str(mix)))
