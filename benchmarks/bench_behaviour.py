@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks.common import load_models, machine
-from emotion_core.behaviour import pass_rates, read_cases, run_cases
+from emotion_core.behaviour import SAME, pass_rates, read_cases, run_cases
 
 CASES = {"measured": Path(__file__).resolve().parent / "data" / "behaviour.tsv",
          "tuning": Path(__file__).resolve().parent / "data" / "behaviour_tuning.tsv"}
@@ -54,7 +54,7 @@ def print_failures(name: str, cases, labels, passed, limit: int) -> None:
     for case, label, ok in zip(cases, labels, passed):
         if not ok and shown.get(case.capability, 0) < limit:
             shown[case.capability] = shown.get(case.capability, 0) + 1
-            group = f" ({case.group})" if case.expect == "same" else ""
+            group = f" ({case.group})" if case.expect == SAME else ""
             print(f"  {case.capability}: expected {case.expect}{group}, said {label or 'not English'}: {case.text}")
 
 

@@ -269,6 +269,8 @@ def load_sources(cfg: DataConfig, seed: int = 42, sources: list[Source] | None =
 def source_rows(source: Source, steps: tuple[str, ...], report: DataReport) -> dict[str, Rows]:
     """One source's splits, mapped and normalised; plus `folded` when its grouping folds validation labels."""
     raw = read_source(source)
+    if source.train_only:  # never measured: its other splits are not read into the run at all
+        raw = {"train": raw["train"]}
     out = {split: map_rows(source, split, split_rows, steps, report) for split, split_rows in raw.items()}
     if "validation" in raw and source.folds() and source.mapping(FOLDED):
         out[FOLDED] = map_rows(source, FOLDED, raw["validation"], steps, report)
@@ -280,7 +282,6 @@ def source_datasets(source: Source, by_split: dict[str, Rows], labels: list[str]
     """One source's splits as Datasets with the run's label names; validation held out of train if missing (unless
     the source is for training only)."""
     name = source.name
-    by_split = {"train": by_split["train"]} if source.train_only else by_split
     features = Features({"text": Value("string"), "label": ClassLabel(names=labels), "source": Value("string")})
     out = {}
     for split, (texts, split_labels) in by_split.items():

@@ -189,8 +189,12 @@ def read_tweeteval(path: Path) -> tuple[list[str], list[str]]:
     """TweetEval: one tweet a line in `*_text.txt`, its label id on the same line of `*_labels.txt`, the ids' names
     in `mapping.txt` (id, tab, name)."""
     labels_path = path.with_name(path.name.replace("_text", "_labels"))
-    names = dict(line.split("\t") for line in (path.parent / "mapping.txt").read_text(encoding="utf-8").splitlines()
-                 if line.strip())
+    if not labels_path.is_file():
+        raise EmotionCoreError(f"{path} has no {labels_path.name} beside it: TweetEval keeps each split's label ids there.")
+    lines = [line for line in (path.parent / "mapping.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not all(line.count("\t") == 1 for line in lines):
+        raise EmotionCoreError(f"{path.parent / 'mapping.txt'}: expected one 'id<TAB>name' per line.")
+    names = dict(line.split("\t") for line in lines)
     texts = path.read_text(encoding="utf-8").splitlines()
     ids = labels_path.read_text(encoding="utf-8").splitlines()
     if len(ids) != len(texts):

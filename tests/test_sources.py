@@ -271,6 +271,18 @@ def test_broken_tweeteval_files_are_refused(tmp_path, labels, message):
         load_sources(DataConfig(data=[str(folder)]))
 
 
+@pytest.mark.parametrize("broken, message", [("train_labels.txt", "has no train_labels.txt beside it"),
+                                             ("mapping.txt", "expected one 'id<TAB>name' per line")])
+def test_a_missing_labels_file_or_a_broken_mapping_is_refused(tmp_path, broken, message):
+    folder = write_tweeteval(tmp_path / "tweeteval", TWEETS, TWEETS)
+    if broken == "mapping.txt":
+        (folder / broken).write_text("0 anger\n1\tjoy\n")
+    else:
+        (folder / broken).unlink()
+    with pytest.raises(EmotionCoreError, match=message):
+        load_sources(DataConfig(data=[str(folder)]))
+
+
 def test_a_train_only_source_is_trained_on_and_never_measured(tmp_path, two_sources):
     toy, _ = two_sources
     extra = write_txt(tmp_path / "augmented.txt", [("i am not happy about this at all", "sadness"),
