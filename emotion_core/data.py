@@ -231,11 +231,13 @@ def load_splits(cfg: DataConfig, seed: int = 42) -> DatasetDict:
 def load_sources(cfg: DataConfig, seed: int = 42, sources: list[Source] | None = None) -> tuple[DatasetDict, DataReport]:
     """Load every source into one train / validation (/ test, / folded), with a `source` column, ready to tokenize.
 
-    Labels are mapped and checked, texts normalised (`--normalize`), and train rows that repeat
-    another train row or any evaluation text are dropped, so no figure is inflated by a text the
-    model trained on. A source without a validation file gives 10% of its train rows (stratified)
-    to validation, so there is always a split to pick the best checkpoint on. `sources` stands in
-    for the config's (a model folder's own, when it is evaluated again).
+    One pipeline, each step entered once: every source is read, its labels mapped, its texts
+    normalised (`--normalize`) and its repeated train rows dropped; then the sources become the
+    run's splits (`build_splits`). Train rows that repeat any evaluation text are dropped too, so
+    no figure is inflated by a text the model trained on, and a source without a validation file
+    gives 10% of its train rows (stratified) to validation, so there is always a split to pick the
+    best checkpoint on. `sources` stands in for the config's (a model folder's own, when it is
+    evaluated again).
     """
     sources = sources or config_sources(cfg)
     names = [source.name for source in sources]
@@ -243,7 +245,82 @@ def load_sources(cfg: DataConfig, seed: int = 42, sources: list[Source] | None =
         raise EmotionCoreError(f"Two sources share the name {max(names, key=names.count)!r}: give them names in a mix file.")
     steps = parse_steps(cfg.normalize)
     report = DataReport()
-    rows = {source.name: source_rows(source, steps, report) for source in sources}
+    rows = {}
+    for source in sources:
+        mapped = map_labels(source, read_source(source), report)
+        rows[source.name] = normalise(source.name, mapped, steps, report)
+    splits = build_splits(sources, rows, seed, report)
+    if cfg.max_train_samples:
+        train = splits["train"].shuffle(seed=seed)
+        splits["train"] = train.select(range(min(cfg.max_train_samples, len(train))))
+    for line in report.lines():
+        logger.info("data: %s", line)
+    return splits, report
+
+
+def map_labels(source: Source, raw: dict[str, Rows], report: DataReport) -> dict[str, Rows]:
+    """One source's splits with the model's label names, dropping (and counting) the rows that cannot be used;
+    plus `folded` when its grouping folds validation labels. A train_only source keeps its train split alone."""
+    if source.train_only:  # never measured: its other splits are not read into the run at all
+        raw = {"train": raw["train"]}
+    out = {split: map_split(source, split, split_rows, report) for split, split_rows in raw.items()}
+    if "validation" in raw and source.folds() and source.mapping(FOLDED):
+        out[FOLDED] = map_split(source, FOLDED, raw["validation"], report)
+    return out
+
+
+def map_split(source: Source, split: str, rows: Rows, report: DataReport) -> Rows:
+    """One split's rows named and mapped: empty texts, GoEmotions' multi-label rows and unmapped labels dropped."""
+    label_names = parse_label_names(source.label_names)
+    mapping = source.mapping(split)
+    report.count(source.name, split)  # listed in the order read, whatever is dropped
+    texts, labels = [], []
+    for text, raw in zip(*rows):
+        if not text or not text.strip():
+            report.count(source.name, split, reason="empty text")
+            continue
+        label = name_label(raw, label_names)
+        if not label:
+            raise EmotionCoreError(f"The {split} split of {source.name} has rows with an empty label.")
+        if source.format == "goemotions" and MULTI_LABEL_SEPARATOR in label:
+            report.count(source.name, split, reason="multi-label")
+            continue
+        if mapping is not None:
+            if label not in mapping:
+                report.count(source.name, split, reason="unmapped label")
+                continue
+            label = mapping[label]
+        texts.append(text)
+        labels.append(label)
+    return texts, labels
+
+
+def normalise(name: str, by_split: dict[str, Rows], steps: tuple[str, ...], report: DataReport) -> dict[str, Rows]:
+    """Every split's texts normalised; a train text that repeats an earlier one (once normalised) dropped."""
+    out = {}
+    for split, (texts, labels) in by_split.items():
+        kept, seen = ([], []), set()
+        for text, label in zip(texts, labels):
+            text = normalize(text, steps)
+            if split == "train":
+                if text in seen:
+                    report.count(name, split, reason="duplicate")
+                    continue
+                seen.add(text)
+            kept[0].append(text)
+            kept[1].append(label)
+        report.count(name, split, kept=len(kept[0]))
+        if not kept[0]:
+            dropped = report[name][split]["dropped"]
+            why = " (dropped: " + ", ".join(f"{n:,} {reason}" for reason, n in dropped.items()) + ")" if dropped else ""
+            raise EmotionCoreError(f"The {split} split of {name} has no usable rows{why}.")
+        out[split] = kept
+    return out
+
+
+def build_splits(sources: list[Source], rows: dict[str, dict[str, Rows]], seed: int, report: DataReport) -> DatasetDict:
+    """The run's splits from every source's rows: the labels (those of train), validation held out where a source
+    has none, train rows that are evaluation texts dropped, and each source weighed."""
     labels = order_labels(label for by_split in rows.values() for label in by_split["train"][1])
     if len(labels) < 2:
         raise EmotionCoreError(f"The train split has {'only the label ' + repr(labels[0]) if labels else 'no label'}: "
@@ -258,23 +335,7 @@ def load_sources(cfg: DataConfig, seed: int = 42, sources: list[Source] | None =
     splits = DatasetDict({split: concatenate_datasets(datasets) for split, datasets in parts.items()})
     splits["train"] = drop_leaks(splits, report)
     splits["train"] = weigh(splits["train"], sources, seed, report)
-    if cfg.max_train_samples:
-        train = splits["train"].shuffle(seed=seed)
-        splits["train"] = train.select(range(min(cfg.max_train_samples, len(train))))
-    for line in report.lines():
-        logger.info("data: %s", line)
-    return splits, report
-
-
-def source_rows(source: Source, steps: tuple[str, ...], report: DataReport) -> dict[str, Rows]:
-    """One source's splits, mapped and normalised; plus `folded` when its grouping folds validation labels."""
-    raw = read_source(source)
-    if source.train_only:  # never measured: its other splits are not read into the run at all
-        raw = {"train": raw["train"]}
-    out = {split: map_rows(source, split, split_rows, steps, report) for split, split_rows in raw.items()}
-    if "validation" in raw and source.folds() and source.mapping(FOLDED):
-        out[FOLDED] = map_rows(source, FOLDED, raw["validation"], steps, report)
-    return out
+    return splits
 
 
 def source_datasets(source: Source, by_split: dict[str, Rows], labels: list[str], strict: bool, seed: int,
@@ -298,42 +359,6 @@ def source_datasets(source: Source, by_split: dict[str, Rows], labels: list[str]
         report.count(name, "train", kept=-len(held["test"]), reason="moved to validation", n=len(held["test"]))
         logger.info("%s: no validation split given: held out %d training rows", name, len(held["test"]))
     return out
-
-
-def map_rows(source: Source, split: str, rows: Rows, steps: tuple[str, ...], report: DataReport) -> Rows:
-    """Name, map and normalise one split's rows, dropping (and counting) what cannot be used."""
-    label_names = parse_label_names(source.label_names)
-    mapping = source.mapping(split)
-    texts, labels, seen = [], [], set()
-    for text, raw in zip(*rows):
-        if not text or not text.strip():
-            report.count(source.name, split, reason="empty text")
-            continue
-        label = name_label(raw, label_names)
-        if not label:
-            raise EmotionCoreError(f"The {split} split of {source.name} has rows with an empty label.")
-        if source.format == "goemotions" and MULTI_LABEL_SEPARATOR in label:
-            report.count(source.name, split, reason="multi-label")
-            continue
-        if mapping is not None:
-            if label not in mapping:
-                report.count(source.name, split, reason="unmapped label")
-                continue
-            label = mapping[label]
-        text = normalize(text, steps)
-        if split == "train":
-            if text in seen:
-                report.count(source.name, split, reason="duplicate")
-                continue
-            seen.add(text)
-        texts.append(text)
-        labels.append(label)
-        report.count(source.name, split, kept=1)
-    if not texts:
-        dropped = report.get(source.name, {}).get(split, {}).get("dropped")
-        why = " (dropped: " + ", ".join(f"{n:,} {reason}" for reason, n in dropped.items()) + ")" if dropped else ""
-        raise EmotionCoreError(f"The {split} split of {source.name} has no usable rows{why}.")
-    return texts, labels
 
 
 def keep_known_labels(name: str, split: str, texts: list[str], split_labels: list[str], labels: list[str],
