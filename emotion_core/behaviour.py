@@ -16,10 +16,12 @@ from pathlib import Path
 
 from .errors import EmotionCoreError
 from .labels import KNOWN_LABELS
+from .model_folder import CARD, METRICS, RUN_CONFIG, read_json, write_json, write_text
 
 NOT_ENGLISH = "not-english"
 SAME = "same"
 FIELDS = ["capability", "expect", "group", "text"]
+MISSES_SHOWN = 2  # failed cases per capability kept in a model folder's figures, for its card
 
 
 @dataclass(frozen=True)
@@ -99,3 +101,36 @@ def pass_rates(cases: list[Case], passed: list[bool]) -> dict[str, tuple[int, in
         done, total = rates.get(case.capability, (0, 0))
         rates[case.capability] = (done + ok, total + 1)
     return rates
+
+
+def misses(cases: list[Case], labels: list[str | None], passed: list[bool],
+           limit: int = MISSES_SHOWN) -> list[dict[str, str | None]]:
+    """Up to `limit` failed cases per capability: the text, what was accepted and what the model said (for an
+    invariance group, one of its texts and every answer the group got)."""
+    answers = defaultdict(set)
+    for case, label in zip(cases, labels, strict=True):
+        answers[case.group].add(label or "not read")
+    out, shown, groups = [], defaultdict(int), set()
+    for case, label, ok in zip(cases, labels, passed, strict=True):
+        if ok or shown[case.capability] >= limit or (case.expect == SAME and case.group in groups):
+            continue
+        shown[case.capability] += 1
+        said = ", ".join(sorted(answers[case.group])) if case.expect == SAME else label
+        groups.add(case.group)
+        out.append({"capability": case.capability, "text": case.text, "expect": case.expect, "said": said})
+    return out
+
+
+def record(folder: str | Path, cases_file: str, cases: list[Case], labels: list[str | None], passed: list[bool],
+           before: dict[str, tuple[int, int]] | None = None) -> None:
+    """Keep a model's pass rates (and the model's before it, when given) and some of its misses in its folder's
+    metrics.json, and rewrite its card, which shows them: a model says what it still gets wrong."""
+    from .card import build_model_card
+
+    folder = Path(folder)
+    metrics = read_json(folder / METRICS)
+    metrics["behaviour"] = {"cases": cases_file, "rates": pass_rates(cases, passed),
+                            **({"before": before} if before else {}), "misses": misses(cases, labels, passed)}
+    write_json(folder / METRICS, metrics)
+    card = build_model_card(metrics, read_json(folder / RUN_CONFIG), model_name=folder.name)
+    write_text(folder / CARD, str(card))

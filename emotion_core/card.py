@@ -67,6 +67,29 @@ honest about how often they are right. Expected calibration error (15 bins) and 
 {% endfor %}
 ![Reliability diagram]({{ files.reliability }})
 {% endif %}
+{% if behaviour -%}
+## Behaviour
+
+Hand-written cases, each naming the answers it accepts, grouped by capability (`{{ behaviour.cases }}`
+in the toolkit; CheckList-style: Ribeiro et al., ACL 2020). None was used to train this model or to
+choose its settings. Invariance: every case of a group (the same text with other names, places or
+pronouns) must get one label.
+
+| capability | cases | passed |{% if behaviour.before %} the model before |{% endif %}
+| --- | ---: | ---: |{% if behaviour.before %} ---: |{% endif %}
+{% for capability, (done, total) in behaviour.rates.items() -%}
+| {{ capability | replace("_", " ") }} | {{ total }} | {{ "%.0f" | format(100 * done / total) }}% |{% if behaviour.before %} {% if capability in behaviour.before %}{{ "%.0f" | format(100 * behaviour.before[capability][0] / behaviour.before[capability][1]) }}%{% endif %} |{% endif %}
+{% endfor %}
+{% if behaviour.misses -%}
+What it still gets wrong, for example:
+
+| capability | text | accepted | answered |
+| --- | --- | --- | --- |
+{% for miss in behaviour.misses -%}
+| {{ miss.capability | replace("_", " ") }} | {{ miss.text | replace("|", "\\\\|") }} | {{ "one answer for the text with other names" if miss.expect == "same" else miss.expect | replace("|", " or ") }} | {{ miss.said or "not read (not English)" }} |
+{% endfor %}
+{% endif -%}
+{% endif %}
 ## Use
 
 ```python
@@ -189,6 +212,6 @@ def build_model_card(metrics: dict, run_config: dict, model_name: str) -> ModelC
         train_runtime_s=metrics.get("train_runtime_s", 0.0), command=run_config.get("command") or "python train.py ...",
         dataset_note=dataset_note(run_config), sources=metrics.get("sources", {}),
         normalize=run_config.get("normalize", []), soup=run_config.get("soup"), prior_shift=run_config.get("prior_shift"),
-        calibration=metrics.get("calibration"), data_lines=DataReport(metrics.get("data", {})).lines(),
+        calibration=metrics.get("calibration"), behaviour=metrics.get("behaviour"), data_lines=DataReport(metrics.get("data", {})).lines(),
         files={"confusion": CONFUSION, "reliability": RELIABILITY, "run_config": RUN_CONFIG},
     )

@@ -3,7 +3,7 @@
 import pytest
 
 from benchmarks.bench_behaviour import CASES
-from emotion_core.behaviour import Case, judge, pass_rates, read_cases, run_cases
+from emotion_core.behaviour import Case, judge, pass_rates, read_cases, record, run_cases
 from emotion_core.errors import EmotionCoreError
 
 HEADER = "capability\texpect\tgroup\ttext\n"
@@ -66,3 +66,25 @@ def test_a_model_runs_through_the_cases(classifier, tmp_path):
     assert labels[1] is None and passed[1]  # the language step runs before the model
     assert all(label in classifier.labels for label in labels[:1] + labels[2:])
     assert passed == judge(cases, labels)
+
+
+def test_recorded_results_show_in_the_card(tiny_neutral_model, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_neutral_model, folder)
+    cases = [Case("negation", "not joy", "-", "Nothing | about this makes me happy."),
+             Case("negation", "not joy", "-", "I am not glad."), Case("sarcasm", "anger", "-", "Oh great, another Monday."),
+             Case("invariance", "same", "g", "Ana is fed up."), Case("invariance", "same", "g", "Bo is fed up.")]
+    labels = ["joy", "anger", "anger", "anger", "neutral"]
+    record(folder, "behaviour.tsv", cases, labels, judge(cases, labels), before={"negation": (0, 2)})
+    behaviour = json.loads((folder / "metrics.json").read_text())["behaviour"]
+    assert behaviour["rates"] == {"negation": [1, 2], "sarcasm": [1, 1], "invariance": [0, 2]}
+    assert behaviour["misses"] == [{"capability": "negation", "text": "Nothing | about this makes me happy.",
+                                    "expect": "not joy", "said": "joy"},
+                                   {"capability": "invariance", "text": "Ana is fed up.", "expect": "same",
+                                    "said": "anger, neutral"}]  # one line per group, with every answer it got
+    card = (folder / "README.md").read_text()
+    assert "| negation | 2 | 50% | 0% |" in card and "| sarcasm | 1 | 100% | |" in card
+    assert "| negation | Nothing \\| about this makes me happy. | not joy | joy |" in card

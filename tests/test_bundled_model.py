@@ -7,7 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
+from benchmarks.bench_behaviour import CASES
 from emotion_core import Classifier
+from emotion_core.behaviour import Case, judge, pass_rates, read_cases, run_cases
 from emotion_core.config import BUNDLED_MODEL, PROJECT_ROOT
 from emotion_core.labels import KNOWN_LABELS
 
@@ -29,6 +31,35 @@ PLAIN = [
     ("What time is it?", "neutral"),
     ("The train to Leeds leaves from platform 4 at 9:15.", "neutral"),
 ]
+
+# behaviour cases the bundled model must keep passing (from benchmarks/data/behaviour.tsv): a replacement that loses
+# one of these has lost something users type
+MUST_HOLD = [Case(capability, expect, "-", text) for capability, expect, text in [
+    ("negation", "joy", "I don't regret moving abroad for a second, it's been wonderful."),
+    ("negation", "sadness", "I don't enjoy parties anymore, they just make me feel lonely."),
+    ("negation", "joy", "The results weren't bad at all, I'm thrilled."),
+    ("sarcasm", "not joy", "Living the dream: third night in a row the baby hasn't slept."),
+    ("hedged", "fear", "The presentation made me a tiny bit nervous."),
+    ("hedged", "sadness", "A little sad to see the summer go."),
+    ("hedged", "sadness", "I feel somewhat lonely now that my roommate moved out."),
+    ("intensifiers", "fear", "I am beyond terrified of the storm tonight."),
+    ("intensifiers", "sadness", "Everything hurts and I am so incredibly sad."),
+    ("intensifiers", "anger", "I am absolutely FURIOUS with this train company!!!"),
+    ("mixed", "love|anger", "I adore my cat but I'm furious she knocked my laptop off the desk."),
+    ("mixed", "sadness|anger", "I'm heartbroken and angry that they cut down the old oak tree."),
+    ("mixed", "fear|joy", "I'm nervous and excited about the first date tonight."),
+    ("neutral", "neutral", "Turn left at the second roundabout and take the A40 towards Oxford."),
+    ("neutral", "neutral", "The invoice number is 4471-B and payment is due within 30 days."),
+    ("neutral", "neutral", "The meeting room on the third floor seats twelve people."),
+    ("typos", "neutral", "pls send teh files by 5"),
+    ("typos", "sadness", "sooo bored n sad today"),
+    ("typos", "anger", "srsly so annoyed w my teammates rn"),
+    ("emoji", "neutral", "📅 Team meeting moved to 3pm, room 2 🕒"),
+    ("emoji", "fear", "😨😰"),
+    ("emoji", "sadness", "😔 feeling so alone tonight"),
+    ("not_english", "not-english", "Estoy muy feliz porque por fin aprobé el examen de conducir."),
+    ("not_english", "not-english", "Me da muchísimo miedo quedarme sola en casa por la noche."),
+]] + [case for case in read_cases(CASES["measured"]) if case.group in ("inv01", "inv02")]
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +131,20 @@ def test_the_bundled_card_gives_each_figure_under_its_hub_dataset_and_split():
     assert names["google-research-datasets/go_emotions"] == (f"GoEmotions ({metrics['sources']['goemotions']['validation']['n']:,} "
                                                              "rows, labels mapped by ekman-love+neutral)")
     assert sorted(card.data.datasets) == ["dair-ai/emotion", "google-research-datasets/go_emotions"]
+
+
+def test_behaviour_cases_that_must_hold(bundled):
+    _, passed = run_cases(bundled, MUST_HOLD)
+    assert [case.text for case, ok in zip(MUST_HOLD, passed) if not ok] == []
+
+
+def test_behaviour_is_what_the_card_says(bundled):
+    """Every measured case, against the pass rates the card shows (another CPU's rounding may move one case)."""
+    recorded = json.loads((BUNDLED_MODEL / "metrics.json").read_text())["behaviour"]["rates"]
+    cases = read_cases(CASES["measured"])
+    labels, _ = run_cases(bundled, cases)
+    rates = pass_rates(cases, judge(cases, labels))
+    assert rates.keys() == recorded.keys()
+    for capability, (done, total) in rates.items():
+        assert total == recorded[capability][1] and abs(done - recorded[capability][0]) <= 1, capability
+    assert "## Behaviour" in (BUNDLED_MODEL / "README.md").read_text()
