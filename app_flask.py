@@ -23,7 +23,7 @@ from werkzeug.utils import secure_filename
 from emotion_core import Classifier, EmotionCoreError, feedback
 from emotion_core.batch import score_csv
 from emotion_core.batching import Batcher
-from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS
+from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS, example_texts
 from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
@@ -91,7 +91,8 @@ def create_app(config: dict | None = None) -> Flask:
         app.extensions["feedback"] = feedback.FeedbackStore.for_app(app.config["FEEDBACK_DB"])  # opened at the first save
     app.jinja_env.globals.update(colors=label_colors(model.labels), model_name=model.name, shown=display_name, language_name=language_name,
                                  max_chars=app.config["MAX_TEXT_CHARS"], labels=model.labels, feedback=app.config["FEEDBACK"],
-                                 max_size=size_limit(app.config["MAX_CONTENT_LENGTH"]), max_rows=app.config["MAX_ROWS"])
+                                 max_size=size_limit(app.config["MAX_CONTENT_LENGTH"]), max_rows=app.config["MAX_ROWS"],
+                                 examples=example_texts())
     app.extensions["model_slots"] = threading.BoundedSemaphore(app.config["MAX_BUSY"])
     app.extensions["batch_slots"] = threading.BoundedSemaphore(app.config["MAX_BATCHED"])
     app.before_request(take_model_slot)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from emotion_core import Classifier, EmotionCoreError, feedback
 from emotion_core.batch import score_csv, sniff_columns
-from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS, env_count
+from emotion_core.config import MAX_APP_ROWS, MAX_TEXT_CHARS, env_count, example_texts
 from emotion_core.explain import explain
 from emotion_core.hub import configure_hub
 from emotion_core.labels import display_name, label_colors
@@ -33,14 +33,12 @@ from emotion_core.model_folder import CONFUSION, RELIABILITY
 from emotion_core.predict import check_length, check_texts
 from emotion_core.queue import DEFAULT_ORDER, QUEUE_ORDERS, review_queue
 
-HERE = Path(__file__).resolve().parent
 MAX_UPLOAD = "20mb"  # gradio refuses bigger files before they reach the handlers
 PREVIEW_ROWS = 20
 TRACK_PROGRESS = gr.Progress(track_tqdm=True)  # a handler's default: Gradio shows the progress of its tqdm bars
 MAX_BATCHED = env_count("EMOTION_MAX_BATCHED", 16)  # /classify or /analyze requests per model call
 OUTPUTS = Path(tempfile.gettempdir()) / "emotion-gradio"  # one folder per scoring request, below this
 OUTPUT_MAX_AGE_S = 3600  # Gradio copies results into its own cache (cleaned by delete_cache); ours go after an hour
-EXAMPLES = [line for line in (HERE / "examples" / "sentences.txt").read_text().splitlines() if line.strip()]
 
 
 
@@ -339,7 +337,7 @@ with gr.Blocks(title="Emotion", delete_cache=(3600, 3600)) as demo:
                                          combine_adjacent=False, show_legend=False, elem_id="why")
                 sentences = gr.HighlightedText(label="Sentence by sentence", color_map=COLORS, combine_adjacent=False,
                                                show_legend=True, visible=False, elem_id="sentences")
-                gr.Examples(EXAMPLES, inputs=text, label="Try one")
+                gr.Examples(example_texts(), inputs=text, label="Try one")
             with gr.Column():
                 notice = gr.Markdown(visible=False, elem_id="language-notice")
                 label = gr.Label(num_top_classes=len(classifier.labels), label="Emotion", elem_id="emotion-label")

@@ -12,6 +12,7 @@ from .errors import EmotionCoreError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # in a checkout, the project's root; in an install, site-packages
 BUNDLED_MODEL = PROJECT_ROOT / "models" / "emotion-minilm"  # comes with a checkout (or a Space folder), not with the package
+EXAMPLES = PROJECT_ROOT / "examples" / "sentences.txt"  # the texts both apps offer to try, one per line
 DEFAULT_DATASET = "dair-ai/emotion"
 DEFAULT_BASE_MODEL = "distilbert-base-uncased"
 MODEL_ENV_VAR = "EMOTION_MODEL"
@@ -40,6 +41,13 @@ def base_model_id(name: str) -> str:
     """The Hub id a base model is known by, for model cards (an alias's id, else the name itself)."""
     alias = BASE_MODEL_ALIASES.get(name.lower())
     return alias[0] if alias else name
+
+
+def example_texts() -> list[str]:
+    """The apps' "try one" texts; none when the file is not there (an installed package has no examples folder)."""
+    if not EXAMPLES.is_file():
+        return []
+    return [line.strip() for line in EXAMPLES.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def bundled_model() -> Path:

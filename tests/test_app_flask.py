@@ -15,6 +15,7 @@ import pytest
 
 from app_flask import create_app
 from emotion_core import Classifier
+from emotion_core.config import example_texts
 from emotion_core.explain import explain
 from tests.helpers import bundled_engine, flask_server, post_json, screenshot_path
 
@@ -49,6 +50,14 @@ def test_form_page_has_no_external_assets(client):
     assert "http://" not in html and "https://" not in html and "<script" not in html
     with client.get("/static/css/style.css") as css:  # a file response: closed, as a server closes it
         assert css.status_code == 200
+
+
+def test_every_example_is_a_button_that_classifies_it(client):
+    html = client.get("/").get_data(as_text=True)
+    examples = example_texts()
+    assert len(examples) >= 5 and html.count('<button type="submit" name="text" value=') == len(examples)
+    response = client.post("/", data={"text": examples[0]})
+    assert response.status_code == 200 and "Top emotion" in response.get_data(as_text=True)
 
 
 def test_post_shows_every_emotion_highest_first_and_keeps_the_text(client):
@@ -354,6 +363,10 @@ def test_bundled_browser_fills_the_form_and_reads_the_bars(bundled_live_url, jav
         page.get_by_role("button", name="Classify").click()
         expect(page.locator("#language-notice")).to_have_text("This model reads English; this looks like German.")
         expect(page.locator(".bars li")).to_have_count(0)
+        example = example_texts()[0]
+        page.get_by_role("button", name=example).click()  # "Try one": the example is read and stays in the form
+        expect(page.get_by_label("Your text")).to_have_value(example)
+        expect(page.get_by_role("heading", name="Top emotion: joy")).to_be_visible()
         if javascript:
             page.get_by_label("Your text").fill("The package arrived two days late. The lamp inside is broken. I am furious.")
             page.get_by_role("button", name="Classify").click()

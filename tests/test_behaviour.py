@@ -86,5 +86,5 @@ def test_recorded_results_show_in_the_card(tiny_neutral_model, tmp_path):
                                    {"capability": "invariance", "text": "Ana is fed up.", "expect": "same",
                                     "said": "anger, neutral"}]  # one line per group, with every answer it got
     card = (folder / "README.md").read_text()
-    assert "| negation | 2 | 50% | 0% |" in card and "| sarcasm | 1 | 100% | |" in card
+    assert "| negation | 2 | 50% | 0% |" in card and "| sarcasm | 1 | 100% |  |" in card
     assert "| negation | Nothing \\| about this makes me happy. | not joy | joy |" in card
