@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks.common import load_models, machine
-from emotion_core.behaviour import SAME, pass_rates, read_cases, record, run_cases
+from emotion_core.behaviour import misses, pass_rates, read_cases, record, run_cases
 
 CASES = {"measured": Path(__file__).resolve().parent / "data" / "behaviour.tsv",
          "tuning": Path(__file__).resolve().parent / "data" / "behaviour_tuning.tsv"}
@@ -57,14 +57,10 @@ def main() -> None:
 
 
 def print_failures(name: str, cases, labels, passed, limit: int) -> None:
-    """Up to `limit` failed cases per capability: what was expected and what the model said."""
+    """Up to `limit` failed cases per capability (an invariance group once): what was accepted, what the model said."""
     print(f"\nFailed cases of {name}:")
-    shown = {}
-    for case, label, ok in zip(cases, labels, passed):
-        if not ok and shown.get(case.capability, 0) < limit:
-            shown[case.capability] = shown.get(case.capability, 0) + 1
-            group = f" ({case.group})" if case.expect == SAME else ""
-            print(f"  {case.capability}: expected {case.expect}{group}, said {label or 'not English'}: {case.text}")
+    for miss in misses(cases, labels, passed, limit):
+        print(f"  {miss['capability']}: expected {miss['expect']}, said {miss['said'] or 'not English'}: {miss['text']}")
 
 
 if __name__ == "__main__":

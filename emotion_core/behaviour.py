@@ -115,8 +115,10 @@ def misses(cases: list[Case], labels: list[str | None], passed: list[bool],
         if ok or shown[case.capability] >= limit or (case.expect == SAME and case.group in groups):
             continue
         shown[case.capability] += 1
-        said = ", ".join(sorted(answers[case.group])) if case.expect == SAME else label
-        groups.add(case.group)
+        said = label
+        if case.expect == SAME:
+            said = ", ".join(sorted(answers[case.group]))
+            groups.add(case.group)
         out.append({"capability": case.capability, "text": case.text, "expect": case.expect, "said": said})
     return out
 

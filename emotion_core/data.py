@@ -212,12 +212,17 @@ class DataReport(dict):
         if reason:
             entry["dropped"][reason] = entry["dropped"].get(reason, 0) + n
 
+    def dropped(self, source: str, split: str) -> str:
+        """What was dropped and why, e.g. `7,102 multi-label, 498 unmapped label`; empty when nothing was."""
+        entry = self.get(source, {}).get(split, {"dropped": {}})
+        return ", ".join(f"{n:,} {reason}" for reason, n in entry["dropped"].items() if n)
+
     def lines(self) -> list[str]:
         """One line per source and split, e.g. `goemotions train: 5,272 rows (dropped 7,102 multi-label, ...)`."""
         out = []
         for source, splits in self.items():
             for split, entry in splits.items():
-                dropped = ", ".join(f"{n:,} {reason}" for reason, n in entry["dropped"].items() if n)
+                dropped = self.dropped(source, split)
                 weighed = f", {entry['per_epoch']:,} seen per epoch" if "per_epoch" in entry else ""
                 out.append(f"{source} {split}: {entry['rows']:,} rows" + (f" (dropped {dropped})" if dropped else "") + weighed)
         return out
@@ -299,7 +304,7 @@ def normalise(name: str, by_split: dict[str, Rows], steps: tuple[str, ...], repo
     """Every split's texts normalised; a train text that repeats an earlier one (once normalised) dropped."""
     out = {}
     for split, (texts, labels) in by_split.items():
-        kept, seen = ([], []), set()
+        kept_texts, kept_labels, seen = [], [], set()
         for text, label in zip(texts, labels):
             text = normalize(text, steps)
             if split == "train":
@@ -307,14 +312,13 @@ def normalise(name: str, by_split: dict[str, Rows], steps: tuple[str, ...], repo
                     report.count(name, split, reason="duplicate")
                     continue
                 seen.add(text)
-            kept[0].append(text)
-            kept[1].append(label)
-        report.count(name, split, kept=len(kept[0]))
-        if not kept[0]:
-            dropped = report[name][split]["dropped"]
-            why = " (dropped: " + ", ".join(f"{n:,} {reason}" for reason, n in dropped.items()) + ")" if dropped else ""
-            raise EmotionCoreError(f"The {split} split of {name} has no usable rows{why}.")
-        out[split] = kept
+            kept_texts.append(text)
+            kept_labels.append(label)
+        report.count(name, split, kept=len(kept_texts))
+        if not kept_texts:
+            dropped = report.dropped(name, split)
+            raise EmotionCoreError(f"The {split} split of {name} has no usable rows" + (f" (dropped: {dropped})." if dropped else "."))
+        out[split] = kept_texts, kept_labels
     return out
 
 

@@ -191,9 +191,12 @@ def read_tweeteval(path: Path) -> tuple[list[str], list[str]]:
     labels_path = path.with_name(path.name.replace("_text", "_labels"))
     if not labels_path.is_file():
         raise EmotionCoreError(f"{path} has no {labels_path.name} beside it: TweetEval keeps each split's label ids there.")
-    lines = [line for line in (path.parent / "mapping.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+    mapping = path.parent / "mapping.txt"
+    if not mapping.is_file():
+        raise EmotionCoreError(f"{path.parent} has no mapping.txt: TweetEval names its label ids there (id<TAB>name).")
+    lines = [line for line in mapping.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not all(line.count("\t") == 1 for line in lines):
-        raise EmotionCoreError(f"{path.parent / 'mapping.txt'}: expected one 'id<TAB>name' per line.")
+        raise EmotionCoreError(f"{mapping}: expected one 'id<TAB>name' per line.")
     names = dict(line.split("\t") for line in lines)
     texts = path.read_text(encoding="utf-8").splitlines()
     ids = labels_path.read_text(encoding="utf-8").splitlines()

@@ -283,6 +283,15 @@ def test_a_missing_labels_file_or_a_broken_mapping_is_refused(tmp_path, broken, 
         load_sources(DataConfig(data=[str(folder)]))
 
 
+def test_a_tweeteval_source_without_mapping_txt_is_refused(tmp_path):
+    folder = write_tweeteval(tmp_path / "tweeteval", TWEETS, TWEETS)
+    (folder / "mapping.txt").unlink()
+    mix = tmp_path / "mix.json"  # the format named, since without mapping.txt the folder is not recognised as TweetEval
+    mix.write_text(json.dumps({"sources": [{"name": "tweets", "data": str(folder), "format": "tweeteval"}]}))
+    with pytest.raises(EmotionCoreError, match="has no mapping.txt: TweetEval names its label ids there"):
+        load_sources(DataConfig(mix=str(mix)))
+
+
 def test_a_train_only_source_is_trained_on_and_never_measured(tmp_path, two_sources):
     toy, _ = two_sources
     extra = write_txt(tmp_path / "augmented.txt", [("i am not happy about this at all", "sadness"),
